@@ -1,0 +1,72 @@
+"""HubSpot Communication Preferences client: no Airflow import, usable on its own."""
+
+from .auth import OAuthRefreshAuth, PrivateAppTokenAuth
+from .client import (
+    DEFAULT_BASE_URL,
+    AsyncHubSpotPreferencesClient,
+    HubSpotPreferencesClient,
+    PreparedCall,
+    status_request,
+    token_url,
+)
+from .errors import (
+    HubSpotAPIError,
+    HubSpotAuthenticationError,
+    HubSpotError,
+    HubSpotInputError,
+    HubSpotNotFoundError,
+    HubSpotPermissionError,
+    HubSpotRateLimitError,
+    HubSpotResponseError,
+    HubSpotServerError,
+    HubSpotTimeoutError,
+    HubSpotTransportError,
+    HubSpotUnsupportedEndpointError,
+    HubSpotValidationError,
+)
+from .models import (
+    Channel,
+    LegalBasis,
+    OperationStatus,
+    PublicStatusRequest,
+    SetStatusSuccessReason,
+    StatusState,
+    WideStatusType,
+)
+from .policy import RateLimitInfo, RetryPolicy
+from .versions import ApiVersion, Endpoint
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ApiVersion",
+    "AsyncHubSpotPreferencesClient",
+    "Channel",
+    "Endpoint",
+    "HubSpotAPIError",
+    "HubSpotAuthenticationError",
+    "HubSpotError",
+    "HubSpotInputError",
+    "HubSpotNotFoundError",
+    "HubSpotPermissionError",
+    "HubSpotPreferencesClient",
+    "HubSpotRateLimitError",
+    "HubSpotResponseError",
+    "HubSpotServerError",
+    "HubSpotTimeoutError",
+    "HubSpotTransportError",
+    "HubSpotUnsupportedEndpointError",
+    "HubSpotValidationError",
+    "LegalBasis",
+    "OAuthRefreshAuth",
+    "OperationStatus",
+    "PreparedCall",
+    "PrivateAppTokenAuth",
+    "PublicStatusRequest",
+    "RateLimitInfo",
+    "RetryPolicy",
+    "SetStatusSuccessReason",
+    "StatusState",
+    "WideStatusType",
+    "status_request",
+    "token_url",
+]

@@ -1,0 +1,94 @@
+"""Authentication for httpx: a private-app token, or OAuth 2.0 with refresh-token rotation.
+
+Both are ``httpx.Auth`` flows, so the token request of the OAuth flow goes through the same
+connection pool and transport as the API calls, in the sync and the async client alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+
+import httpx
+
+from .policy import parse_error
+
+
+class PrivateAppTokenAuth(httpx.Auth):
+    """``Authorization: Bearer <private app access token>``."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("a private app access token is required")
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "PrivateAppTokenAuth(token=***)"
+
+
+class OAuthRefreshAuth(httpx.Auth):
+    """OAuth 2.0 for public apps: exchanges the refresh token for access tokens as needed.
+
+    The access token is cached and refreshed shortly before ``expires_in`` runs out, and once more
+    when HubSpot answers 401 (a token revoked early). A failed refresh raises
+    ``HubSpotAuthenticationError`` with HubSpot's reason.
+    """
+
+    requires_response_body = True
+
+    def __init__(self, *, client_id: str, client_secret: str, refresh_token: str, token_url: str,
+                 redact: bool = True) -> None:
+        missing = [n for n, v in (("client_id", client_id), ("client_secret", client_secret),
+                                  ("refresh_token", refresh_token)) if not v]
+        if missing:
+            raise ValueError(f"OAuth needs {', '.join(missing)}")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_token = refresh_token
+        self._token_url = token_url
+        self._redact = redact
+        self._access_token: str | None = None
+        self._refresh_at = 0.0
+        self.refresh_count = 0
+
+    def __repr__(self) -> str:
+        return f"OAuthRefreshAuth(client_id={self._client_id!r}, client_secret=***, refresh_token=***)"
+
+    def _refresh_flow(self) -> Generator[httpx.Request, httpx.Response, None]:
+        response = yield httpx.Request(
+            "POST",
+            self._token_url,
+            data={
+                "grant_type": "refresh_token",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "refresh_token": self._refresh_token,
+            },
+        )
+        if response.status_code != 200:
+            raise parse_error(response, method="POST", endpoint="/oauth/v1/token", redact=self._redact)
+        body = response.json()
+        self._access_token = body["access_token"]
+        # HubSpot may rotate the refresh token; keep the newest.
+        self._refresh_token = body.get("refresh_token") or self._refresh_token
+        expires_in = float(body.get("expires_in", 1800))
+        margin = min(300.0, expires_in / 10)
+        self._refresh_at = time.monotonic() + expires_in - margin
+        self.refresh_count += 1
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._access_token is None or time.monotonic() >= self._refresh_at:
+            yield from self._refresh_flow()
+        used = self._access_token
+        request.headers["Authorization"] = f"Bearer {used}"
+        response = yield request
+        if response.status_code == 401:
+            # Another request may have refreshed meanwhile; only refresh if we used the current one.
+            if used == self._access_token:
+                yield from self._refresh_flow()
+            request.headers["Authorization"] = f"Bearer {self._access_token}"
+            yield request

@@ -1,0 +1,152 @@
+"""Retry, backoff, rate-limit and error-parsing rules shared by the sync and async clients.
+
+Only the I/O differs between the two clients; every decision is made here, in one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .errors import HubSpotAPIError, HubSpotRateLimitError, error_class_for
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# A Retry-After beyond this is not honoured (it means "come back much later", e.g. tomorrow).
+MAX_HONOURED_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """HubSpot's ``X-HubSpot-RateLimit-*`` headers of the latest response (None when absent)."""
+
+    max: int | None = None
+    remaining: int | None = None
+    interval_ms: int | None = None
+    daily: int | None = None
+    daily_remaining: int | None = None
+
+    @classmethod
+    def from_headers(cls, headers: httpx.Headers) -> RateLimitInfo | None:
+        def num(name: str) -> int | None:
+            raw = headers.get(f"X-HubSpot-RateLimit-{name}")
+            try:
+                return int(raw) if raw is not None else None
+            except ValueError:
+                return None
+
+        info = cls(num("Max"), num("Remaining"), num("Interval-Milliseconds"), num("Daily"),
+                   num("Daily-Remaining"))
+        return None if info == cls() else info
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter; ``Retry-After`` wins when HubSpot sends one.
+
+    :param max_retries: retries after the first attempt (0 disables retrying).
+    :param initial_delay: seconds before the first retry when no ``Retry-After`` is given.
+    :param max_delay: cap of the exponential delay.
+    :param jitter: fraction (0..1) by which a computed delay is randomly shortened.
+    """
+
+    max_retries: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 16.0
+    jitter: float = 0.25
+
+    def should_retry(self, attempt: int, *, response: httpx.Response | None = None,
+                     error: BaseException | None = None) -> bool:
+        """Whether attempt number ``attempt`` (0-based) may be followed by another one."""
+        if attempt >= self.max_retries:
+            return False
+        if error is not None:
+            # Connection refused/reset/dropped and timeouts: the writes of this API set states,
+            # so repeating one cannot apply anything twice.
+            return isinstance(error, httpx.TransportError)
+        if response is None or response.status_code not in RETRYABLE_STATUS:
+            return False
+        if response.status_code == 429:
+            return not is_daily_limit(response)
+        return True
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds to wait before retry ``attempt + 1``."""
+        if response is not None:
+            hinted = retry_after_seconds(response.headers)
+            if hinted is not None:
+                return hinted
+        backoff = min(self.initial_delay * 2**attempt, self.max_delay)
+        return backoff * (1 - self.jitter * random.random())
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or absurd."""
+    value: float | None = None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            value = float(raw_ms) / 1000
+        except ValueError:
+            value = None
+    if value is None:
+        raw = headers.get("retry-after")
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            parsed = email.utils.parsedate_tz(raw)
+            if parsed is None:
+                return None
+            value = email.utils.mktime_tz(parsed) - time.time()
+    if 0 <= value <= MAX_HONOURED_RETRY_AFTER:
+        return value
+    return None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def is_daily_limit(response: httpx.Response) -> bool:
+    """A 429 caused by the daily cap: retrying before the day rolls over is pointless."""
+    body = _json_or_none(response)
+    if isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY":
+        return True
+    return response.headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
+
+
+def parse_error(response: httpx.Response, *, method: str, endpoint: str, redact: bool) -> HubSpotAPIError:
+    """Build the exception for an error response from HubSpot's error body (or what there is of it)."""
+    body = _json_or_none(response)
+    fields: dict[str, Any] = body if isinstance(body, dict) else {}
+    message = fields.get("message") or (response.text[:200] if body is None else "")
+    cls = error_class_for(response.status_code)
+    if cls is HubSpotRateLimitError and not fields.get("category"):
+        fields = {**fields, "category": "RATE_LIMITS"}
+    context = fields.get("context")
+    errors = fields.get("errors")
+    links = fields.get("links")
+    return cls(
+        status_code=response.status_code,
+        method=method,
+        endpoint=endpoint,
+        category=fields.get("category") or fields.get("errorType"),
+        sub_category=fields.get("subCategory") if isinstance(fields.get("subCategory"), str) else None,
+        message=str(message),
+        correlation_id=fields.get("correlationId") or response.headers.get("X-HubSpot-Correlation-Id"),
+        context=context if isinstance(context, dict) else None,
+        errors=[e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else None,
+        links=links if isinstance(links, dict) else None,
+        body=body,
+        redact=redact,
+    )

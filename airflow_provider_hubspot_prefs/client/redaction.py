@@ -1,0 +1,23 @@
+"""Email redaction for log lines and exception messages: personal data stays out of logs by default."""
+
+from __future__ import annotations
+
+import re
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+\-!#$&'*/=?^`{|}~])[A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]*@([A-Za-z0-9.\-]+)")
+# The same address URL-encoded, as it appears in request paths.
+_ENCODED_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*%40([A-Za-z0-9.\-]+)")
+
+
+def redact_email(address: str) -> str:
+    """``jane.doe@example.com`` -> ``j***@example.com``; a value without ``@`` becomes ``***``."""
+    local, sep, domain = address.partition("@")
+    if not sep or not local:
+        return "***"
+    return f"{local[0]}***@{domain}"
+
+
+def redact_text(text: str) -> str:
+    """Redact every email address (plain or URL-encoded) found in free text."""
+    text = _EMAIL.sub(r"\1***@\2", text)
+    return _ENCODED_EMAIL.sub(r"\1***%40\2", text)

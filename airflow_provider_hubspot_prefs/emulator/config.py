@@ -1,0 +1,54 @@
+"""Settings of the emulator; every one can be changed at run time through ``/_emulator/config``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# A token with every scope that works with no option, so that the README's demo needs no setup.
+DEMO_TOKEN = "pat-emulator-demo-token"
+DEMO_OAUTH_CLIENT_ID = "emulator-client-id"
+DEMO_OAUTH_CLIENT_SECRET = "emulator-client-secret"
+DEMO_REFRESH_TOKEN = "emulator-refresh-token"
+
+ALL_SCOPES = frozenset({
+    "communication_preferences.read",
+    "communication_preferences.write",
+    "communication_preferences.read_write",
+    "communication_preferences.statuses.batch.read",
+    "communication_preferences.statuses.batch.write",
+})
+
+
+@dataclass
+class EmulatorConfig:
+    """What the emulated portal allows; defaults follow HubSpot's Professional private-app limits.
+
+    :param rate_limit_max: requests per rolling interval per app (HubSpot: 100, 190 or 250).
+    :param rate_limit_interval_ms: length of the rolling interval (HubSpot: 10 s).
+    :param daily_limit: requests per day per app before the DAILY policy answers 429.
+    :param max_batch_size: largest ``inputs`` array a batch endpoint accepts; 400 above it.
+    :param latency_ms: added to every API response, to reproduce network round trips.
+    :param access_token_ttl: ``expires_in`` of OAuth access tokens, in seconds.
+    """
+
+    rate_limit_max: int = 190
+    rate_limit_interval_ms: int = 10_000
+    daily_limit: int = 1_000_000
+    max_batch_size: int = 100
+    latency_ms: float = 0.0
+    access_token_ttl: int = 1800
+    tokens: dict[str, list[str]] = field(default_factory=lambda: {DEMO_TOKEN: sorted(ALL_SCOPES)})
+
+    def update(self, changes: dict[str, Any]) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokens"] = {f"{t[:8]}...": scopes for t, scopes in self.tokens.items()}
+        return data

@@ -1,0 +1,201 @@
+"""Airflow Hook: turns a ``hubspot_prefs`` connection into configured HubSpot clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+from ..client import (
+    DEFAULT_BASE_URL,
+    AsyncHubSpotPreferencesClient,
+    HubSpotError,
+    HubSpotPreferencesClient,
+    OAuthRefreshAuth,
+    PrivateAppTokenAuth,
+    token_url,
+)
+from ..client.validation import DEFAULT_MAX_BATCH_SIZE
+from ..client.versions import ApiVersion, parse_version
+
+EXTRA_PREFIX = "extra__hubspot_prefs__"
+OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
+
+
+class HubSpotConnectionError(ValueError):
+    """The connection cannot be used as it is (missing credentials, malformed extras)."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a ``hubspot_prefs`` connection says, parsed and checked; secrets stay out of ``repr``."""
+
+    conn_id: str
+    base_url: str
+    api_version: ApiVersion
+    token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    business_unit_id: int | None = None
+    timeout: float = 30.0
+    max_retries: int = 5
+
+    def __repr__(self) -> str:
+        auth = "oauth" if self.client_id else "private-app token"
+        return (f"ConnectionSettings(conn_id={self.conn_id!r}, base_url={self.base_url!r}, "
+                f"api_version={self.api_version.value!r}, auth={auth})")
+
+    def auth(self, redact: bool = True) -> httpx.Auth:
+        if self.client_id and self.client_secret and self.refresh_token:
+            return OAuthRefreshAuth(client_id=self.client_id, client_secret=self.client_secret,
+                                    refresh_token=self.refresh_token, token_url=token_url(self.base_url),
+                                    redact=redact)
+        assert self.token is not None
+        return PrivateAppTokenAuth(self.token)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.token, self.client_secret, self.refresh_token) if s]
+
+
+def _extra(extras: dict[str, Any], name: str) -> Any:
+    value = extras.get(name)
+    if value in (None, ""):
+        value = extras.get(EXTRA_PREFIX + name)
+    return None if value == "" else value
+
+
+def parse_connection(conn_id: str, password: str | None, host: str | None, extras: dict[str, Any]) -> ConnectionSettings:
+    """Check a connection's fields and extras; raise ``HubSpotConnectionError`` saying what is wrong."""
+    oauth = {name: _extra(extras, name) for name in OAUTH_FIELDS}
+    given = [name for name, value in oauth.items() if value]
+    if given and len(given) != len(OAUTH_FIELDS):
+        missing = ", ".join(n for n in OAUTH_FIELDS if n not in given)
+        raise HubSpotConnectionError(f"Connection {conn_id!r} sets OAuth extras but lacks {missing}.")
+    if not given and not password:
+        raise HubSpotConnectionError(
+            f"Connection {conn_id!r} has no credentials: put a private app access token in the password "
+            "field, or set the extras client_id, client_secret and refresh_token for OAuth.")
+
+    base_url = _extra(extras, "base_url") or (host if host and "://" in host else None) or DEFAULT_BASE_URL
+    try:
+        api_version = parse_version(_extra(extras, "api_version"))
+        business_unit_id = _extra(extras, "business_unit_id")
+        timeout = _extra(extras, "timeout")
+        max_retries = _extra(extras, "max_retries")
+        return ConnectionSettings(
+            conn_id=conn_id,
+            base_url=str(base_url),
+            api_version=api_version,
+            token=None if given else password,
+            client_id=oauth["client_id"],
+            client_secret=oauth["client_secret"],
+            refresh_token=oauth["refresh_token"],
+            business_unit_id=None if business_unit_id is None else int(business_unit_id),
+            timeout=30.0 if timeout is None else float(timeout),
+            max_retries=5 if max_retries is None else int(max_retries),
+        )
+    except (HubSpotError, ValueError, TypeError) as exc:
+        raise HubSpotConnectionError(f"Connection {conn_id!r} has a malformed extra: {exc}") from None
+
+
+class HubSpotPreferencesHook(BaseHook):
+    """Interact with HubSpot's Communication Preferences API.
+
+    :param hubspot_conn_id: Airflow connection of type ``hubspot_prefs``. Its password is a
+        private-app access token; or its extras hold ``client_id``, ``client_secret`` and
+        ``refresh_token`` for OAuth. Extras ``api_version``, ``business_unit_id``, ``timeout``,
+        ``max_retries`` and ``base_url`` tune the client.
+    :param api_version: ``v4``, ``2026-03`` or ``2026-09``; overrides the connection's extra.
+    :param timeout: seconds per request; overrides the connection's extra.
+    :param max_retries: retries of 429/5xx/connection errors; overrides the connection's extra.
+    :param max_batch_size: largest batch the client sends in one request (default 100).
+    :param redact_emails: redact email addresses in errors and log lines (default True).
+    """
+
+    conn_name_attr = "hubspot_conn_id"
+    default_conn_name = "hubspot_prefs_default"
+    conn_type = "hubspot_prefs"
+    hook_name = "HubSpot Communication Preferences"
+
+    def __init__(self, hubspot_conn_id: str = default_conn_name, api_version: str | None = None, *,
+                 timeout: float | None = None, max_retries: int | None = None,
+                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, redact_emails: bool = True) -> None:
+        super().__init__()
+        self.hubspot_conn_id = hubspot_conn_id
+        self._api_version = parse_version(api_version) if api_version else None
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self.max_batch_size = max_batch_size
+        self.redact_emails = redact_emails
+
+    def _settings_from(self, conn: Any) -> ConnectionSettings:
+        settings = parse_connection(conn.conn_id or self.hubspot_conn_id, conn.password, conn.host,
+                                    conn.extra_dejson or {})
+        from airflow.sdk.log import mask_secret
+
+        for secret in settings.secrets:
+            mask_secret(secret)
+        return settings
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        return self._settings_from(self.get_connection(self.hubspot_conn_id))
+
+    @property
+    def api_version(self) -> ApiVersion:
+        return self._api_version or self.settings.api_version
+
+    @property
+    def business_unit_id(self) -> int | None:
+        """The connection's default business unit (None: the portal)."""
+        return self.settings.business_unit_id
+
+    def _client_options(self, settings: ConnectionSettings) -> dict[str, Any]:
+        return {
+            "base_url": settings.base_url,
+            "api_version": self._api_version or settings.api_version,
+            "timeout": self._timeout if self._timeout is not None else settings.timeout,
+            "max_retries": self._max_retries if self._max_retries is not None else settings.max_retries,
+            "max_batch_size": self.max_batch_size,
+            "redact_emails": self.redact_emails,
+        }
+
+    @cached_property
+    def _client(self) -> HubSpotPreferencesClient:
+        settings = self.settings
+        return HubSpotPreferencesClient(settings.auth(self.redact_emails), **self._client_options(settings))
+
+    def get_conn(self) -> HubSpotPreferencesClient:
+        """The pooled synchronous client, created once per hook."""
+        return self._client
+
+    async def get_async_conn(self) -> AsyncHubSpotPreferencesClient:
+        """A new async client for the running event loop (close it with ``await client.aclose()``).
+
+        The connection is fetched with the async API, so triggers do not block the triggerer's loop.
+        """
+        if "settings" not in self.__dict__:
+            self.__dict__["settings"] = self._settings_from(await self.aget_connection(self.hubspot_conn_id))
+        settings = self.settings
+        return AsyncHubSpotPreferencesClient(settings.auth(self.redact_emails), **self._client_options(settings))
+
+    def close(self) -> None:
+        if "_client" in self.__dict__:
+            self._client.close()
+            del self.__dict__["_client"]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read the subscription definitions: cheap, and it proves the credentials and the base URL."""
+        try:
+            definitions = self.get_conn().get_definitions()
+        except (HubSpotError, HubSpotConnectionError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        finally:
+            self.close()
+        return True, (f"Connected to HubSpot Communication Preferences {self.api_version.value} at "
+                      f"{self.settings.base_url}: {len(definitions.results)} subscription definitions.")
