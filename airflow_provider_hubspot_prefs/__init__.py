@@ -20,70 +20,76 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-hubspot-prefs",
         "name": "HubSpot Communication Preferences",
         "description": "Unsubscribe contacts, set subscription statuses with their GDPR legal basis and "
-                       "wait for HubSpot to complete, through the Communication Preferences API "
-                       "(v4, 2026-03, 2026-09).",
+        "wait for HubSpot to complete, through the Communication Preferences API "
+        "(v4, 2026-03, 2026-09).",
         "versions": [__version__],
-        "integrations": [{
-            "integration-name": integration,
-            "external-doc-url": "https://developers.hubspot.com/docs/api-reference/latest/communication-preferences",
-            "tags": ["service"],
-        }],
-        "hooks": [{"integration-name": integration,
-                   "python-modules": ["airflow_provider_hubspot_prefs.hooks.hubspot_prefs"]}],
-        "operators": [{"integration-name": integration,
-                       "python-modules": ["airflow_provider_hubspot_prefs.operators"]}],
-        "sensors": [{"integration-name": integration,
-                     "python-modules": ["airflow_provider_hubspot_prefs.sensors"]}],
-        "triggers": [{"integration-name": integration,
-                      "python-modules": ["airflow_provider_hubspot_prefs.triggers"]}],
-        "connection-types": [{
-            "connection-type": CONN_TYPE,
-            "hook-class-name": HOOK_CLASS,
-            "hook-name": "HubSpot Communication Preferences",
-            "conn-fields": {
-                "api_version": {
-                    "label": "API version",
-                    "description": "Version of the Communication Preferences API the tasks call.",
-                    "schema": {"type": ["string", "null"], "enum": ["v4", "2026-03", "2026-09"], "default": "v4"},
+        "integrations": [
+            {
+                "integration-name": integration,
+                "external-doc-url": "https://developers.hubspot.com/docs/api-reference/latest/communication-preferences",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_hubspot_prefs.hooks.hubspot_prefs"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": CONN_TYPE,
+                "hook-class-name": HOOK_CLASS,
+                "hook-name": "HubSpot Communication Preferences",
+                "conn-fields": {
+                    "api_version": {
+                        "label": "API version",
+                        "description": "Version of the Communication Preferences API the tasks call.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["v4", "2026-03", "2026-09"],
+                            "default": "v4",
+                        },
+                    },
+                    "base_url": {
+                        "label": "Base URL",
+                        "description": "https://api.hubapi.com or a proxy (http only on loopback).",
+                        "schema": {"type": ["string", "null"], "format": "url"},
+                    },
+                    "business_unit_id": {
+                        "label": "Business unit ID",
+                        "description": "Default business unit (brand) of the calls; empty for the portal.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "client_id": {
+                        "label": "OAuth client ID",
+                        "description": "For a public app: client ID, client secret and refresh token. "
+                        "Leave empty when the password holds a private-app token.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "client_secret": {
+                        "label": "OAuth client secret",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "refresh_token": {
+                        "label": "OAuth refresh token",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of 429, 5xx and connection errors (never of other 4xx).",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
                 },
-                "base_url": {
-                    "label": "Base URL",
-                    "description": "https://api.hubapi.com, or a proxy; http is accepted on loopback only.",
-                    "schema": {"type": ["string", "null"], "format": "url"},
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "login"],
+                    "relabeling": {"password": "Private app access token"},
+                    "placeholders": {"password": "pat-na1-...", "base_url": "https://api.hubapi.com"},
                 },
-                "business_unit_id": {
-                    "label": "Business unit ID",
-                    "description": "Default business unit (brand) of the calls; empty for the portal.",
-                    "schema": {"type": ["integer", "null"], "minimum": 0},
-                },
-                "client_id": {
-                    "label": "OAuth client ID",
-                    "description": "For a public app: client ID, client secret and refresh token. "
-                                   "Leave empty when the password holds a private-app token.",
-                    "schema": {"type": ["string", "null"]},
-                },
-                "client_secret": {
-                    "label": "OAuth client secret",
-                    "schema": {"type": ["string", "null"], "format": "password"},
-                },
-                "refresh_token": {
-                    "label": "OAuth refresh token",
-                    "schema": {"type": ["string", "null"], "format": "password"},
-                },
-                "timeout": {
-                    "label": "Timeout (seconds)",
-                    "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
-                },
-                "max_retries": {
-                    "label": "Max retries",
-                    "description": "Retries of 429, 5xx and connection errors (never of other 4xx).",
-                    "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
-                },
-            },
-            "ui-field-behaviour": {
-                "hidden-fields": ["host", "schema", "port", "login"],
-                "relabeling": {"password": "Private app access token"},
-                "placeholders": {"password": "pat-na1-...", "base_url": "https://api.hubapi.com"},
-            },
-        }],
+            }
+        ],
     }

@@ -11,6 +11,7 @@ from collections.abc import Generator
 
 import httpx
 
+from .errors import HubSpotAuthenticationError
 from .policy import parse_error
 
 
@@ -40,10 +41,18 @@ class OAuthRefreshAuth(httpx.Auth):
 
     requires_response_body = True
 
-    def __init__(self, *, client_id: str, client_secret: str, refresh_token: str, token_url: str,
-                 redact: bool = True) -> None:
-        missing = [n for n, v in (("client_id", client_id), ("client_secret", client_secret),
-                                  ("refresh_token", refresh_token)) if not v]
+    def __init__(
+        self, *, client_id: str, client_secret: str, refresh_token: str, token_url: str, redact: bool = True
+    ) -> None:
+        missing = [
+            n
+            for n, v in (
+                ("client_id", client_id),
+                ("client_secret", client_secret),
+                ("refresh_token", refresh_token),
+            )
+            if not v
+        ]
         if missing:
             raise ValueError(f"OAuth needs {', '.join(missing)}")
         self._client_id = client_id
@@ -70,7 +79,14 @@ class OAuthRefreshAuth(httpx.Auth):
             },
         )
         if response.status_code != 200:
-            raise parse_error(response, method="POST", endpoint="/oauth/v1/token", redact=self._redact)
+            # Whatever the status, a refused refresh means the credentials no longer work.
+            raise parse_error(
+                response,
+                method="POST",
+                endpoint="/oauth/v1/token",
+                redact=self._redact,
+                error_class=HubSpotAuthenticationError,
+            )
         body = response.json()
         self._access_token = body["access_token"]
         # HubSpot may rotate the refresh token; keep the newest.

@@ -100,8 +100,15 @@ class _Calls:
         self.version = version
         self.max_batch_size = max_batch_size
 
-    def _prepare(self, endpoint: Endpoint, model: type[BaseModel], *, path_params: dict[str, str] | None = None,
-                 params: dict[str, Any] | None = None, json: Any = None) -> PreparedCall:
+    def _prepare(
+        self,
+        endpoint: Endpoint,
+        model: type[BaseModel],
+        *,
+        path_params: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> PreparedCall:
         method, template = route(self.version, endpoint)
         path = render_path(template, **(path_params or {}))
         clean = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
@@ -115,77 +122,133 @@ class _Calls:
         }
 
     def definitions(self, business_unit_id: int | None, include_translations: bool | None) -> PreparedCall:
-        return self._prepare(Endpoint.DEFINITIONS, DefinitionsResponse, params={
-            "businessUnitId": check_business_unit_id(business_unit_id),
-            "includeTranslations": include_translations,
-        })
+        return self._prepare(
+            Endpoint.DEFINITIONS,
+            DefinitionsResponse,
+            params={
+                "businessUnitId": check_business_unit_id(business_unit_id),
+                "includeTranslations": include_translations,
+            },
+        )
 
-    def generate_links(self, subscriber_id: str, subscription_id: int | None, language: str | None,
-                       channel: Channel | str, business_unit_id: int | None) -> PreparedCall:
+    def generate_links(
+        self,
+        subscriber_id: str,
+        subscription_id: int | None,
+        language: str | None,
+        channel: Channel | str,
+        business_unit_id: int | None,
+    ) -> PreparedCall:
         body = LinkGenerationRequest(
             subscriber_id_string=check_subscriber_id(subscriber_id),
-            subscription_id=None if subscription_id is None else check_positive_int(subscription_id,
-                                                                                    "subscription_id"),
+            subscription_id=None
+            if subscription_id is None
+            else check_positive_int(subscription_id, "subscription_id"),
             language=language,
         )
-        return self._prepare(Endpoint.GENERATE_LINKS, LinkGenerationResponse,
-                             params=self._channel_params(channel, business_unit_id), json=body.to_api())
+        return self._prepare(
+            Endpoint.GENERATE_LINKS,
+            LinkGenerationResponse,
+            params=self._channel_params(channel, business_unit_id),
+            json=body.to_api(),
+        )
 
-    def get_status(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> PreparedCall:
-        return self._prepare(Endpoint.GET_STATUS, StatusesResponse,
-                             path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
-                             params=self._channel_params(channel, business_unit_id))
+    def get_status(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None
+    ) -> PreparedCall:
+        return self._prepare(
+            Endpoint.GET_STATUS,
+            StatusesResponse,
+            path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
+            params=self._channel_params(channel, business_unit_id),
+        )
 
     def set_status(self, subscriber_id: str, request: PartialPublicStatusRequest) -> PreparedCall:
-        return self._prepare(Endpoint.SET_STATUS, StatusesResponse,
-                             path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
-                             json=request.to_api())
+        return self._prepare(
+            Endpoint.SET_STATUS,
+            StatusesResponse,
+            path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
+            json=request.to_api(),
+        )
 
-    def get_unsubscribe_all(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None,
-                            verbose: bool | None) -> PreparedCall:
-        return self._prepare(Endpoint.GET_UNSUBSCRIBE_ALL, WideStatusesResponse,
-                             path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
-                             params={**self._channel_params(channel, business_unit_id), "verbose": verbose})
+    def get_unsubscribe_all(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool | None
+    ) -> PreparedCall:
+        return self._prepare(
+            Endpoint.GET_UNSUBSCRIBE_ALL,
+            WideStatusesResponse,
+            path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
+            params={**self._channel_params(channel, business_unit_id), "verbose": verbose},
+        )
 
-    def unsubscribe_all(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None,
-                        verbose: bool | None) -> PreparedCall:
-        return self._prepare(Endpoint.UNSUBSCRIBE_ALL, StatusesResponse,
-                             path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
-                             params={**self._channel_params(channel, business_unit_id), "verbose": verbose})
+    def unsubscribe_all(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool | None
+    ) -> PreparedCall:
+        return self._prepare(
+            Endpoint.UNSUBSCRIBE_ALL,
+            StatusesResponse,
+            path_params={"subscriberIdString": check_subscriber_id(subscriber_id)},
+            params={**self._channel_params(channel, business_unit_id), "verbose": verbose},
+        )
 
-    def batch_read(self, subscriber_ids: Sequence[str], channel: Channel | str,
-                   business_unit_id: int | None) -> PreparedCall:
+    def batch_read(
+        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
+    ) -> PreparedCall:
         inputs = check_subscriber_ids(subscriber_ids, self.max_batch_size)
-        return self._prepare(Endpoint.BATCH_READ, BatchStatusesResponse,
-                             params=self._channel_params(channel, business_unit_id), json={"inputs": inputs})
+        return self._prepare(
+            Endpoint.BATCH_READ,
+            BatchStatusesResponse,
+            params=self._channel_params(channel, business_unit_id),
+            json={"inputs": inputs},
+        )
 
     def batch_write(self, requests: Sequence[PublicStatusRequest]) -> PreparedCall:
         if not requests:
             raise HubSpotInputError("inputs", [], "must not be empty")
         if len(requests) > self.max_batch_size:
-            raise HubSpotInputError("inputs", f"{len(requests)} inputs",
-                                    f"exceeds the batch maximum of {self.max_batch_size}")
+            raise HubSpotInputError(
+                "inputs", f"{len(requests)} inputs", f"exceeds the batch maximum of {self.max_batch_size}"
+            )
         for i, req in enumerate(requests):
             check_subscriber_id(req.subscriber_id_string, f"inputs[{i}].subscriber_id_string")
-        return self._prepare(Endpoint.BATCH_WRITE, BatchWriteResponse,
-                             json={"inputs": [r.to_api() for r in requests]})
+        return self._prepare(
+            Endpoint.BATCH_WRITE, BatchWriteResponse, json={"inputs": [r.to_api() for r in requests]}
+        )
 
-    def batch_unsubscribe_all(self, subscriber_ids: Sequence[str], channel: Channel | str,
-                              business_unit_id: int | None, verbose: bool | None) -> PreparedCall:
+    def batch_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        channel: Channel | str,
+        business_unit_id: int | None,
+        verbose: bool | None,
+    ) -> PreparedCall:
         inputs = check_subscriber_ids(subscriber_ids, self.max_batch_size)
-        return self._prepare(Endpoint.BATCH_UNSUBSCRIBE_ALL, BatchUnsubscribeAllResponse,
-                             params={**self._channel_params(channel, business_unit_id), "verbose": verbose},
-                             json={"inputs": inputs})
+        return self._prepare(
+            Endpoint.BATCH_UNSUBSCRIBE_ALL,
+            BatchUnsubscribeAllResponse,
+            params={**self._channel_params(channel, business_unit_id), "verbose": verbose},
+            json={"inputs": inputs},
+        )
 
-    def batch_read_unsubscribe_all(self, subscriber_ids: Sequence[str], channel: Channel | str,
-                                   business_unit_id: int | None) -> PreparedCall:
+    def batch_read_unsubscribe_all(
+        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
+    ) -> PreparedCall:
         inputs = check_subscriber_ids(subscriber_ids, self.max_batch_size)
-        return self._prepare(Endpoint.BATCH_READ_UNSUBSCRIBE_ALL, BatchWideStatusesResponse,
-                             params=self._channel_params(channel, business_unit_id), json={"inputs": inputs})
+        return self._prepare(
+            Endpoint.BATCH_READ_UNSUBSCRIBE_ALL,
+            BatchWideStatusesResponse,
+            params=self._channel_params(channel, business_unit_id),
+            json={"inputs": inputs},
+        )
 
-    def update_subscription(self, endpoint: Endpoint, email_address: str, subscription_id: int | str,
-                            legal_basis: LegalBasis | str | None, legal_basis_explanation: str | None
-                            ) -> PreparedCall:
+    def update_subscription(
+        self,
+        endpoint: Endpoint,
+        email_address: str,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None,
+        legal_basis_explanation: str | None,
+    ) -> PreparedCall:
         if isinstance(subscription_id, str) and subscription_id.isdigit():
             subscription_id = int(subscription_id)
         body = PublicUpdateSubscriptionStatusRequest(
@@ -197,8 +260,11 @@ class _Calls:
         return self._prepare(endpoint, PublicSubscriptionStatus, json=body.to_api())
 
     def email_status(self, email_address: str) -> PreparedCall:
-        return self._prepare(Endpoint.GET_EMAIL_STATUS, PublicSubscriptionStatusesResponse,
-                             path_params={"emailAddress": check_subscriber_id(email_address, "email_address")})
+        return self._prepare(
+            Endpoint.GET_EMAIL_STATUS,
+            PublicSubscriptionStatusesResponse,
+            path_params={"emailAddress": check_subscriber_id(email_address, "email_address")},
+        )
 
 
 def _query_value(value: Any) -> Any:
@@ -207,9 +273,15 @@ def _query_value(value: Any) -> Any:
     return value
 
 
-def status_request(subscriber_id: str | None, *, status_state: StatusState | str, subscription_id: int,
-                   legal_basis: LegalBasis | str | None = None, legal_basis_explanation: str | None = None,
-                   channel: Channel | str = Channel.EMAIL) -> PartialPublicStatusRequest:
+def status_request(
+    subscriber_id: str | None,
+    *,
+    status_state: StatusState | str,
+    subscription_id: int,
+    legal_basis: LegalBasis | str | None = None,
+    legal_basis_explanation: str | None = None,
+    channel: Channel | str = Channel.EMAIL,
+) -> PartialPublicStatusRequest:
     """Validate the fields of a status change; with ``subscriber_id`` it is a batch-write input."""
     fields: dict[str, Any] = {
         "channel": coerce_enum(Channel, channel, "channel"),
@@ -226,8 +298,16 @@ def status_request(subscriber_id: str | None, *, status_state: StatusState | str
 class _ClientCore:
     """State and decisions common to both clients: settings, retry policy, parsing, rate-limit info."""
 
-    def __init__(self, *, base_url: str, api_version: ApiVersion | str | None, retry_policy: RetryPolicy | None,
-                 max_retries: int | None, max_batch_size: int, redact_emails: bool) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_version: ApiVersion | str | None,
+        retry_policy: RetryPolicy | None,
+        max_retries: int | None,
+        max_batch_size: int,
+        redact_emails: bool,
+    ) -> None:
         self.base_url = check_base_url(base_url)
         self.api_version = parse_version(api_version)
         policy = retry_policy or RetryPolicy()
@@ -238,8 +318,9 @@ class _ClientCore:
         self.calls = _Calls(self.api_version, max_batch_size)
         self.rate_limit: RateLimitInfo | None = None
 
-    def next_wait(self, call: PreparedCall, attempt: int, response: httpx.Response | None,
-                  error: BaseException | None) -> float | None:
+    def next_wait(
+        self, call: PreparedCall, attempt: int, response: httpx.Response | None, error: BaseException | None
+    ) -> float | None:
         """None when ``response`` is a success to parse; seconds to wait before retrying; or raise."""
         if response is not None:
             self.rate_limit = RateLimitInfo.from_headers(response.headers) or self.rate_limit
@@ -247,14 +328,27 @@ class _ClientCore:
                 return None
         if not self.policy.should_retry(attempt, response=response, error=error):
             if error is not None:
-                kind = HubSpotTimeoutError if isinstance(error, httpx.TimeoutException) else HubSpotTransportError
-                raise kind(f"{type(error).__name__}: {error}", method=call.method, endpoint=call.template) from error
+                kind = (
+                    HubSpotTimeoutError
+                    if isinstance(error, httpx.TimeoutException)
+                    else HubSpotTransportError
+                )
+                raise kind(
+                    f"{type(error).__name__}: {error}", method=call.method, endpoint=call.template
+                ) from error
             assert response is not None
             raise parse_error(response, method=call.method, endpoint=call.template, redact=self.redact_emails)
         wait = self.policy.delay(attempt, response)
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
-        log.warning("HubSpot %s %s failed with %s; retry %d/%d in %.2fs", call.method, call.template, reason,
-                    attempt + 1, self.policy.max_retries, wait)
+        log.warning(
+            "HubSpot %s %s failed with %s; retry %d/%d in %.2fs",
+            call.method,
+            call.template,
+            reason,
+            attempt + 1,
+            self.policy.max_retries,
+            wait,
+        )
         return wait
 
     @staticmethod
@@ -265,14 +359,17 @@ class _ClientCore:
             raise HubSpotResponseError(
                 f"response does not match {call.response_model.__name__}: {exc.error_count()} problem(s), "
                 f"first: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
-                method=call.method, endpoint=call.template, status_code=response.status_code,
+                method=call.method,
+                endpoint=call.template,
+                status_code=response.status_code,
             ) from None
 
 
 def _http_options(timeout: float | httpx.Timeout, max_connections: int) -> dict[str, Any]:
     return {
-        "timeout": timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=min(10.0,
-                                                                                                         timeout)),
+        "timeout": timeout
+        if isinstance(timeout, httpx.Timeout)
+        else httpx.Timeout(timeout, connect=min(10.0, timeout)),
         "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
         "verify": True,
@@ -294,16 +391,34 @@ class HubSpotPreferencesClient:
     :param transport: an httpx transport, for unit tests of the client itself.
     """
 
-    def __init__(self, auth: httpx.Auth, *, base_url: str = DEFAULT_BASE_URL,
-                 api_version: ApiVersion | str | None = None, timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-                 max_retries: int | None = None, retry_policy: RetryPolicy | None = None,
-                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_connections: int = 20,
-                 redact_emails: bool = True, transport: httpx.BaseTransport | None = None) -> None:
-        self._core = _ClientCore(base_url=base_url, api_version=api_version, retry_policy=retry_policy,
-                                 max_retries=max_retries, max_batch_size=max_batch_size,
-                                 redact_emails=redact_emails)
-        self._http = httpx.Client(base_url=self._core.base_url, auth=auth, transport=transport,
-                                  **_http_options(timeout, max_connections))
+    def __init__(
+        self,
+        auth: httpx.Auth,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: ApiVersion | str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_connections: int = 20,
+        redact_emails: bool = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._core = _ClientCore(
+            base_url=base_url,
+            api_version=api_version,
+            retry_policy=retry_policy,
+            max_retries=max_retries,
+            max_batch_size=max_batch_size,
+            redact_emails=redact_emails,
+        )
+        self._http = httpx.Client(
+            base_url=self._core.base_url,
+            auth=auth,
+            transport=transport,
+            **_http_options(timeout, max_connections),
+        )
 
     @property
     def api_version(self) -> ApiVersion:
@@ -324,7 +439,8 @@ class HubSpotPreferencesClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"HubSpotPreferencesClient(base_url={self._core.base_url!r}, api_version={self.api_version.value!r})"
+        version = self.api_version.value
+        return f"HubSpotPreferencesClient(base_url={self._core.base_url!r}, api_version={version!r})"
 
     def execute(self, call: PreparedCall) -> Any:
         """Send ``call`` with retries and return its parsed response model."""
@@ -343,45 +459,92 @@ class HubSpotPreferencesClient:
             time.sleep(wait)
             attempt += 1
 
-    def get_definitions(self, *, business_unit_id: int | None = None,
-                        include_translations: bool | None = None) -> DefinitionsResponse:
+    def get_definitions(
+        self, *, business_unit_id: int | None = None, include_translations: bool | None = None
+    ) -> DefinitionsResponse:
         """GET /definitions: the portal's subscription types."""
         return self.execute(self._core.calls.definitions(business_unit_id, include_translations))
 
-    def generate_links(self, subscriber_id: str, *, subscription_id: int | None = None, language: str | None = None,
-                       business_unit_id: int | None = None,
-                       channel: Channel | str = Channel.EMAIL) -> LinkGenerationResponse:
+    def generate_links(
+        self,
+        subscriber_id: str,
+        *,
+        subscription_id: int | None = None,
+        language: str | None = None,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> LinkGenerationResponse:
         """POST /links/generate: preference-centre and unsubscribe links for a contact."""
-        return self.execute(self._core.calls.generate_links(subscriber_id, subscription_id, language, channel,
-                                                            business_unit_id))
+        return self.execute(
+            self._core.calls.generate_links(
+                subscriber_id, subscription_id, language, channel, business_unit_id
+            )
+        )
 
-    def get_status(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                   channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
+    def get_status(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
         """GET /statuses/{subscriberIdString}: the contact's status per subscription."""
         return self.execute(self._core.calls.get_status(subscriber_id, channel, business_unit_id))
 
-    def set_status(self, subscriber_id: str, *, status_state: StatusState | str, subscription_id: int,
-                   legal_basis: LegalBasis | str | None = None, legal_basis_explanation: str | None = None,
-                   channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
+    def set_status(
+        self,
+        subscriber_id: str,
+        *,
+        status_state: StatusState | str,
+        subscription_id: int,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
         """POST /statuses/{subscriberIdString}: set one subscription status, with its legal basis."""
-        request = status_request(None, status_state=status_state, subscription_id=subscription_id,
-                                 legal_basis=legal_basis, legal_basis_explanation=legal_basis_explanation,
-                                 channel=channel)
+        request = status_request(
+            None,
+            status_state=status_state,
+            subscription_id=subscription_id,
+            legal_basis=legal_basis,
+            legal_basis_explanation=legal_basis_explanation,
+            channel=channel,
+        )
         return self.execute(self._core.calls.set_status(subscriber_id, request))
 
-    def get_unsubscribe_all_status(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                                   verbose: bool | None = None,
-                                   channel: Channel | str = Channel.EMAIL) -> WideStatusesResponse:
+    def get_unsubscribe_all_status(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> WideStatusesResponse:
         """GET /statuses/{subscriberIdString}/unsubscribe-all: portal/business-unit wide status."""
-        return self.execute(self._core.calls.get_unsubscribe_all(subscriber_id, channel, business_unit_id, verbose))
+        return self.execute(
+            self._core.calls.get_unsubscribe_all(subscriber_id, channel, business_unit_id, verbose)
+        )
 
-    def unsubscribe_all(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                        verbose: bool | None = None, channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
+    def unsubscribe_all(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
         """POST /statuses/{subscriberIdString}/unsubscribe-all: opt one contact out of all email."""
-        return self.execute(self._core.calls.unsubscribe_all(subscriber_id, channel, business_unit_id, verbose))
+        return self.execute(
+            self._core.calls.unsubscribe_all(subscriber_id, channel, business_unit_id, verbose)
+        )
 
-    def batch_read_statuses(self, subscriber_ids: Sequence[str], *, business_unit_id: int | None = None,
-                            channel: Channel | str = Channel.EMAIL) -> BatchStatusesResponse:
+    def batch_read_statuses(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchStatusesResponse:
         """POST /statuses/batch/read (207 with ``errors`` for unknown contacts)."""
         return self.execute(self._core.calls.batch_read(subscriber_ids, channel, business_unit_id))
 
@@ -389,39 +552,75 @@ class HubSpotPreferencesClient:
         """POST /statuses/batch/write; build inputs with ``status_request(subscriber_id, ...)``."""
         return self.execute(self._core.calls.batch_write(inputs))
 
-    def batch_unsubscribe_all(self, subscriber_ids: Sequence[str], *, business_unit_id: int | None = None,
-                              verbose: bool | None = None,
-                              channel: Channel | str = Channel.EMAIL) -> BatchUnsubscribeAllResponse:
+    def batch_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchUnsubscribeAllResponse:
         """POST /statuses/batch/unsubscribe-all: opt many contacts out of all email."""
-        return self.execute(self._core.calls.batch_unsubscribe_all(subscriber_ids, channel, business_unit_id,
-                                                                   verbose))
+        return self.execute(
+            self._core.calls.batch_unsubscribe_all(subscriber_ids, channel, business_unit_id, verbose)
+        )
 
-    def batch_read_unsubscribe_all(self, subscriber_ids: Sequence[str], *, business_unit_id: int | None = None,
-                                   channel: Channel | str = Channel.EMAIL) -> BatchWideStatusesResponse:
+    def batch_read_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchWideStatusesResponse:
         """POST /statuses/batch/unsubscribe-all/read (207 with ``errors`` for unknown contacts)."""
-        return self.execute(self._core.calls.batch_read_unsubscribe_all(subscriber_ids, channel, business_unit_id))
+        return self.execute(
+            self._core.calls.batch_read_unsubscribe_all(subscriber_ids, channel, business_unit_id)
+        )
 
-    def subscribe(self, email_address: str, *, subscription_id: int | str, legal_basis: LegalBasis | str | None = None,
-                  legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
+    def subscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
         """POST /subscribe (2026-09 only)."""
-        return self.execute(self._core.calls.update_subscription(Endpoint.SUBSCRIBE, email_address, subscription_id,
-                                                                 legal_basis, legal_basis_explanation))
+        return self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.SUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
-    def unsubscribe(self, email_address: str, *, subscription_id: int | str,
-                    legal_basis: LegalBasis | str | None = None,
-                    legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
+    def unsubscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
         """POST /unsubscribe (2026-09 only)."""
-        return self.execute(self._core.calls.update_subscription(Endpoint.UNSUBSCRIBE, email_address,
-                                                                 subscription_id, legal_basis,
-                                                                 legal_basis_explanation))
+        return self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.UNSUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
-    def resubscribe(self, email_address: str, *, subscription_id: int | str,
-                    legal_basis: LegalBasis | str | None = None,
-                    legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
+    def resubscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
         """POST /resubscribe (2026-09 only): undo an opt-out, which needs a legal basis."""
-        return self.execute(self._core.calls.update_subscription(Endpoint.RESUBSCRIBE, email_address,
-                                                                 subscription_id, legal_basis,
-                                                                 legal_basis_explanation))
+        return self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.RESUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
     def get_email_status(self, email_address: str) -> PublicSubscriptionStatusesResponse:
         """GET /status/email/{emailAddress} (2026-09 only)."""
@@ -431,16 +630,34 @@ class HubSpotPreferencesClient:
 class AsyncHubSpotPreferencesClient:
     """Asynchronous twin of ``HubSpotPreferencesClient`` (same parameters, same methods, awaited)."""
 
-    def __init__(self, auth: httpx.Auth, *, base_url: str = DEFAULT_BASE_URL,
-                 api_version: ApiVersion | str | None = None, timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-                 max_retries: int | None = None, retry_policy: RetryPolicy | None = None,
-                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_connections: int = 20,
-                 redact_emails: bool = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._core = _ClientCore(base_url=base_url, api_version=api_version, retry_policy=retry_policy,
-                                 max_retries=max_retries, max_batch_size=max_batch_size,
-                                 redact_emails=redact_emails)
-        self._http = httpx.AsyncClient(base_url=self._core.base_url, auth=auth, transport=transport,
-                                       **_http_options(timeout, max_connections))
+    def __init__(
+        self,
+        auth: httpx.Auth,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: ApiVersion | str | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_connections: int = 20,
+        redact_emails: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._core = _ClientCore(
+            base_url=base_url,
+            api_version=api_version,
+            retry_policy=retry_policy,
+            max_retries=max_retries,
+            max_batch_size=max_batch_size,
+            redact_emails=redact_emails,
+        )
+        self._http = httpx.AsyncClient(
+            base_url=self._core.base_url,
+            auth=auth,
+            transport=transport,
+            **_http_options(timeout, max_connections),
+        )
 
     @property
     def api_version(self) -> ApiVersion:
@@ -460,8 +677,10 @@ class AsyncHubSpotPreferencesClient:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return (f"AsyncHubSpotPreferencesClient(base_url={self._core.base_url!r}, "
-                f"api_version={self.api_version.value!r})")
+        return (
+            f"AsyncHubSpotPreferencesClient(base_url={self._core.base_url!r}, "
+            f"api_version={self.api_version.value!r})"
+        )
 
     async def execute(self, call: PreparedCall) -> Any:
         attempt = 0
@@ -469,7 +688,9 @@ class AsyncHubSpotPreferencesClient:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
             try:
-                response = await self._http.request(call.method, call.path, params=call.params, json=call.json)
+                response = await self._http.request(
+                    call.method, call.path, params=call.params, json=call.json
+                )
             except httpx.TransportError as exc:
                 error = exc
             wait = self._core.next_wait(call, attempt, response, error)
@@ -479,79 +700,155 @@ class AsyncHubSpotPreferencesClient:
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def get_definitions(self, *, business_unit_id: int | None = None,
-                              include_translations: bool | None = None) -> DefinitionsResponse:
+    async def get_definitions(
+        self, *, business_unit_id: int | None = None, include_translations: bool | None = None
+    ) -> DefinitionsResponse:
         return await self.execute(self._core.calls.definitions(business_unit_id, include_translations))
 
-    async def generate_links(self, subscriber_id: str, *, subscription_id: int | None = None,
-                             language: str | None = None, business_unit_id: int | None = None,
-                             channel: Channel | str = Channel.EMAIL) -> LinkGenerationResponse:
-        return await self.execute(self._core.calls.generate_links(subscriber_id, subscription_id, language,
-                                                                  channel, business_unit_id))
+    async def generate_links(
+        self,
+        subscriber_id: str,
+        *,
+        subscription_id: int | None = None,
+        language: str | None = None,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> LinkGenerationResponse:
+        return await self.execute(
+            self._core.calls.generate_links(
+                subscriber_id, subscription_id, language, channel, business_unit_id
+            )
+        )
 
-    async def get_status(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                         channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
+    async def get_status(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
         return await self.execute(self._core.calls.get_status(subscriber_id, channel, business_unit_id))
 
-    async def set_status(self, subscriber_id: str, *, status_state: StatusState | str, subscription_id: int,
-                         legal_basis: LegalBasis | str | None = None, legal_basis_explanation: str | None = None,
-                         channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
-        request = status_request(None, status_state=status_state, subscription_id=subscription_id,
-                                 legal_basis=legal_basis, legal_basis_explanation=legal_basis_explanation,
-                                 channel=channel)
+    async def set_status(
+        self,
+        subscriber_id: str,
+        *,
+        status_state: StatusState | str,
+        subscription_id: int,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
+        request = status_request(
+            None,
+            status_state=status_state,
+            subscription_id=subscription_id,
+            legal_basis=legal_basis,
+            legal_basis_explanation=legal_basis_explanation,
+            channel=channel,
+        )
         return await self.execute(self._core.calls.set_status(subscriber_id, request))
 
-    async def get_unsubscribe_all_status(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                                         verbose: bool | None = None,
-                                         channel: Channel | str = Channel.EMAIL) -> WideStatusesResponse:
-        return await self.execute(self._core.calls.get_unsubscribe_all(subscriber_id, channel, business_unit_id,
-                                                                       verbose))
+    async def get_unsubscribe_all_status(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> WideStatusesResponse:
+        return await self.execute(
+            self._core.calls.get_unsubscribe_all(subscriber_id, channel, business_unit_id, verbose)
+        )
 
-    async def unsubscribe_all(self, subscriber_id: str, *, business_unit_id: int | None = None,
-                              verbose: bool | None = None,
-                              channel: Channel | str = Channel.EMAIL) -> StatusesResponse:
-        return await self.execute(self._core.calls.unsubscribe_all(subscriber_id, channel, business_unit_id,
-                                                                   verbose))
+    async def unsubscribe_all(
+        self,
+        subscriber_id: str,
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> StatusesResponse:
+        return await self.execute(
+            self._core.calls.unsubscribe_all(subscriber_id, channel, business_unit_id, verbose)
+        )
 
-    async def batch_read_statuses(self, subscriber_ids: Sequence[str], *, business_unit_id: int | None = None,
-                                  channel: Channel | str = Channel.EMAIL) -> BatchStatusesResponse:
+    async def batch_read_statuses(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchStatusesResponse:
         return await self.execute(self._core.calls.batch_read(subscriber_ids, channel, business_unit_id))
 
     async def batch_write_statuses(self, inputs: Sequence[PublicStatusRequest]) -> BatchWriteResponse:
         return await self.execute(self._core.calls.batch_write(inputs))
 
-    async def batch_unsubscribe_all(self, subscriber_ids: Sequence[str], *, business_unit_id: int | None = None,
-                                    verbose: bool | None = None,
-                                    channel: Channel | str = Channel.EMAIL) -> BatchUnsubscribeAllResponse:
-        return await self.execute(self._core.calls.batch_unsubscribe_all(subscriber_ids, channel,
-                                                                         business_unit_id, verbose))
+    async def batch_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        verbose: bool | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchUnsubscribeAllResponse:
+        return await self.execute(
+            self._core.calls.batch_unsubscribe_all(subscriber_ids, channel, business_unit_id, verbose)
+        )
 
-    async def batch_read_unsubscribe_all(self, subscriber_ids: Sequence[str], *,
-                                         business_unit_id: int | None = None,
-                                         channel: Channel | str = Channel.EMAIL) -> BatchWideStatusesResponse:
-        return await self.execute(self._core.calls.batch_read_unsubscribe_all(subscriber_ids, channel,
-                                                                              business_unit_id))
+    async def batch_read_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        business_unit_id: int | None = None,
+        channel: Channel | str = Channel.EMAIL,
+    ) -> BatchWideStatusesResponse:
+        return await self.execute(
+            self._core.calls.batch_read_unsubscribe_all(subscriber_ids, channel, business_unit_id)
+        )
 
-    async def subscribe(self, email_address: str, *, subscription_id: int | str,
-                        legal_basis: LegalBasis | str | None = None,
-                        legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
-        return await self.execute(self._core.calls.update_subscription(Endpoint.SUBSCRIBE, email_address,
-                                                                       subscription_id, legal_basis,
-                                                                       legal_basis_explanation))
+    async def subscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
+        return await self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.SUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
-    async def unsubscribe(self, email_address: str, *, subscription_id: int | str,
-                          legal_basis: LegalBasis | str | None = None,
-                          legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
-        return await self.execute(self._core.calls.update_subscription(Endpoint.UNSUBSCRIBE, email_address,
-                                                                       subscription_id, legal_basis,
-                                                                       legal_basis_explanation))
+    async def unsubscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
+        return await self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.UNSUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
-    async def resubscribe(self, email_address: str, *, subscription_id: int | str,
-                          legal_basis: LegalBasis | str | None = None,
-                          legal_basis_explanation: str | None = None) -> PublicSubscriptionStatus:
-        return await self.execute(self._core.calls.update_subscription(Endpoint.RESUBSCRIBE, email_address,
-                                                                       subscription_id, legal_basis,
-                                                                       legal_basis_explanation))
+    async def resubscribe(
+        self,
+        email_address: str,
+        *,
+        subscription_id: int | str,
+        legal_basis: LegalBasis | str | None = None,
+        legal_basis_explanation: str | None = None,
+    ) -> PublicSubscriptionStatus:
+        return await self.execute(
+            self._core.calls.update_subscription(
+                Endpoint.RESUBSCRIBE, email_address, subscription_id, legal_basis, legal_basis_explanation
+            )
+        )
 
     async def get_email_status(self, email_address: str) -> PublicSubscriptionStatusesResponse:
         return await self.execute(self._core.calls.email_status(email_address))

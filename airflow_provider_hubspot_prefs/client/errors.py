@@ -23,7 +23,7 @@ class HubSpotInputError(HubSpotError, ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        shown = redact_text(repr(value)) if isinstance(value, str) else repr(value)
+        shown = repr(redact_text(value)) if isinstance(value, str) else repr(value)
         super().__init__(f"{field}: {shown} {problem}")
 
 

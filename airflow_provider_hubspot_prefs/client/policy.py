@@ -40,8 +40,9 @@ class RateLimitInfo:
             except ValueError:
                 return None
 
-        info = cls(num("Max"), num("Remaining"), num("Interval-Milliseconds"), num("Daily"),
-                   num("Daily-Remaining"))
+        info = cls(
+            num("Max"), num("Remaining"), num("Interval-Milliseconds"), num("Daily"), num("Daily-Remaining")
+        )
         return None if info == cls() else info
 
 
@@ -60,8 +61,9 @@ class RetryPolicy:
     max_delay: float = 16.0
     jitter: float = 0.25
 
-    def should_retry(self, attempt: int, *, response: httpx.Response | None = None,
-                     error: BaseException | None = None) -> bool:
+    def should_retry(
+        self, attempt: int, *, response: httpx.Response | None = None, error: BaseException | None = None
+    ) -> bool:
         """Whether attempt number ``attempt`` (0-based) may be followed by another one."""
         if attempt >= self.max_retries:
             return False
@@ -125,12 +127,22 @@ def is_daily_limit(response: httpx.Response) -> bool:
     return response.headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
 
 
-def parse_error(response: httpx.Response, *, method: str, endpoint: str, redact: bool) -> HubSpotAPIError:
-    """Build the exception for an error response from HubSpot's error body (or what there is of it)."""
+def parse_error(
+    response: httpx.Response,
+    *,
+    method: str,
+    endpoint: str,
+    redact: bool,
+    error_class: type[HubSpotAPIError] | None = None,
+) -> HubSpotAPIError:
+    """Build the exception for an error response from HubSpot's error body (or what there is of it).
+
+    ``error_class`` overrides the class chosen from the status code.
+    """
     body = _json_or_none(response)
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     message = fields.get("message") or (response.text[:200] if body is None else "")
-    cls = error_class_for(response.status_code)
+    cls = error_class or error_class_for(response.status_code)
     if cls is HubSpotRateLimitError and not fields.get("category"):
         fields = {**fields, "category": "RATE_LIMITS"}
     context = fields.get("context")

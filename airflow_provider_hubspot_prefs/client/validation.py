@@ -33,7 +33,9 @@ def check_subscriber_ids(values: Any, max_batch_size: int, field: str = "subscri
     if not values:
         raise HubSpotInputError(field, [], "must not be empty")
     if len(values) > max_batch_size:
-        raise HubSpotInputError(field, f"{len(values)} inputs", f"exceeds the batch maximum of {max_batch_size}")
+        raise HubSpotInputError(
+            field, f"{len(values)} inputs", f"exceeds the batch maximum of {max_batch_size}"
+        )
     return [check_subscriber_id(v, f"{field}[{i}]") for i, v in enumerate(values)]
 
 

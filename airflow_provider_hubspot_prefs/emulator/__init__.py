@@ -6,7 +6,13 @@ that it can catch the client's mistakes instead of sharing them.
 
 from .app import create_app
 from .backend import PortalBackend
-from .config import DEMO_OAUTH_CLIENT_ID, DEMO_OAUTH_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_TOKEN, EmulatorConfig
+from .config import (
+    DEMO_OAUTH_CLIENT_ID,
+    DEMO_OAUTH_CLIENT_SECRET,
+    DEMO_REFRESH_TOKEN,
+    DEMO_TOKEN,
+    EmulatorConfig,
+)
 from .server import EmulatorServer
 
 __all__ = [

@@ -13,13 +13,18 @@ from .config import DEMO_OAUTH_CLIENT_ID, DEMO_REFRESH_TOKEN, DEMO_TOKEN, Emulat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_hubspot_prefs.emulator",
-                                     description="A local HubSpot Communication Preferences API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_hubspot_prefs.emulator",
+        description="A local HubSpot Communication Preferences API.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--token", action="append", default=[],
-                        help="an accepted private-app token with every scope (repeatable); "
-                             f"{DEMO_TOKEN!r} always works")
+    parser.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help=f"an accepted private-app token with every scope (repeatable); {DEMO_TOKEN!r} always works",
+    )
     parser.add_argument("--rate-limit", type=int, default=190, help="requests per interval per app")
     parser.add_argument("--rate-interval-ms", type=int, default=10_000)
     parser.add_argument("--daily-limit", type=int, default=1_000_000)
@@ -28,15 +33,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--access-token-ttl", type=int, default=1800, help="OAuth expires_in, seconds")
     args = parser.parse_args(argv)
 
-    config = EmulatorConfig(rate_limit_max=args.rate_limit, rate_limit_interval_ms=args.rate_interval_ms,
-                            daily_limit=args.daily_limit, max_batch_size=args.max_batch_size,
-                            latency_ms=args.latency_ms, access_token_ttl=args.access_token_ttl)
+    config = EmulatorConfig(
+        rate_limit_max=args.rate_limit,
+        rate_limit_interval_ms=args.rate_interval_ms,
+        daily_limit=args.daily_limit,
+        max_batch_size=args.max_batch_size,
+        latency_ms=args.latency_ms,
+        access_token_ttl=args.access_token_ttl,
+    )
     backend = PortalBackend(config)
     for token in args.token:
         backend.add_token(token)
-    print(f"HubSpot emulator on http://{args.host}:{args.port} (demo token {DEMO_TOKEN!r}, "
-          f"OAuth client {DEMO_OAUTH_CLIENT_ID!r} with refresh token {DEMO_REFRESH_TOKEN!r})",
-          file=sys.stderr, flush=True)
+    print(
+        f"HubSpot emulator on http://{args.host}:{args.port} (demo token {DEMO_TOKEN!r}, "
+        f"OAuth client {DEMO_OAUTH_CLIENT_ID!r} with refresh token {DEMO_REFRESH_TOKEN!r})",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(create_app(backend), host=args.host, port=args.port, log_level="warning")
     return 0
 

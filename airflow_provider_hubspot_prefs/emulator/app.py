@@ -52,7 +52,9 @@ def q_channel(request: Request) -> str:
     if value is None:
         raise validation("Query parameter 'channel' is required.", "channel", code="REQUIRED")
     if value not in CHANNELS:
-        raise validation(f"channel must be one of {', '.join(CHANNELS)}.", "channel", value, code="INVALID_ENUM")
+        raise validation(
+            f"channel must be one of {', '.join(CHANNELS)}.", "channel", value, code="INVALID_ENUM"
+        )
     return value
 
 
@@ -96,10 +98,19 @@ async def json_object(request: Request) -> dict[str, Any]:
 
 def email_value(value: Any, field_name: str) -> str:
     if not is_email(value):
-        raise ApiProblem(400, "VALIDATION_ERROR", f"{field_name} is not a valid email address.",
-                         sub_category="INVALID_EMAIL",
-                         errors=[{"message": "Invalid subscriber identifier.", "in": field_name,
-                                  "subCategory": "INVALID_EMAIL"}])
+        raise ApiProblem(
+            400,
+            "VALIDATION_ERROR",
+            f"{field_name} is not a valid email address.",
+            sub_category="INVALID_EMAIL",
+            errors=[
+                {
+                    "message": "Invalid subscriber identifier.",
+                    "in": field_name,
+                    "subCategory": "INVALID_EMAIL",
+                }
+            ],
+        )
     return str(value).lower()
 
 
@@ -138,32 +149,50 @@ def batch_inputs(body: dict[str, Any], backend: PortalBackend) -> list[Any]:
         raise validation("inputs must contain at least one item.", "inputs", code="TOO_FEW")
     limit = backend.config.max_batch_size
     if len(inputs) > limit:
-        raise validation(f"Too many inputs: {len(inputs)} given, at most {limit} allowed.", "inputs",
-                         len(inputs), code="TOO_MANY")
+        raise validation(
+            f"Too many inputs: {len(inputs)} given, at most {limit} allowed.",
+            "inputs",
+            len(inputs),
+            code="TOO_MANY",
+        )
     return inputs
 
 
 def operation(results: list[Any], errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     stamp = now_iso()
-    body: dict[str, Any] = {"status": "COMPLETE", "results": results, "requestedAt": stamp,
-                            "startedAt": stamp, "completedAt": stamp}
+    body: dict[str, Any] = {
+        "status": "COMPLETE",
+        "results": results,
+        "requestedAt": stamp,
+        "startedAt": stamp,
+        "completedAt": stamp,
+    }
     if errors:
         body["errors"] = errors
         body["numErrors"] = len(errors)
     return body
 
 
-def batch_error(status: str, category: str, message: str, ids: list[str], *, sub_category: str | None = None
-                ) -> dict[str, Any]:
+def batch_error(
+    status: str, category: str, message: str, ids: list[str], *, sub_category: str | None = None
+) -> dict[str, Any]:
     detail: dict[str, Any] = {"message": message, "code": status, "in": "inputs", "context": {"ids": ids}}
     if sub_category:
         detail["subCategory"] = sub_category
-    return {"status": status, "category": category, "message": message, "context": {"ids": ids},
-            "errors": [detail], "links": {}, "id": f"{category}:{len(ids)}"}
+    return {
+        "status": status,
+        "category": category,
+        "message": message,
+        "context": {"ids": ids},
+        "errors": [detail],
+        "links": {},
+        "id": f"{category}:{len(ids)}",
+    }
 
 
-def split_inputs(inputs: list[Any], backend: PortalBackend, *, must_be_known: bool
-                 ) -> tuple[list[str], list[dict[str, Any]]]:
+def split_inputs(
+    inputs: list[Any], backend: PortalBackend, *, must_be_known: bool
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Valid (lower-cased, de-duplicated) inputs, and one StandardError per kind of bad input."""
     valid: list[str] = []
     invalid: list[str] = []
@@ -183,11 +212,19 @@ def split_inputs(inputs: list[Any], backend: PortalBackend, *, must_be_known: bo
             valid.append(email)
     errors = []
     if invalid:
-        errors.append(batch_error("400", "VALIDATION_ERROR", "Invalid subscriber identifier.", invalid,
-                                  sub_category="INVALID_EMAIL"))
+        errors.append(
+            batch_error(
+                "400",
+                "VALIDATION_ERROR",
+                "Invalid subscriber identifier.",
+                invalid,
+                sub_category="INVALID_EMAIL",
+            )
+        )
     if unknown:
-        errors.append(batch_error("404", "OBJECT_NOT_FOUND", "Could not find a subscriber for some inputs.",
-                                  unknown))
+        errors.append(
+            batch_error("404", "OBJECT_NOT_FOUND", "Could not find a subscriber for some inputs.", unknown)
+        )
     return valid, errors
 
 
@@ -197,8 +234,9 @@ def split_inputs(inputs: list[Any], backend: PortalBackend, *, must_be_known: bo
 def create_app(backend: PortalBackend | None = None) -> FastAPI:
     """Build the emulator's ASGI app around ``backend`` (a fresh seeded portal by default)."""
     backend = backend or PortalBackend()
-    app = FastAPI(title="HubSpot Communication Preferences emulator", openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="HubSpot Communication Preferences emulator", openapi_url=None, docs_url=None, redoc_url=None
+    )
     app.state.backend = backend
 
     @app.exception_handler(ApiProblem)
@@ -278,7 +316,9 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
 
 def injected(fault: Fault) -> ApiProblem:
     if fault.status == 429:
-        problem = PortalBackend.rate_limited(fault.policy_name or "TEN_SECONDLY_ROLLING", {}, fault.retry_after)
+        problem = PortalBackend.rate_limited(
+            fault.policy_name or "TEN_SECONDLY_ROLLING", {}, fault.retry_after
+        )
         return problem
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     category = fault.category or ("INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR")
@@ -371,8 +411,10 @@ def batch_read_wide(version: str) -> Handler:
         bu = business_unit(request, backend)
         inputs = batch_inputs(await json_object(request), backend)
         valid, errors = split_inputs(inputs, backend, must_be_known=True)
-        results = [{"subscriberIdString": e, "wideStatuses": backend.wide_statuses_of(e, bu, all_units=False)}
-                   for e in valid]
+        results = [
+            {"subscriberIdString": e, "wideStatuses": backend.wide_statuses_of(e, bu, all_units=False)}
+            for e in valid
+        ]
         return multi_status(version, results, errors)
 
     return handler
@@ -390,13 +432,15 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
         if not isinstance(item, dict):
             raise validation(f"inputs[{i}] must be an object.", f"inputs[{i}]")
         enum_value(item, "channel", CHANNELS, required=True)
-        checked.append((
-            item.get("subscriberIdString"),
-            enum_value(item, "statusState", STATUS_STATES, required=True),
-            int_value(item, "subscriptionId"),
-            enum_value(item, "legalBasis", LEGAL_BASES, required=False),
-            optional_str(item, "legalBasisExplanation"),
-        ))
+        checked.append(
+            (
+                item.get("subscriberIdString"),
+                enum_value(item, "statusState", STATUS_STATES, required=True),
+                int_value(item, "subscriptionId"),
+                enum_value(item, "legalBasis", LEGAL_BASES, required=False),
+                optional_str(item, "legalBasisExplanation"),
+            )
+        )
     results, invalid, missing_subs = [], [], []
     for subscriber, state, sub_id, legal, explanation in checked:
         if not is_email(subscriber):
@@ -404,14 +448,30 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
         elif backend.definition(sub_id) is None:
             missing_subs.append(str(subscriber))
         else:
-            results.append(backend.set_status(str(subscriber).lower(), str(state), sub_id, legal, explanation))
+            results.append(
+                backend.set_status(str(subscriber).lower(), str(state), sub_id, legal, explanation)
+            )
     errors = []
     if invalid:
-        errors.append(batch_error("400", "VALIDATION_ERROR", "Invalid subscriber identifier.", invalid,
-                                  sub_category="INVALID_EMAIL"))
+        errors.append(
+            batch_error(
+                "400",
+                "VALIDATION_ERROR",
+                "Invalid subscriber identifier.",
+                invalid,
+                sub_category="INVALID_EMAIL",
+            )
+        )
     if missing_subs:
-        errors.append(batch_error("400", "VALIDATION_ERROR", "Subscription does not exist in this portal.",
-                                  missing_subs, sub_category="INVALID_SUBSCRIPTION_ID"))
+        errors.append(
+            batch_error(
+                "400",
+                "VALIDATION_ERROR",
+                "Subscription does not exist in this portal.",
+                missing_subs,
+                sub_category="INVALID_SUBSCRIPTION_ID",
+            )
+        )
     return operation(results, errors)
 
 

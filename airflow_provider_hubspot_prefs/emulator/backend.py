@@ -63,9 +63,18 @@ def now_iso() -> str:
 class ApiProblem(Exception):
     """An error answer in HubSpot's ``Error`` shape."""
 
-    def __init__(self, status: int, category: str, message: str, *, sub_category: str | None = None,
-                 context: dict[str, list[str]] | None = None, errors: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        category: str,
+        message: str,
+        *,
+        sub_category: str | None = None,
+        context: dict[str, list[str]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.category = category
@@ -129,10 +138,16 @@ class Definition:
         }
         if translations:
             stamp = 1_705_309_200_000
-            data["subscriptionTranslations"] = [{
-                "subscriptionId": self.id, "languageCode": "de", "name": f"{self.name} (de)",
-                "description": f"{self.description} (de)", "createdAt": stamp, "updatedAt": stamp,
-            }]
+            data["subscriptionTranslations"] = [
+                {
+                    "subscriptionId": self.id,
+                    "languageCode": "de",
+                    "name": f"{self.name} (de)",
+                    "description": f"{self.description} (de)",
+                    "createdAt": stamp,
+                    "updatedAt": stamp,
+                }
+            ]
         return data
 
 
@@ -202,8 +217,9 @@ class PortalBackend:
             self.wide: dict[tuple[str, int], str] = {}
             for email in SEED_CONTACTS:
                 for sub_id in (1001, 1004):
-                    self.statuses[(email, sub_id)] = StatusRecord("SUBSCRIBED", "CONSENT_WITH_NOTICE",
-                                                                  "Signed up on the website", now_iso())
+                    self.statuses[(email, sub_id)] = StatusRecord(
+                        "SUBSCRIBED", "CONSENT_WITH_NOTICE", "Signed up on the website", now_iso()
+                    )
             self.usage: dict[str, AppUsage] = {}
             self.faults: list[Fault] = []
             self.request_log: list[dict[str, Any]] = []
@@ -239,18 +255,27 @@ class PortalBackend:
     def authenticate(self, authorization: str | None) -> AccessToken:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
-            raise ApiProblem(401, "INVALID_AUTHENTICATION",
-                             "Authentication credentials not found. This API supports OAuth 2.0 authentication.")
+            raise ApiProblem(
+                401,
+                "INVALID_AUTHENTICATION",
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+            )
         with self.lock:
             if token in self.config.tokens:
-                return AccessToken(app=f"private:{token}", scopes=frozenset(self.config.tokens[token]),
-                                   expires_at=None)
+                return AccessToken(
+                    app=f"private:{token}", scopes=frozenset(self.config.tokens[token]), expires_at=None
+                )
             access = self.access_tokens.get(token)
         if access is None:
-            raise ApiProblem(401, "INVALID_AUTHENTICATION", "The access token provided is invalid or revoked.")
+            raise ApiProblem(
+                401, "INVALID_AUTHENTICATION", "The access token provided is invalid or revoked."
+            )
         if access.expires_at is not None and time.monotonic() >= access.expires_at:
-            raise ApiProblem(401, "EXPIRED_AUTHENTICATION",
-                             "The OAuth token used to make this call expired. Refresh the access token.")
+            raise ApiProblem(
+                401,
+                "EXPIRED_AUTHENTICATION",
+                "The OAuth token used to make this call expired. Refresh the access token.",
+            )
         return access
 
     @staticmethod
@@ -260,11 +285,16 @@ class PortalBackend:
             return
         missing = sorted(min(alternatives, key=lambda alt: len(alt - token.scopes)) - token.scopes)
         raise ApiProblem(
-            403, "MISSING_SCOPES",
+            403,
+            "MISSING_SCOPES",
             "This app hasn't been granted all required scopes to make this call.",
             context={"missingScopes": missing},
-            errors=[{"message": "One or more of the following scopes are required.",
-                     "context": {"requiredGranularScopes": missing}}],
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": missing},
+                }
+            ],
         )
 
     def take_fault(self, path: str) -> Fault | None:
@@ -295,13 +325,21 @@ class PortalBackend:
                 "X-HubSpot-RateLimit-Daily": str(cfg.daily_limit),
             }
             if usage.daily_count >= cfg.daily_limit:
-                headers.update({"X-HubSpot-RateLimit-Remaining": str(cfg.rate_limit_max - len(usage.window)),
-                                "X-HubSpot-RateLimit-Daily-Remaining": "0"})
+                headers.update(
+                    {
+                        "X-HubSpot-RateLimit-Remaining": str(cfg.rate_limit_max - len(usage.window)),
+                        "X-HubSpot-RateLimit-Daily-Remaining": "0",
+                    }
+                )
                 raise self.rate_limited("DAILY", headers, None)
             if len(usage.window) >= cfg.rate_limit_max:
                 wait = usage.window[0] + interval - now
-                headers.update({"X-HubSpot-RateLimit-Remaining": "0",
-                                "X-HubSpot-RateLimit-Daily-Remaining": str(cfg.daily_limit - usage.daily_count)})
+                headers.update(
+                    {
+                        "X-HubSpot-RateLimit-Remaining": "0",
+                        "X-HubSpot-RateLimit-Daily-Remaining": str(cfg.daily_limit - usage.daily_count),
+                    }
+                )
                 raise self.rate_limited("TEN_SECONDLY_ROLLING", headers, max(1, math.ceil(wait)))
             usage.window.append(now)
             usage.daily_count += 1
@@ -314,8 +352,13 @@ class PortalBackend:
         if retry_after is not None:
             headers = {**headers, "Retry-After": f"{retry_after:g}"}
         limit = "daily" if policy == "DAILY" else policy.lower()
-        return ApiProblem(429, "RATE_LIMITS", f"You have reached your {limit} limit.", headers=headers,
-                          extra={"errorType": "RATE_LIMIT", "policyName": policy})
+        return ApiProblem(
+            429,
+            "RATE_LIMITS",
+            f"You have reached your {limit} limit.",
+            headers=headers,
+            extra={"errorType": "RATE_LIMIT", "policyName": policy},
+        )
 
     # ---- OAuth ---------------------------------------------------------------------------------
 
@@ -323,21 +366,39 @@ class PortalBackend:
         with self.lock:
             self.token_requests += 1
             if form.get("grant_type") != "refresh_token":
-                raise ApiProblem(400, "BAD_GRANT_TYPE", "grant_type must be refresh_token",
-                                 extra={"error": "unsupported_grant_type"})
+                raise ApiProblem(
+                    400,
+                    "BAD_GRANT_TYPE",
+                    "grant_type must be refresh_token",
+                    extra={"error": "unsupported_grant_type"},
+                )
             client_id = form.get("client_id", "")
             if self.oauth_clients.get(client_id) != form.get("client_secret") or not client_id:
-                raise ApiProblem(400, "BAD_CLIENT_ID", "missing or unknown client id or secret",
-                                 extra={"error": "invalid_client"})
+                raise ApiProblem(
+                    400,
+                    "BAD_CLIENT_ID",
+                    "missing or unknown client id or secret",
+                    extra={"error": "invalid_client"},
+                )
             refresh = form.get("refresh_token", "")
             if self.refresh_tokens.get(refresh) != client_id:
-                raise ApiProblem(400, "BAD_REFRESH_TOKEN", "missing or unknown refresh token",
-                                 extra={"error": "invalid_grant"})
+                raise ApiProblem(
+                    400,
+                    "BAD_REFRESH_TOKEN",
+                    "missing or unknown refresh token",
+                    extra={"error": "invalid_grant"},
+                )
             access = "emu-oauth-" + secrets.token_urlsafe(24)
             ttl = self.config.access_token_ttl
-            self.access_tokens[access] = AccessToken(app=f"oauth:{client_id}", scopes=ALL_SCOPES,
-                                                     expires_at=time.monotonic() + ttl)
-            return {"token_type": "bearer", "access_token": access, "refresh_token": refresh, "expires_in": ttl}
+            self.access_tokens[access] = AccessToken(
+                app=f"oauth:{client_id}", scopes=ALL_SCOPES, expires_at=time.monotonic() + ttl
+            )
+            return {
+                "token_type": "bearer",
+                "access_token": access,
+                "refresh_token": refresh,
+                "expires_in": ttl,
+            }
 
     # ---- the portal ----------------------------------------------------------------------------
 
@@ -360,8 +421,12 @@ class PortalBackend:
 
     def require_known(self, email: str) -> None:
         if not self.is_known(email):
-            raise ApiProblem(404, "OBJECT_NOT_FOUND", "No contact or subscriber with that subscriberIdString.",
-                             context={"subscriberIdString": ["1 id"]})
+            raise ApiProblem(
+                404,
+                "OBJECT_NOT_FOUND",
+                "No contact or subscriber with that subscriberIdString.",
+                context={"subscriberIdString": ["1 id"]},
+            )
 
     def _public_status(self, email: str, d: Definition, reason: str | None = None) -> dict[str, Any]:
         rec = self.statuses.get((email, d.id))
@@ -388,21 +453,29 @@ class PortalBackend:
 
     def wide_statuses_of(self, email: str, bu: int, all_units: bool) -> list[dict[str, Any]]:
         units = sorted(self.business_units()) if all_units else [bu]
-        return [{
-            "channel": "EMAIL",
-            "status": "UNSUBSCRIBED" if (email, unit) in self.wide else "NOT_SPECIFIED",
-            "subscriberIdString": email,
-            "timestamp": self.wide.get((email, unit)) or now_iso(),
-            "wideStatusType": "PORTAL_WIDE" if unit == 0 else "BUSINESS_UNIT_WIDE",
-            "businessUnitId": unit,
-        } for unit in units]
+        return [
+            {
+                "channel": "EMAIL",
+                "status": "UNSUBSCRIBED" if (email, unit) in self.wide else "NOT_SPECIFIED",
+                "subscriberIdString": email,
+                "timestamp": self.wide.get((email, unit)) or now_iso(),
+                "wideStatusType": "PORTAL_WIDE" if unit == 0 else "BUSINESS_UNIT_WIDE",
+                "businessUnitId": unit,
+            }
+            for unit in units
+        ]
 
-    def set_status(self, email: str, state: str, sub_id: int, legal_basis: str | None,
-                   explanation: str | None) -> dict[str, Any]:
+    def set_status(
+        self, email: str, state: str, sub_id: int, legal_basis: str | None, explanation: str | None
+    ) -> dict[str, Any]:
         d = self.definition(sub_id)
         if d is None:
-            raise validation(f"Subscription {sub_id} does not exist in this portal.", "subscriptionId", sub_id,
-                             code="INVALID_SUBSCRIPTION_ID")
+            raise validation(
+                f"Subscription {sub_id} does not exist in this portal.",
+                "subscriptionId",
+                sub_id,
+                code="INVALID_SUBSCRIPTION_ID",
+            )
         with self.lock:
             key = (email, sub_id)
             prior = self.statuses[key].status if key in self.statuses else "NOT_SPECIFIED"
@@ -431,8 +504,12 @@ class PortalBackend:
                     if verbose:
                         results.append(self._public_status(email, d, "NO_STATUS_CHANGE"))
                     continue
-                self.statuses[key] = StatusRecord("UNSUBSCRIBED", rec.legal_basis if rec else None,
-                                                  rec.legal_basis_explanation if rec else None, now_iso())
+                self.statuses[key] = StatusRecord(
+                    "UNSUBSCRIBED",
+                    rec.legal_basis if rec else None,
+                    rec.legal_basis_explanation if rec else None,
+                    now_iso(),
+                )
                 results.append(self._public_status(email, d, "UNSUBSCRIBE_FROM_ALL_OCCURRED"))
             self.wide.setdefault((email, bu), now_iso())
             self.contacts.add(email)
@@ -449,7 +526,8 @@ class PortalBackend:
             "description": d.description,
             "status": "SUBSCRIBED" if rec and rec.status == "SUBSCRIBED" and not wide else "NOT_SUBSCRIBED",
             "sourceOfStatus": ("PORTAL_WIDE_STATUS" if d.business_unit_id == 0 else "BRAND_WIDE_STATUS")
-            if wide else "SUBSCRIPTION_STATUS",
+            if wide
+            else "SUBSCRIPTION_STATUS",
             "preferenceGroupName": d.purpose,
         }
         if d.business_unit_id:
@@ -460,17 +538,23 @@ class PortalBackend:
             data["legalBasisExplanation"] = rec.legal_basis_explanation
         return data
 
-    def v3_update(self, action: str, email: str, sub_id: int, legal_basis: str | None,
-                  explanation: str | None) -> dict[str, Any]:
+    def v3_update(
+        self, action: str, email: str, sub_id: int, legal_basis: str | None, explanation: str | None
+    ) -> dict[str, Any]:
         d = self.definition(sub_id)
         if d is None:
-            raise validation(f"Subscription {sub_id} does not exist in this portal.", "subscriptionId", sub_id,
-                             code="INVALID_SUBSCRIPTION_ID")
+            raise validation(
+                f"Subscription {sub_id} does not exist in this portal.",
+                "subscriptionId",
+                sub_id,
+                code="INVALID_SUBSCRIPTION_ID",
+            )
         with self.lock:
             wide_key = (email, d.business_unit_id)
             if action == "subscribe" and wide_key in self.wide:
-                raise validation("The contact opted out of all email; use /resubscribe with a legal basis.",
-                                 "emailAddress")
+                raise validation(
+                    "The contact opted out of all email; use /resubscribe with a legal basis.", "emailAddress"
+                )
             if action == "resubscribe":
                 if legal_basis is None:
                     raise validation("A legal basis is required to resubscribe a contact.", "legalBasis")
@@ -482,8 +566,10 @@ class PortalBackend:
 
     def v3_statuses(self, email: str) -> dict[str, Any]:
         with self.lock:
-            return {"recipient": email,
-                    "subscriptionStatuses": [self.v3_status(email, d) for d in self.definitions]}
+            return {
+                "recipient": email,
+                "subscriptionStatuses": [self.v3_status(email, d) for d in self.definitions],
+            }
 
 
 def is_email(value: Any) -> bool:

@@ -11,13 +11,15 @@ DEMO_OAUTH_CLIENT_ID = "emulator-client-id"
 DEMO_OAUTH_CLIENT_SECRET = "emulator-client-secret"
 DEMO_REFRESH_TOKEN = "emulator-refresh-token"
 
-ALL_SCOPES = frozenset({
-    "communication_preferences.read",
-    "communication_preferences.write",
-    "communication_preferences.read_write",
-    "communication_preferences.statuses.batch.read",
-    "communication_preferences.statuses.batch.write",
-})
+ALL_SCOPES = frozenset(
+    {
+        "communication_preferences.read",
+        "communication_preferences.write",
+        "communication_preferences.read_write",
+        "communication_preferences.statuses.batch.read",
+        "communication_preferences.statuses.batch.write",
+    }
+)
 
 
 @dataclass
@@ -44,7 +46,9 @@ class EmulatorConfig:
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
-            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+            )
         for key, value in changes.items():
             setattr(self, key, value)
 

@@ -29,13 +29,25 @@ class EmulatorServer:
     ``backend`` the portal's state, and ``control`` talks to ``/_emulator/*`` over HTTP.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.backend = PortalBackend(config)
         self.host = host
         self.port = port or free_port(host)
-        self._server = uvicorn.Server(uvicorn.Config(create_app(self.backend), host=self.host, port=self.port,
-                                                     log_level="warning", lifespan="off", access_log=False))
-        self._thread = threading.Thread(target=self._server.run, name=f"hubspot-emulator-{self.port}", daemon=True)
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(self.backend),
+                host=self.host,
+                port=self.port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"hubspot-emulator-{self.port}", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -57,8 +69,9 @@ class EmulatorServer:
     def __enter__(self) -> EmulatorServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:

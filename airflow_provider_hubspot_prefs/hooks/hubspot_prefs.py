@@ -18,6 +18,7 @@ from ..client import (
     PrivateAppTokenAuth,
     token_url,
 )
+from ..client.client import check_base_url
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
 
@@ -46,14 +47,20 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:
         auth = "oauth" if self.client_id else "private-app token"
-        return (f"ConnectionSettings(conn_id={self.conn_id!r}, base_url={self.base_url!r}, "
-                f"api_version={self.api_version.value!r}, auth={auth})")
+        return (
+            f"ConnectionSettings(conn_id={self.conn_id!r}, base_url={self.base_url!r}, "
+            f"api_version={self.api_version.value!r}, auth={auth})"
+        )
 
     def auth(self, redact: bool = True) -> httpx.Auth:
         if self.client_id and self.client_secret and self.refresh_token:
-            return OAuthRefreshAuth(client_id=self.client_id, client_secret=self.client_secret,
-                                    refresh_token=self.refresh_token, token_url=token_url(self.base_url),
-                                    redact=redact)
+            return OAuthRefreshAuth(
+                client_id=self.client_id,
+                client_secret=self.client_secret,
+                refresh_token=self.refresh_token,
+                token_url=token_url(self.base_url),
+                redact=redact,
+            )
         assert self.token is not None
         return PrivateAppTokenAuth(self.token)
 
@@ -69,7 +76,9 @@ def _extra(extras: dict[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def parse_connection(conn_id: str, password: str | None, host: str | None, extras: dict[str, Any]) -> ConnectionSettings:
+def parse_connection(
+    conn_id: str, password: str | None, host: str | None, extras: dict[str, Any]
+) -> ConnectionSettings:
     """Check a connection's fields and extras; raise ``HubSpotConnectionError`` saying what is wrong."""
     oauth = {name: _extra(extras, name) for name in OAUTH_FIELDS}
     given = [name for name, value in oauth.items() if value]
@@ -79,7 +88,8 @@ def parse_connection(conn_id: str, password: str | None, host: str | None, extra
     if not given and not password:
         raise HubSpotConnectionError(
             f"Connection {conn_id!r} has no credentials: put a private app access token in the password "
-            "field, or set the extras client_id, client_secret and refresh_token for OAuth.")
+            "field, or set the extras client_id, client_secret and refresh_token for OAuth."
+        )
 
     base_url = _extra(extras, "base_url") or (host if host and "://" in host else None) or DEFAULT_BASE_URL
     try:
@@ -89,7 +99,7 @@ def parse_connection(conn_id: str, password: str | None, host: str | None, extra
         max_retries = _extra(extras, "max_retries")
         return ConnectionSettings(
             conn_id=conn_id,
-            base_url=str(base_url),
+            base_url=check_base_url(str(base_url)),
             api_version=api_version,
             token=None if given else password,
             client_id=oauth["client_id"],
@@ -122,9 +132,16 @@ class HubSpotPreferencesHook(BaseHook):
     conn_type = "hubspot_prefs"
     hook_name = "HubSpot Communication Preferences"
 
-    def __init__(self, hubspot_conn_id: str = default_conn_name, api_version: str | None = None, *,
-                 timeout: float | None = None, max_retries: int | None = None,
-                 max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, redact_emails: bool = True) -> None:
+    def __init__(
+        self,
+        hubspot_conn_id: str = default_conn_name,
+        api_version: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        redact_emails: bool = True,
+    ) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
         self._api_version = parse_version(api_version) if api_version else None
@@ -134,8 +151,9 @@ class HubSpotPreferencesHook(BaseHook):
         self.redact_emails = redact_emails
 
     def _settings_from(self, conn: Any) -> ConnectionSettings:
-        settings = parse_connection(conn.conn_id or self.hubspot_conn_id, conn.password, conn.host,
-                                    conn.extra_dejson or {})
+        settings = parse_connection(
+            conn.conn_id or self.hubspot_conn_id, conn.password, conn.host, conn.extra_dejson or {}
+        )
         from airflow.sdk.log import mask_secret
 
         for secret in settings.secrets:
@@ -182,7 +200,9 @@ class HubSpotPreferencesHook(BaseHook):
         if "settings" not in self.__dict__:
             self.__dict__["settings"] = self._settings_from(await self.aget_connection(self.hubspot_conn_id))
         settings = self.settings
-        return AsyncHubSpotPreferencesClient(settings.auth(self.redact_emails), **self._client_options(settings))
+        return AsyncHubSpotPreferencesClient(
+            settings.auth(self.redact_emails), **self._client_options(settings)
+        )
 
     def close(self) -> None:
         if "_client" in self.__dict__:
@@ -197,5 +217,7 @@ class HubSpotPreferencesHook(BaseHook):
             return False, f"{type(exc).__name__}: {exc}"
         finally:
             self.close()
-        return True, (f"Connected to HubSpot Communication Preferences {self.api_version.value} at "
-                      f"{self.settings.base_url}: {len(definitions.results)} subscription definitions.")
+        return True, (
+            f"Connected to HubSpot Communication Preferences {self.api_version.value} at "
+            f"{self.settings.base_url}: {len(definitions.results)} subscription definitions."
+        )

@@ -1,0 +1,287 @@
+"""Error classes, retry rules and their timing, checked over HTTP against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import httpx
+import pytest
+
+from airflow_provider_hubspot_prefs.client import (
+    HubSpotAuthenticationError,
+    HubSpotInputError,
+    HubSpotNotFoundError,
+    HubSpotPermissionError,
+    HubSpotPreferencesClient,
+    HubSpotRateLimitError,
+    HubSpotResponseError,
+    HubSpotServerError,
+    HubSpotTimeoutError,
+    HubSpotTransportError,
+    HubSpotValidationError,
+    PrivateAppTokenAuth,
+    RetryPolicy,
+)
+from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+from airflow_provider_hubspot_prefs.emulator.server import free_port
+
+from .conftest import api_requests
+
+KNOWN = "alice@example.com"
+
+
+def fault(emulator, **spec):
+    emulator.control("POST", "faults", json=spec)
+
+
+def test_validation_error_carries_hubspots_fields_and_is_not_retried(make_client, emulator):
+    client = make_client(max_retries=5)
+    with pytest.raises(HubSpotValidationError) as err:
+        client.set_status(KNOWN, status_state="SUBSCRIBED", subscription_id=999_999)
+    e = err.value
+    assert (e.status_code, e.category) == (400, "VALIDATION_ERROR")
+    assert "999999" in e.message
+    assert len(e.correlation_id) == 36
+    assert e.endpoint == "/communication-preferences/v4/statuses/{subscriberIdString}"
+    assert e.correlation_id in str(e)
+    assert len(api_requests(emulator)) == 1  # a 400 is never retried
+
+
+def test_batch_over_the_emulators_maximum_is_a_400(make_client, emulator):
+    emulator.control("PATCH", "config", json={"max_batch_size": 3})
+    with pytest.raises(HubSpotValidationError, match="at most 3"):
+        make_client().batch_unsubscribe_all([f"p{i}@example.com" for i in range(4)])
+
+
+def test_unknown_token_is_authentication_error(make_client):
+    with pytest.raises(HubSpotAuthenticationError) as err:
+        make_client(token="pat-unknown").get_definitions()
+    assert err.value.category == "INVALID_AUTHENTICATION"
+    assert "pat-unknown" not in str(err.value) and "pat-unknown" not in repr(err.value)
+
+
+def test_missing_scopes_are_named(make_client, emulator):
+    emulator.control(
+        "POST", "tokens", json={"token": "pat-read-only", "scopes": ["communication_preferences.read"]}
+    )
+    client = make_client(token="pat-read-only")
+    assert client.get_definitions().results  # read is granted
+    with pytest.raises(HubSpotPermissionError) as err:
+        client.batch_unsubscribe_all([KNOWN])
+    assert err.value.category == "MISSING_SCOPES"
+    assert err.value.missing_scopes == ["communication_preferences.statuses.batch.write"]
+    assert "communication_preferences.statuses.batch.write" in str(err.value)
+    with pytest.raises(HubSpotPermissionError) as err:
+        client.set_status(KNOWN, status_state="SUBSCRIBED", subscription_id=1001)
+    assert err.value.missing_scopes in (
+        ["communication_preferences.write"],
+        ["communication_preferences.read_write"],
+    )
+
+
+def test_not_found(make_client):
+    with pytest.raises(HubSpotNotFoundError):
+        make_client().get_unsubscribe_all_status("never-seen@example.com")
+
+
+def test_retry_after_is_honoured_and_timed_against_the_header(make_client, emulator):
+    fault(emulator, status=429, count=1, retry_after=1)
+    client = make_client(retry_policy=RetryPolicy(max_retries=2, initial_delay=0.01, max_delay=0.02))
+    assert client.get_definitions().results
+    first, second = api_requests(emulator)
+    assert (first["status"], second["status"]) == (429, 200)
+    gap = second["time"] - first["time"]
+    assert 1.0 <= gap < 1.6, gap  # the header said 1 s; the policy's own backoff would be 0.01 s
+
+
+def test_429_without_retry_after_backs_off_exponentially(make_client, emulator):
+    fault(emulator, status=429, count=3)
+    client = make_client(retry_policy=RetryPolicy(max_retries=3, initial_delay=0.2, max_delay=1.0, jitter=0))
+    client.get_definitions()
+    times = [r["time"] for r in api_requests(emulator)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(gaps) == 3
+    for gap, expected in zip(gaps, (0.2, 0.4, 0.8), strict=False):
+        assert expected <= gap < expected + 0.3, gaps
+
+
+def test_rate_limit_exhausted_raises_with_policy(make_client, emulator):
+    emulator.control("PATCH", "config", json={"rate_limit_max": 2, "rate_limit_interval_ms": 60_000})
+    client = make_client(max_retries=0)
+    client.get_definitions()
+    client.get_definitions()
+    assert client.rate_limit.remaining == 0 and client.rate_limit.max == 2
+    assert client.rate_limit.interval_ms == 60_000
+    with pytest.raises(HubSpotRateLimitError) as err:
+        client.get_definitions()
+    assert err.value.policy_name == "TEN_SECONDLY_ROLLING" and not err.value.is_daily
+
+
+def test_ten_secondly_limit_is_waited_out(make_client, emulator):
+    emulator.control("PATCH", "config", json={"rate_limit_max": 3, "rate_limit_interval_ms": 1000})
+    client = make_client(retry_policy=RetryPolicy(max_retries=5, initial_delay=0.01, max_delay=0.02))
+    for _ in range(7):
+        assert client.get_definitions().results
+    statuses = [r["status"] for r in api_requests(emulator)]
+    assert statuses.count(200) == 7 and 429 in statuses
+
+
+def test_daily_limit_is_not_retried(make_client, emulator):
+    emulator.control("PATCH", "config", json={"daily_limit": 1})
+    client = make_client(max_retries=5)
+    client.get_definitions()
+    with pytest.raises(HubSpotRateLimitError) as err:
+        client.get_definitions()
+    assert err.value.is_daily
+    assert client.rate_limit.daily_remaining == 0
+    assert [r["status"] for r in api_requests(emulator)] == [200, 429]
+
+
+def test_5xx_is_retried_then_succeeds(make_client, emulator):
+    fault(emulator, status=503, count=2)
+    assert make_client().get_status(KNOWN).results
+    assert [r["status"] for r in api_requests(emulator)] == [503, 503, 200]
+
+
+def test_5xx_exhausting_retries_raises_server_error(make_client, emulator):
+    fault(emulator, status=500, count=10)
+    with pytest.raises(HubSpotServerError) as err:
+        make_client(retry_policy=RetryPolicy(max_retries=2, initial_delay=0.01)).get_definitions()
+    assert err.value.status_code == 500 and err.value.correlation_id
+    assert len(api_requests(emulator)) == 3
+
+
+def test_other_4xx_are_never_retried(make_client, emulator):
+    for status in (400, 401, 403, 404, 409):
+        emulator.control("DELETE", "requests")
+        fault(emulator, status=status, count=1)
+        with pytest.raises(Exception):  # noqa: B017 - the class per status is covered above
+            make_client(max_retries=5).get_definitions()
+        assert len(api_requests(emulator)) == 1, status
+
+
+def test_connection_refused_is_retried_then_raised():
+    port = free_port()
+    client = HubSpotPreferencesClient(
+        PrivateAppTokenAuth(DEMO_TOKEN),
+        base_url=f"http://127.0.0.1:{port}",
+        retry_policy=RetryPolicy(max_retries=2, initial_delay=0.01),
+    )
+    started = time.monotonic()
+    with pytest.raises(HubSpotTransportError) as err:
+        client.get_definitions()
+    assert "ConnectError" in str(err.value)
+    assert time.monotonic() - started < 5
+
+
+def test_timeout_raises_timeout_error(make_client, emulator):
+    emulator.control("PATCH", "config", json={"latency_ms": 500})
+    with pytest.raises(HubSpotTimeoutError):
+        make_client(timeout=0.1, max_retries=1).get_definitions()
+    # The server finishes both abandoned requests later; wait so they do not land in the next test.
+    deadline = time.monotonic() + 5
+    while len(api_requests(emulator)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(api_requests(emulator)) == 2  # first try and one retry
+
+
+def test_malformed_json_is_a_response_error():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{not json"))
+    client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
+    with pytest.raises(HubSpotResponseError, match="does not match"):
+        client.get_definitions()
+
+
+def test_wrong_shape_is_a_response_error():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"results": "nope"}))
+    client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
+    with pytest.raises(HubSpotResponseError):
+        client.get_definitions()
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.set_status(KNOWN, status_state="MAYBE", subscription_id=1), "status_state"),
+        (
+            lambda c: c.set_status(KNOWN, status_state="SUBSCRIBED", subscription_id=1, legal_basis="VIBES"),
+            "legal_basis",
+        ),
+        (lambda c: c.get_status(KNOWN, channel="SMS"), "channel"),
+        (lambda c: c.set_status(KNOWN, status_state="SUBSCRIBED", subscription_id=0), "subscription_id"),
+        (lambda c: c.set_status(KNOWN, status_state="SUBSCRIBED", subscription_id="1001"), "subscription_id"),
+        (lambda c: c.get_status("not-an-email"), "subscriber_id"),
+        (lambda c: c.get_status(""), "subscriber_id"),
+        (lambda c: c.batch_unsubscribe_all([]), "subscriber_ids"),
+        (lambda c: c.batch_unsubscribe_all("a@b.com"), "subscriber_ids"),
+        (lambda c: c.batch_unsubscribe_all([f"p{i}@example.com" for i in range(101)]), "subscriber_ids"),
+        (lambda c: c.batch_read_statuses([KNOWN, "broken"]), "subscriber_ids[1]"),
+        (lambda c: c.get_status(KNOWN, business_unit_id=-1), "business_unit_id"),
+    ],
+)
+def test_bad_input_is_rejected_before_any_request(make_client, emulator, call, field):
+    with pytest.raises(HubSpotInputError) as err:
+        call(make_client())
+    assert str(err.value).startswith(field + ":")
+    assert api_requests(emulator) == []
+
+
+def test_enum_error_lists_the_allowed_values(make_client):
+    with pytest.raises(HubSpotInputError) as err:
+        make_client().set_status(KNOWN, status_state="MAYBE", subscription_id=1)
+    assert "SUBSCRIBED, UNSUBSCRIBED, NOT_SPECIFIED" in str(err.value)
+
+
+def test_bad_api_version_and_plain_http_to_a_remote_host_are_refused():
+    with pytest.raises(HubSpotInputError, match="v4, 2026-03, 2026-09"):
+        HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), api_version="v3")
+    with pytest.raises(HubSpotInputError, match="https"):
+        HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), base_url="http://api.hubapi.com")
+
+
+def test_errors_redact_addresses_and_never_hold_the_token(make_client, emulator):
+    emulator.control("POST", "tokens", json={"token": "pat-secret-123", "scopes": []})
+    client = make_client(token="pat-secret-123")
+    with pytest.raises(HubSpotPermissionError) as err:
+        client.get_status("jane.doe@example.com")
+    assert "pat-secret-123" not in str(err.value) + repr(err.value) + repr(client)
+    with pytest.raises(HubSpotInputError) as bad:
+        client.get_status("jane.doe@example")
+    assert "jane.doe" not in str(bad.value) and "j***@example" in str(bad.value)
+
+
+def test_user_agent_and_rate_limit_headers(make_client, emulator):
+    seen = {}
+
+    def spy(request: httpx.Request) -> None:
+        seen.update(request.headers)
+
+    client = make_client()
+    client._http.event_hooks["request"] = [spy]
+    client.get_definitions()
+    assert seen["user-agent"].startswith("airflow-provider-hubspot-prefs/")
+    assert seen["authorization"] == f"Bearer {DEMO_TOKEN}"
+    assert client.rate_limit.max == 100_000 and client.rate_limit.remaining == 99_999
+
+
+def test_async_client_retries_with_the_same_policy(make_async_client, emulator):
+    fault(emulator, status=429, count=1, retry_after=1)
+
+    async def go():
+        async with make_async_client() as client:
+            return await client.get_definitions()
+
+    assert asyncio.run(go()).results
+    first, second = api_requests(emulator)
+    assert first["status"] == 429 and 1.0 <= second["time"] - first["time"] < 1.6
+
+
+def test_async_client_raises_the_same_errors(make_async_client):
+    async def go():
+        async with make_async_client(token="nope") as client:
+            await client.get_definitions()
+
+    with pytest.raises(HubSpotAuthenticationError):
+        asyncio.run(go())
