@@ -26,6 +26,7 @@ from .backend import (
     Fault,
     PortalBackend,
     is_email,
+    iso,
     now_iso,
     validation,
 )
@@ -158,14 +159,20 @@ def batch_inputs(body: dict[str, Any], backend: PortalBackend) -> list[Any]:
     return inputs
 
 
-def operation(results: list[Any], errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def operation(
+    results: list[Any],
+    errors: list[dict[str, Any]] | None = None,
+    status: str = "COMPLETE",
+    completed_at: float | None = None,
+) -> dict[str, Any]:
     stamp = now_iso()
+    done = stamp if completed_at is None else iso(completed_at)
     body: dict[str, Any] = {
-        "status": "COMPLETE",
+        "status": status,
         "results": results,
         "requestedAt": stamp,
         "startedAt": stamp,
-        "completedAt": stamp,
+        "completedAt": done,
     }
     if errors:
         body["errors"] = errors
@@ -268,6 +275,7 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
                 token: AccessToken = backend.authenticate(request.headers.get("authorization"))
                 headers = backend.consume_rate_limit(token.app)
                 backend.authorize(token, operation_kind)
+                backend.settle()  # queued writes whose time has come apply before anything is read
                 result = await handler(request, backend)
             except ApiProblem as problem:
                 if problem.status != 429:
@@ -362,7 +370,7 @@ async def get_status(request: Request, backend: PortalBackend) -> Any:
     q_channel(request)
     bu = business_unit(request, backend)
     backend.require_known(email)
-    return operation(backend.statuses_of(email, bu))
+    return operation(backend.statuses_of(email, bu), status=backend.read_status([email]))
 
 
 async def set_status(request: Request, backend: PortalBackend) -> Any:
@@ -374,7 +382,11 @@ async def set_status(request: Request, backend: PortalBackend) -> Any:
     legal = enum_value(body, "legalBasis", LEGAL_BASES, required=False)
     explanation = optional_str(body, "legalBasisExplanation")
     assert state is not None
-    return operation([backend.set_status(email, state, sub_id, legal, explanation)])
+    backend.require_definition(sub_id)
+    status, results, done = backend.run_write(
+        [email], lambda: [backend.set_status(email, state, sub_id, legal, explanation)]
+    )
+    return operation(results, status=status, completed_at=done)
 
 
 async def get_wide_status(request: Request, backend: PortalBackend) -> Any:
@@ -383,14 +395,18 @@ async def get_wide_status(request: Request, backend: PortalBackend) -> Any:
     bu = business_unit(request, backend)
     verbose = q_bool(request, "verbose")
     backend.require_known(email)
-    return operation(backend.wide_statuses_of(email, bu, all_units=verbose))
+    return operation(
+        backend.wide_statuses_of(email, bu, all_units=verbose), status=backend.read_status([email])
+    )
 
 
 async def unsubscribe_all(request: Request, backend: PortalBackend) -> Any:
     email = path_subscriber(request)
     q_channel(request)
     bu = business_unit(request, backend)
-    return operation(backend.unsubscribe_all(email, bu, q_bool(request, "verbose")))
+    verbose = q_bool(request, "verbose")
+    status, results, done = backend.run_write([email], lambda: backend.unsubscribe_all(email, bu, verbose))
+    return operation(results, status=status, completed_at=done)
 
 
 def batch_read(version: str) -> Handler:
@@ -400,7 +416,7 @@ def batch_read(version: str) -> Handler:
         inputs = batch_inputs(await json_object(request), backend)
         valid, errors = split_inputs(inputs, backend, must_be_known=True)
         results = [{"subscriberIdString": e, "statuses": backend.statuses_of(e, bu)} for e in valid]
-        return multi_status(version, results, errors)
+        return multi_status(version, results, errors, backend.read_status(valid))
 
     return handler
 
@@ -415,14 +431,16 @@ def batch_read_wide(version: str) -> Handler:
             {"subscriberIdString": e, "wideStatuses": backend.wide_statuses_of(e, bu, all_units=False)}
             for e in valid
         ]
-        return multi_status(version, results, errors)
+        return multi_status(version, results, errors, backend.read_status(valid))
 
     return handler
 
 
-def multi_status(version: str, results: list[Any], errors: list[dict[str, Any]]) -> tuple[int, Any]:
+def multi_status(
+    version: str, results: list[Any], errors: list[dict[str, Any]], operation_status: str
+) -> tuple[int, Any]:
     status = 207 if errors and version in MULTI_STATUS_VERSIONS else 200
-    return status, operation(results, errors)
+    return status, operation(results, errors, status=operation_status)
 
 
 async def batch_write(request: Request, backend: PortalBackend) -> Any:
@@ -441,16 +459,19 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
                 optional_str(item, "legalBasisExplanation"),
             )
         )
-    results, invalid, missing_subs = [], [], []
+    accepted, invalid, missing_subs = [], [], []
     for subscriber, state, sub_id, legal, explanation in checked:
         if not is_email(subscriber):
             invalid.append(str(subscriber))
         elif backend.definition(sub_id) is None:
             missing_subs.append(str(subscriber))
         else:
-            results.append(
-                backend.set_status(str(subscriber).lower(), str(state), sub_id, legal, explanation)
-            )
+            accepted.append((str(subscriber).lower(), str(state), sub_id, legal, explanation))
+
+    def apply() -> list[dict[str, Any]]:
+        return [backend.set_status(*change) for change in accepted]
+
+    status, results, done = backend.run_write([change[0] for change in accepted], apply)
     errors = []
     if invalid:
         errors.append(
@@ -472,7 +493,7 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
                 sub_category="INVALID_SUBSCRIPTION_ID",
             )
         )
-    return operation(results, errors)
+    return operation(results, errors, status=status, completed_at=done)
 
 
 async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any:
@@ -481,8 +502,12 @@ async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any
     verbose = q_bool(request, "verbose")
     inputs = batch_inputs(await json_object(request), backend)
     valid, errors = split_inputs(inputs, backend, must_be_known=False)
-    results = [{"subscriberIdString": e, "statuses": backend.unsubscribe_all(e, bu, verbose)} for e in valid]
-    return operation(results, errors)
+
+    def apply() -> list[dict[str, Any]]:
+        return [{"subscriberIdString": e, "statuses": backend.unsubscribe_all(e, bu, verbose)} for e in valid]
+
+    status, results, done = backend.run_write(valid, apply)
+    return operation(results, errors, status=status, completed_at=done)
 
 
 def v3_update(action: str) -> Handler:

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -56,8 +56,14 @@ SCOPES: dict[str, tuple[frozenset[str], ...]] = {
 }
 
 
+def iso(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(time.time())
 
 
 class ApiProblem(Exception):
@@ -186,6 +192,16 @@ class Fault:
 
 
 @dataclass
+class PendingWrite:
+    """A write accepted in asynchronous mode, applied (or canceled) once ``due`` has passed."""
+
+    due: float
+    emails: list[str]
+    apply: Callable[[], list[dict[str, Any]]]
+    canceled: bool
+
+
+@dataclass
 class AppUsage:
     window: deque[float] = field(default_factory=deque)
     day: str = ""
@@ -227,6 +243,9 @@ class PortalBackend:
             self.refresh_tokens = {DEMO_REFRESH_TOKEN: DEMO_OAUTH_CLIENT_ID}
             self.access_tokens: dict[str, AccessToken] = {}
             self.token_requests = 0
+            self.pending: list[PendingWrite] = []
+            self.inflight: dict[str, int] = {}
+            self.last_operation: dict[str, str] = {}
 
     def add_token(self, token: str, scopes: Iterable[str] | None = None) -> None:
         with self.lock:
@@ -400,6 +419,55 @@ class PortalBackend:
                 "expires_in": ttl,
             }
 
+    # ---- operations: synchronous, or asynchronous with PENDING -> COMPLETE | CANCELED ------------
+
+    def run_write(
+        self, emails: list[str], apply: Callable[[], list[dict[str, Any]]]
+    ) -> tuple[str, list[dict[str, Any]], float]:
+        """Apply a write now or queue it; return (operation status, results, completion time)."""
+        with self.lock:
+            self.settle()
+            cfg = self.config
+            cancel = cfg.cancel_next_writes > 0
+            if cancel:
+                cfg.cancel_next_writes -= 1
+            self.contacts.update(emails)
+            delay = cfg.processing_delay_ms / 1000
+            if delay <= 0:
+                status = "CANCELED" if cancel else "COMPLETE"
+                results = [] if cancel else apply()
+                for email in emails:
+                    if not self.inflight.get(email):
+                        self.last_operation[email] = status
+                return status, results, time.time()
+            self.pending.append(PendingWrite(time.monotonic() + delay, list(emails), apply, cancel))
+            for email in emails:
+                self.inflight[email] = self.inflight.get(email, 0) + 1
+                self.last_operation[email] = "PENDING"
+            return "PENDING", [], time.time() + delay
+
+    def settle(self) -> None:
+        """Apply (or cancel) every queued write whose time has come, in the order received."""
+        now = time.monotonic()
+        with self.lock:
+            while self.pending and self.pending[0].due <= now:
+                op = self.pending.pop(0)
+                if not op.canceled:
+                    op.apply()
+                for email in op.emails:
+                    self.inflight[email] -= 1
+                    if not self.inflight[email]:
+                        self.last_operation[email] = "CANCELED" if op.canceled else "COMPLETE"
+
+    def read_status(self, emails: Iterable[str]) -> str:
+        """Operation status a read reports: the state of the latest writes to these contacts."""
+        with self.lock:
+            self.settle()
+            states = {self.last_operation.get(e, "COMPLETE") for e in emails}
+        if "CANCELED" in states:
+            return "CANCELED"
+        return "PROCESSING" if "PENDING" in states else "COMPLETE"
+
     # ---- the portal ----------------------------------------------------------------------------
 
     def business_units(self) -> set[int]:
@@ -412,6 +480,17 @@ class PortalBackend:
 
     def definition(self, sub_id: int) -> Definition | None:
         return next((d for d in self.definitions if d.id == sub_id), None)
+
+    def require_definition(self, sub_id: int) -> Definition:
+        found = self.definition(sub_id)
+        if found is None:
+            raise validation(
+                f"Subscription {sub_id} does not exist in this portal.",
+                "subscriptionId",
+                sub_id,
+                code="INVALID_SUBSCRIPTION_ID",
+            )
+        return found
 
     def list_definitions(self, bu: int | None, translations: bool) -> list[dict[str, Any]]:
         return [d.to_api(translations) for d in self.definitions if bu is None or d.business_unit_id == bu]
@@ -468,14 +547,7 @@ class PortalBackend:
     def set_status(
         self, email: str, state: str, sub_id: int, legal_basis: str | None, explanation: str | None
     ) -> dict[str, Any]:
-        d = self.definition(sub_id)
-        if d is None:
-            raise validation(
-                f"Subscription {sub_id} does not exist in this portal.",
-                "subscriptionId",
-                sub_id,
-                code="INVALID_SUBSCRIPTION_ID",
-            )
+        d = self.require_definition(sub_id)
         with self.lock:
             key = (email, sub_id)
             prior = self.statuses[key].status if key in self.statuses else "NOT_SPECIFIED"
@@ -541,14 +613,7 @@ class PortalBackend:
     def v3_update(
         self, action: str, email: str, sub_id: int, legal_basis: str | None, explanation: str | None
     ) -> dict[str, Any]:
-        d = self.definition(sub_id)
-        if d is None:
-            raise validation(
-                f"Subscription {sub_id} does not exist in this portal.",
-                "subscriptionId",
-                sub_id,
-                code="INVALID_SUBSCRIPTION_ID",
-            )
+        d = self.require_definition(sub_id)
         with self.lock:
             wide_key = (email, d.business_unit_id)
             if action == "subscribe" and wide_key in self.wide:

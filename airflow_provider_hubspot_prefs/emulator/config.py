@@ -32,6 +32,9 @@ class EmulatorConfig:
     :param max_batch_size: largest ``inputs`` array a batch endpoint accepts; 400 above it.
     :param latency_ms: added to every API response, to reproduce network round trips.
     :param access_token_ttl: ``expires_in`` of OAuth access tokens, in seconds.
+    :param processing_delay_ms: asynchronous mode when above 0: writes answer PENDING and take
+        effect this long after; reads of the contacts concerned answer PROCESSING meanwhile.
+    :param cancel_next_writes: that many next writes end CANCELED and never take effect.
     """
 
     rate_limit_max: int = 190
@@ -40,6 +43,8 @@ class EmulatorConfig:
     max_batch_size: int = 100
     latency_ms: float = 0.0
     access_token_ttl: int = 1800
+    processing_delay_ms: float = 0.0
+    cancel_next_writes: int = 0
     tokens: dict[str, list[str]] = field(default_factory=lambda: {DEMO_TOKEN: sorted(ALL_SCOPES)})
 
     def update(self, changes: dict[str, Any]) -> None:
