@@ -36,6 +36,27 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_hubspot_prefs.hooks.hubspot_prefs"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": integration,
+                "python-modules": [
+                    "airflow_provider_hubspot_prefs.operators.status",
+                    "airflow_provider_hubspot_prefs.operators.unsubscribe",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_hubspot_prefs.sensors.operation_status"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_hubspot_prefs.triggers.operation_status"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
@@ -271,6 +271,30 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
+
+
+@overload
+def status_request(
+    subscriber_id: None,
+    *,
+    status_state: StatusState | str,
+    subscription_id: int,
+    legal_basis: LegalBasis | str | None = None,
+    legal_basis_explanation: str | None = None,
+    channel: Channel | str = Channel.EMAIL,
+) -> PartialPublicStatusRequest: ...
+
+
+@overload
+def status_request(
+    subscriber_id: str,
+    *,
+    status_state: StatusState | str,
+    subscription_id: int,
+    legal_basis: LegalBasis | str | None = None,
+    legal_basis_explanation: str | None = None,
+    channel: Channel | str = Channel.EMAIL,
+) -> PublicStatusRequest: ...
 
 
 def status_request(

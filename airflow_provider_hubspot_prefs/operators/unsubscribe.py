@@ -1,0 +1,166 @@
+"""Opt contacts out of all email: one contact, or any number of them in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from .base import HubSpotBaseOperator
+from .batch_run import HubSpotBatchBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from ..client import AsyncHubSpotPreferencesClient
+
+
+def _outcomes() -> Any:
+    from ..client.batching import Outcome
+
+    return Outcome
+
+
+class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
+    """Unsubscribe one contact from all email (POST /statuses/{subscriberIdString}/unsubscribe-all).
+
+    Returns ``{"subscriber", "outcome", "operation_status"}`` with the address redacted unless
+    ``redact_emails=False``; outcome is ``unsubscribed``, ``already_unsubscribed`` or
+    ``submitted`` (HubSpot still processing; ``wait_for_completion=True`` waits for it).
+
+    :param subscriber_id: the contact's email address (templated).
+    See ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
+    """
+
+    template_fields: Sequence[str] = ("subscriber_id", "business_unit_id", "hubspot_conn_id", "api_version")
+
+    def __init__(self, *, subscriber_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.subscriber_id = subscriber_id
+
+    def execute(self, context: Context) -> Any:
+        from .._io import sample
+        from ..client import HubSpotAPIError, HubSpotError, HubSpotInputError
+        from ..client.batching import Outcome, classify, normalize_address
+
+        address = normalize_address(self.subscriber_id)
+        if address is None:
+            raise AirflowFailException(
+                f"subscriber_id {sample([str(self.subscriber_id)], True)} is not a valid email address"
+            )
+        try:
+            response = self.hook.get_conn().unsubscribe_all(
+                address, business_unit_id=self.resolved_business_unit(), verbose=True
+            )
+        except HubSpotInputError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        except (HubSpotAPIError, HubSpotError) as exc:
+            raise AirflowException(f"HubSpot refused the unsubscribe: {exc}") from exc
+        (row,) = classify(
+            [(1, address)], response, applied=Outcome.UNSUBSCRIBED, unchanged=Outcome.ALREADY_UNSUBSCRIBED
+        )
+        if row.outcome is Outcome.FAILED:
+            raise AirflowException(f"HubSpot did not unsubscribe the contact: {row.reason}")
+        (shown,) = sample([address], self.redact_emails)
+        result = {
+            "subscriber": shown,
+            "outcome": row.outcome.value,
+            "operation_status": response.status.value,
+        }
+        self.log.info("%s: %s (operation %s)", shown, row.outcome.value, response.status.value)
+        if self.wait_for_completion and row.outcome is Outcome.SUBMITTED:
+            return self.wait_or_defer(context, result=result, subscriber_ids=[address])
+        return result
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        done = super().execute_complete(context, event)
+        return {**done, "outcome": "unsubscribed"}
+
+
+class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
+    """Unsubscribe any number of contacts from all email, in batches, with a result ledger.
+
+    Input comes from ``subscribers`` (a list, or an upstream task's XCom) or from ``input_path``
+    (a local path or object-storage URI: one address a line, or the ``csv_column`` of a CSV),
+    read as a stream. Addresses are trimmed, lower-cased and de-duplicated; malformed ones go to
+    the ledger as ``invalid_input`` and are never sent. Chunks of ``batch_size`` go to
+    POST /statuses/batch/unsubscribe-all with at most ``max_in_flight`` requests at once.
+
+    The ledger (CSV: line, input, subscriber_id, outcome, reason, category, correlation_id,
+    operation_status) has one row per input, outcome one of ``unsubscribed``,
+    ``already_unsubscribed``, ``submitted``, ``invalid_input``, ``duplicate``, ``failed``,
+    ``not_attempted``. XCom gets a summary (counts, ledger path), never the addresses.
+
+    :param subscribers: addresses (templated; an XComArg works).
+    :param input_path: instead, a file of addresses (templated).
+    :param csv_column: read this column of a CSV with a header row.
+    :param input_range: ``[start, stop)`` of the addresses in ``input_path`` to handle, for
+        fan-out over chunks of one file (see ``utils.fanout``).
+    See ``HubSpotBatchBaseOperator`` for the ledger, batching and failure policy, and
+    ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
+    """
+
+    template_fields: Sequence[str] = (
+        "subscribers",
+        "input_path",
+        "csv_column",
+        "input_range",
+        "ledger_path",
+        "business_unit_id",
+        "hubspot_conn_id",
+        "api_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        subscribers: Iterable[str] | str | None = None,
+        input_path: str | None = None,
+        csv_column: str | None = None,
+        input_range: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.subscribers = subscribers
+        self.input_path = input_path
+        self.csv_column = csv_column
+        self.input_range = input_range
+
+    @property
+    def applied_outcome(self) -> Any:  # type: ignore[override]
+        return _outcomes().UNSUBSCRIBED
+
+    @property
+    def unchanged_outcome(self) -> Any:  # type: ignore[override]
+        return _outcomes().ALREADY_UNSUBSCRIBED
+
+    def inputs(self, context: Context) -> Iterator[object]:
+        start, stop = (
+            (None, None) if not self.input_range else (int(self.input_range[0]), int(self.input_range[1]))
+        )
+        if self.subscribers is not None and self.input_path:
+            raise AirflowFailException("Give subscribers or input_path, not both.")
+        if self.subscribers is not None:
+            items = [self.subscribers] if isinstance(self.subscribers, str) else self.subscribers
+            yield from islice(items, start, stop)
+            return
+        if not self.input_path:
+            raise AirflowFailException("Give subscribers or input_path: there is no input.")
+        from .._io import open_text
+        from ..client.batching import iter_lines
+
+        with open_text(self.input_path) as handle:
+            yield from islice(iter_lines(handle, self.csv_column), start, stop)
+
+    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
+        business_unit = self.resolved_business_unit()
+
+        def send(chunk: list[str]) -> Any:
+            return client.batch_unsubscribe_all(chunk, business_unit_id=business_unit, verbose=True)
+
+        return send
+
+    def execute(self, context: Context) -> Any:
+        return self.run_batch(context)

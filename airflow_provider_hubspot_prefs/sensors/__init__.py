@@ -1,0 +1,3 @@
+from .operation_status import HubSpotOperationStatusSensor
+
+__all__ = ["HubSpotOperationStatusSensor"]

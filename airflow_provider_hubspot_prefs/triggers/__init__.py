@@ -1,0 +1,3 @@
+from .operation_status import HubSpotOperationStatusTrigger
+
+__all__ = ["HubSpotOperationStatusTrigger"]
