@@ -1,58 +1,101 @@
-"""Demo: the real emulator process, an Airflow connection, and the hook's client calling it."""
+"""Demo: the flagship GDPR DAG, run by ``dag.test()`` against the emulator in asynchronous mode.
+
+Writes an input file with valid, duplicated, malformed and already-unsubscribed addresses, runs
+``hubspot_gdpr_unsubscribe`` (the unsubscribe answers PENDING, the deferrable sensor waits for
+COMPLETE, the verify task reads every contact back) and prints the report and ledger counts.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.emulator.server import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".demo"
+
+
+def start_emulator(port: int, delay_ms: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_hubspot_prefs.emulator",
+            "--port",
+            str(port),
+            "--processing-delay-ms",
+            str(delay_ms),
+        ]
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/_emulator/config", timeout=1)
+            return process
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the emulator did not start") from None
+            time.sleep(0.1)
+
+
+def write_input(path: Path, count: int) -> None:
+    lines = [f"withdrawal.{i:06d}@example.com" for i in range(count)]
+    lines += ["alice@example.com", "Bob@Example.org"]  # seeded contacts (Bob in another case)
+    lines += ["WITHDRAWAL.000001@EXAMPLE.COM", "withdrawal.000002@example.com"]  # duplicates
+    lines += ["not-an-address", "jane@@example.com", "spaces in@example.com"]  # malformed
+    lines += ["already.gone@example.com"]  # unsubscribed before the run
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--addresses", type=int, default=2000, help="valid new addresses in the input")
+    parser.add_argument("--processing-delay-ms", type=int, default=3000)
+    args = parser.parse_args()
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_hubspot_prefs.emulator", "--port", str(port)]
-    )
+    emulator = start_emulator(port, args.processing_delay_ms)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/_emulator/config", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or emulator.poll() is not None:
-                    raise SystemExit("the emulator did not start") from None
-                time.sleep(0.1)
-
-        # The same connection a user would create, in Airflow's environment-variable form.
         os.environ["AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT"] = json.dumps(
             {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": {"base_url": url}}
         )
-        from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotPreferencesHook
-
-        hook = HubSpotPreferencesHook()
-        ok, message = hook.test_connection()
-        print(f"test_connection: {ok} - {message}")
-        client = hook.get_conn()
-        contacts = ["alice@example.com", "bob@example.org", "someone.new@example.com"]
-        result = client.batch_unsubscribe_all(contacts, verbose=True)
-        print(f"POST batch/unsubscribe-all -> {result.status.value}")
-        print(result.model_dump_json(by_alias=True, indent=2, exclude_none=True)[:1500])
-        check = client.batch_read_unsubscribe_all(contacts)
-        for row in check.results:
-            wide = row.wide_statuses[0]
-            print(f"  {row.subscriber_id_string}: {wide.wide_status_type.value} {wide.status.value}")
-        hook.close()
-        return (
-            0 if ok and all(r.wide_statuses[0].status.value == "UNSUBSCRIBED" for r in check.results) else 1
+        input_path = WORK / "withdrawals.txt"
+        write_input(input_path, args.addresses)
+        # One contact opted out already, so that the ledger shows 'already_unsubscribed'.
+        httpx.post(
+            f"{url}/communication-preferences/v4/statuses/already.gone%40example.com/unsubscribe-all",
+            params={"channel": "EMAIL"},
+            headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+            timeout=5,
         )
+
+        spec = importlib.util.spec_from_file_location(
+            "hubspot_gdpr_unsubscribe", ROOT / "example_dags" / "hubspot_gdpr_unsubscribe.py"
+        )
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        started = time.monotonic()
+        run = module.dag.test(run_conf={"input_path": str(input_path), "ledger_dir": str(WORK / "ledgers")})
+        elapsed = time.monotonic() - started
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        print(f"\nDAG run {run.run_id}: {run.state} in {elapsed:.1f}s; tasks: {states}")
+        reports = sorted((WORK / "ledgers").glob("*/report.json"))
+        if reports:
+            print(f"Report ({reports[-1]}):\n{reports[-1].read_text()}")
+        return 0 if str(run.state) == "success" else 1
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Airflow reads its home at import time: give the whole session a throwaway one.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="hubspot-prefs-airflow-"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# Airflow reads its configuration at import time: give the whole session a throwaway home whose
+# DAGs folder holds the example DAGs and the test DAGs (dag.test() runs DAGs from that folder).
+_HOME = tempfile.mkdtemp(prefix="hubspot-prefs-airflow-")
+_DAGS = Path(_HOME) / "dags"
+_DAGS.mkdir()
+_ROOT = Path(__file__).resolve().parent.parent
+for _dag_file in [*(_ROOT / "example_dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
+    (_DAGS / _dag_file.name).symlink_to(_dag_file)
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_DAGS)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
-from airflow_provider_hubspot_prefs.client import (
+from airflow_provider_hubspot_prefs.client import (  # noqa: E402 - after the environment is set
     AsyncHubSpotPreferencesClient,
     HubSpotPreferencesClient,
     PrivateAppTokenAuth,
     RetryPolicy,
 )
-from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN, EmulatorConfig, EmulatorServer
+from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN, EmulatorConfig, EmulatorServer  # noqa: E402
 
 # Generous by default so that ordinary tests never meet the limiter; rate-limit tests lower it.
 TEST_CONFIG = EmulatorConfig(rate_limit_max=100_000)
@@ -76,3 +87,26 @@ def make_async_client(emulator: EmulatorServer) -> Callable[..., AsyncHubSpotPre
 def api_requests(server: EmulatorServer) -> list[dict[str, Any]]:
     """Requests the emulator received on its API (control calls excluded)."""
     return list(server.control("GET", "requests")["requests"])
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """The session's Airflow metadata database, migrated once (dag.test() needs it)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300
+    )
+    return _HOME
+
+
+@pytest.fixture
+def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``hubspot_prefs_default`` pointing at the emulator, in Airflow's environment-variable form."""
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
+        json.dumps(
+            {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": {"base_url": emulator.url}}
+        ),
+    )
+    return "hubspot_prefs_default"

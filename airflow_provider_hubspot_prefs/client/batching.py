@@ -144,7 +144,7 @@ class WorkStore:
         row = self._db.execute("SELECT value FROM meta WHERE key='ingested'").fetchone()
         return bool(row and row[0] == "1")
 
-    def ingest(self, inputs: Iterable[object]) -> None:
+    def ingest(self, inputs: Iterable[object], first_line: int = 1) -> None:
         """Read every input once: invalid and duplicate ones get their outcome now.
 
         A store that already holds a whole input (a resumed run) is not read again; the inputs an
@@ -159,8 +159,8 @@ class WorkStore:
         db.execute("DELETE FROM inputs")
         db.execute("DELETE FROM seen")
         db.execute("BEGIN")
-        line = 0
-        for line, raw in enumerate(inputs, start=1):
+        line, count = first_line - 1, 0
+        for count, (line, raw) in enumerate(enumerate(inputs, start=first_line), start=1):
             text = raw if isinstance(raw, str) else repr(raw)
             address = normalize_address(raw)
             if address is None:
@@ -180,11 +180,11 @@ class WorkStore:
                         "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)",
                         (line, text, address, Outcome.DUPLICATE.value, f"same address as line {earlier}"),
                     )
-            if line % _INGEST_COMMIT_EVERY == 0:
+            if count % _INGEST_COMMIT_EVERY == 0:
                 db.execute("COMMIT")
                 db.execute("BEGIN")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('ingested', '1')")
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('total', ?)", (str(line),))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('total', ?)", (str(count),))
         db.execute("COMMIT")
 
     @property

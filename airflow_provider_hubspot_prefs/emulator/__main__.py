@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-batch-size", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every API response")
     parser.add_argument("--access-token-ttl", type=int, default=1800, help="OAuth expires_in, seconds")
+    parser.add_argument(
+        "--processing-delay-ms",
+        type=float,
+        default=0.0,
+        help="asynchronous mode: writes answer PENDING and apply after this delay",
+    )
     args = parser.parse_args(argv)
 
     config = EmulatorConfig(
@@ -40,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_size=args.max_batch_size,
         latency_ms=args.latency_ms,
         access_token_ttl=args.access_token_ttl,
+        processing_delay_ms=args.processing_delay_ms,
     )
     backend = PortalBackend(config)
     for token in args.token:

@@ -65,6 +65,10 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         raise NotImplementedError
 
+    def first_line(self) -> int:
+        """Number of the first input in the ledger (a fan-out chunk starts where its range starts)."""
+        return 1
+
     def wait_target(self) -> dict[str, Any]:
         """Expectation arguments of the trigger (subscription_id/status_state), {} for unsubscribe-all."""
         return {}
@@ -89,7 +93,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             if store.ingested:
                 self.log.info("Resuming from the checkpoint of an earlier try (%d inputs)", store.total)
             try:
-                store.ingest(self.inputs(context))
+                store.ingest(self.inputs(context), first_line=self.first_line())
             except (HubSpotInputError, FileNotFoundError) as exc:
                 raise AirflowFailException(f"Cannot read the input: {exc}") from exc
             if store.total == 0 and self.fail_on_empty_input:

@@ -152,7 +152,10 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         from ..client.batching import iter_lines
 
         with open_text(self.input_path) as handle:
-            yield from islice(iter_lines(handle, self.csv_column), start, stop)
+            yield from islice(iter_lines(handle, self.csv_column or None), start, stop)
+
+    def first_line(self) -> int:
+        return int(self.input_range[0]) + 1 if self.input_range else 1
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         business_unit = self.resolved_business_unit()

@@ -25,7 +25,8 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
     CANCELED fails the task at once, naming the contacts; a timeout says what is still pending.
 
     :param subscriber_ids: an address or a list of addresses (templated; an XComArg works).
-    :param subscribers_path: instead, a file of addresses, one a line (local path or URI).
+    :param subscribers_path: instead, a file of addresses, one a line (local path or URI); an
+        empty string means there is nothing to wait for.
     :param subscription_id: subscription to check (with ``status_state``).
     :param status_state: SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED (with ``subscription_id``).
     :param business_unit_id: business unit of the reads; default the connection's.
@@ -79,7 +80,11 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
 
             return read_addresses(self.subscribers_path)
         if self.subscriber_ids is None:
-            raise AirflowException("Give subscriber_ids or subscribers_path: there is nothing to wait for.")
+            if self.subscribers_path is None:
+                raise AirflowException(
+                    "Give subscriber_ids or subscribers_path: there is nothing to wait for."
+                )
+            return []  # an empty path (e.g. no write was left pending upstream): nothing to wait for
         if isinstance(self.subscriber_ids, str):
             return [self.subscriber_ids]
         return [str(s) for s in self.subscriber_ids]

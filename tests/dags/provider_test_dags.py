@@ -1,0 +1,111 @@
+"""DAGs the test suite runs with dag.test(): each operator and the sensor, polling and deferred."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from airflow_provider_hubspot_prefs.operators import (
+    HubSpotBatchUnsubscribeAllOperator,
+    HubSpotSetSubscriptionStatusOperator,
+    HubSpotUnsubscribeAllOperator,
+)
+from airflow_provider_hubspot_prefs.sensors import HubSpotOperationStatusSensor
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+dags: dict[str, DAG] = {}
+
+for mode, deferrable in (("poll", False), ("deferred", True)):
+    with DAG(
+        f"test_batch_unsubscribe_{mode}",
+        schedule=None,
+        start_date=START,
+        params={"input_path": Param("", type="string"), "ledger_path": Param("", type="string")},
+    ) as dag:
+        HubSpotBatchUnsubscribeAllOperator(
+            task_id="unsubscribe",
+            input_path="{{ params.input_path }}",
+            ledger_path="{{ params.ledger_path }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            check_interval=0.2,
+            timeout=60,
+            max_in_flight=4,
+        )
+    dags[dag.dag_id] = dag
+
+    with DAG(
+        f"test_single_contact_{mode}",
+        schedule=None,
+        start_date=START,
+        params={"subscriber": Param("alice@example.com", type="string")},
+    ) as dag:
+        one = HubSpotUnsubscribeAllOperator(
+            task_id="unsubscribe_one",
+            subscriber_id="{{ params.subscriber }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            check_interval=0.2,
+            timeout=60,
+        )
+        consent = HubSpotSetSubscriptionStatusOperator(
+            task_id="resubscribe_newsletter",
+            subscriber_ids="{{ params.subscriber }}",
+            subscription_id=1004,
+            status_state="SUBSCRIBED",
+            legal_basis="CONSENT_WITH_NOTICE",
+            legal_basis_explanation="Re-confirmed in run {{ run_id }}",
+            wait_for_completion=True,
+            deferrable=deferrable,
+            check_interval=0.2,
+            timeout=60,
+        )
+        sense = HubSpotOperationStatusSensor(
+            task_id="newsletter_is_subscribed",
+            subscriber_ids="{{ params.subscriber }}",
+            subscription_id=1004,
+            status_state="SUBSCRIBED",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=60,
+        )
+        one >> consent >> sense
+    dags[dag.dag_id] = dag
+
+    with DAG(
+        f"test_sensor_{mode}",
+        schedule=None,
+        start_date=START,
+        params={"subscribers": Param(["alice@example.com"], type="array")},
+        render_template_as_native_obj=True,
+    ) as dag:
+        HubSpotOperationStatusSensor(
+            task_id="wait",
+            subscriber_ids="{{ params.subscribers }}",
+            deferrable=deferrable,
+            poke_interval=0.2,
+            timeout=2,
+            retries=0,
+        )
+    dags[dag.dag_id] = dag
+
+with DAG(
+    "test_set_status_batch",
+    schedule=None,
+    start_date=START,
+    params={"subscribers": Param([], type="array"), "ledger_path": Param("", type="string")},
+    render_template_as_native_obj=True,
+) as dag:
+    HubSpotSetSubscriptionStatusOperator(
+        task_id="set_many",
+        subscriber_ids="{{ params.subscribers }}",
+        subscription_id=1003,
+        status_state="UNSUBSCRIBED",
+        legal_basis="LEGITIMATE_INTEREST_OTHER",
+        ledger_path="{{ params.ledger_path }}",
+        batch_size=7,
+    )
+dags[dag.dag_id] = dag
+
+for _dag_id, _dag in dags.items():
+    globals()[_dag_id] = _dag

@@ -1,0 +1,112 @@
+"""Operators and sensor inside DAGs run by dag.test(), over HTTP to the emulator, polling and deferred."""
+
+from __future__ import annotations
+
+import pytest
+
+from .dag_support import ledger_rows, provider_dag, states, xcom
+
+MODES = ["poll", "deferred"]
+
+
+@pytest.fixture(autouse=True)
+def _airflow(airflow_db, hubspot_connection):
+    """Every test here runs DAGs: migrated DB and a connection to the emulator."""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_batch_unsubscribe_waits_for_pending_operations(emulator, tmp_path, mode):
+    emulator.control("PATCH", "config", json={"processing_delay_ms": 600})
+    people = [f"person{i}@example.com" for i in range(250)]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join([*people, "broken", people[0].upper()]) + "\n")
+    ledger = tmp_path / "ledger.csv"
+
+    run = provider_dag(f"test_batch_unsubscribe_{mode}").test(
+        run_conf={"input_path": str(source), "ledger_path": str(ledger)}
+    )
+    assert states(run) == {"unsubscribe": "success"}
+    summary = xcom(run, "unsubscribe")
+    assert summary["outcomes"] == {"unsubscribed": 250, "invalid_input": 1, "duplicate": 1}
+    assert summary["operation_status"] == "COMPLETE" and summary["confirmed"] == 250
+    assert "person" not in str(summary)  # the summary holds counts and paths, never addresses
+
+    rows = ledger_rows(ledger)
+    assert [int(r["line"]) for r in rows] == list(range(1, 253))
+    assert {r["operation_status"] for r in rows if r["outcome"] == "unsubscribed"} == {"COMPLETE"}
+    wide = emulator.backend.wide
+    assert all((p, 0) in wide for p in people)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_single_contact_operators_and_status_sensor(emulator, mode):
+    emulator.control("PATCH", "config", json={"processing_delay_ms": 400})
+    run = provider_dag(f"test_single_contact_{mode}").test(run_conf={"subscriber": "Alice@Example.com"})
+    assert states(run) == {
+        "unsubscribe_one": "success",
+        "resubscribe_newsletter": "success",
+        "newsletter_is_subscribed": "success",
+    }
+    assert xcom(run, "unsubscribe_one") == {
+        "subscriber": "a***@example.com",
+        "outcome": "unsubscribed",
+        "operation_status": "COMPLETE",
+        "confirmed": 1,
+    }
+    assert xcom(run, "resubscribe_newsletter")["outcome"] == "status_set"
+    record = emulator.backend.statuses[("alice@example.com", 1004)]
+    assert (record.status, record.legal_basis) == ("SUBSCRIBED", "CONSENT_WITH_NOTICE")
+    assert record.legal_basis_explanation == f"Re-confirmed in run {run.run_id}"
+    assert ("alice@example.com", 0) not in emulator.backend.wide  # resubscribing lifted the opt-out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sensor_fails_on_canceled_operation(make_client, emulator, mode, capfd):
+    emulator.control("PATCH", "config", json={"cancel_next_writes": 1})
+    make_client().unsubscribe_all("alice@example.com")
+    run = provider_dag(f"test_sensor_{mode}").test(run_conf={"subscribers": ["alice@example.com"]})
+    assert states(run) == {"wait": "failed"}
+    out = "".join(capfd.readouterr())
+    assert "AirflowFailException: HubSpot canceled the operation for 1" in out
+    assert "a***@example.com" in out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sensor_times_out_naming_what_is_pending(emulator, mode, capfd):
+    run = provider_dag(f"test_sensor_{mode}").test(
+        run_conf={"subscribers": ["bob@example.org", "alice@example.com"]}
+    )
+    assert states(run) == {"wait": "failed"}
+    out = "".join(capfd.readouterr())
+    expected = "Still pending: 2 contact(s)" if mode == "poll" else "Timed out with 2 of 2 contact(s)"
+    assert expected in out and "b***@example.org" in out
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sensor_succeeds_once_state_is_reached(make_client, emulator, mode):
+    make_client().batch_unsubscribe_all(["alice@example.com", "bob@example.org"])
+    run = provider_dag(f"test_sensor_{mode}").test(
+        run_conf={"subscribers": ["alice@example.com", "bob@example.org"]}
+    )
+    assert states(run) == {"wait": "success"}
+
+
+def test_set_status_for_many_contacts_writes_a_ledger(emulator, tmp_path):
+    people = [f"c{i}@example.com" for i in range(20)]
+    emulator.control("POST", "contacts", json={"emails": people[:5]})
+    ledger = tmp_path / "consent.csv"
+    first = provider_dag("test_set_status_batch").test(
+        run_conf={"subscribers": [*people, "nope"], "ledger_path": str(ledger)}
+    )
+    assert states(first) == {"set_many": "success"}
+    assert xcom(first, "set_many")["outcomes"] == {"status_set": 20, "invalid_input": 1}
+    assert emulator.backend.statuses[("c7@example.com", 1003)].legal_basis == "LEGITIMATE_INTEREST_OTHER"
+    requests = [
+        r for r in emulator.control("GET", "requests")["requests"] if r["path"].endswith("batch/write")
+    ]
+    assert len(requests) == 3  # 20 addresses in chunks of 7
+
+    again = provider_dag("test_set_status_batch").test(
+        run_conf={"subscribers": people, "ledger_path": str(ledger)}
+    )
+    assert xcom(again, "set_many")["outcomes"] == {"already_in_state": 20}
