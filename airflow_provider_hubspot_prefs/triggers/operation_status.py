@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from ..client.verification import Expectation
 
 
 class HubSpotOperationStatusTrigger(BaseTrigger):
@@ -76,9 +79,11 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from ..client.verification import Expectation
         from ..hooks.hubspot_prefs import HubSpotPreferencesHook
 
         try:
+            expectation = Expectation.build(self.subscription_id, self.status_state)
             pending = await self._subscribers()
             hook = HubSpotPreferencesHook(
                 self.hubspot_conn_id, api_version=self.api_version, redact_emails=self.redact_emails
@@ -89,7 +94,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
             yield TriggerEvent({**failure, "carry": self.carry})
             return
         try:
-            yield TriggerEvent({**(await self._poll(client, pending)), "carry": self.carry})
+            yield TriggerEvent({**(await self._poll(client, pending, expectation)), "carry": self.carry})
         finally:
             await client.aclose()
 
@@ -106,13 +111,12 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
             return list(self.subscriber_ids)
         return await asyncio.to_thread(read_addresses, self.subscribers_path)
 
-    async def _poll(self, client: Any, pending: list[str]) -> dict[str, Any]:
+    async def _poll(self, client: Any, pending: list[str], expectation: Expectation) -> dict[str, Any]:
         """Read until done, canceled, failed or out of time; return the event's payload."""
         from .._io import sample
         from ..client import HubSpotError
-        from ..client.verification import Expectation, check_state
+        from ..client.verification import check_state
 
-        expectation = Expectation.build(self.subscription_id, self.status_state)
         total = len(pending)
         target = expectation.describe()
         while True:

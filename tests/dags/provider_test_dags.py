@@ -107,5 +107,31 @@ with DAG(
     )
 dags[dag.dag_id] = dag
 
+
+with DAG(
+    "test_batch_dry_run_csv",
+    schedule=None,
+    start_date=START,
+    params={"input_path": Param("", type="string"), "ledger_path": Param("", type="string")},
+) as dag:
+    HubSpotBatchUnsubscribeAllOperator(
+        task_id="dry_run",
+        input_path="{{ params.input_path }}",
+        csv_column="email",
+        ledger_path="{{ params.ledger_path }}",
+        dry_run=True,
+    )
+dags[dag.dag_id] = dag
+
+with DAG("test_bad_status_state", schedule=None, start_date=START) as dag:
+    HubSpotSetSubscriptionStatusOperator(
+        task_id="typo",
+        subscriber_ids=["alice@example.com"],
+        subscription_id=1004,
+        status_state="UNSUSCRIBED",
+        retries=3,
+    )
+dags[dag.dag_id] = dag
+
 for _dag_id, _dag in dags.items():
     globals()[_dag_id] = _dag

@@ -1,0 +1,180 @@
+"""The batch operator's ledger: every input accounted for exactly once, at scale and under policy."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from airflow_provider_hubspot_prefs.client.batching import LEDGER_COLUMNS, Outcome, WorkStore
+
+from .dag_support import ledger_rows, provider_dag, states, xcom
+
+
+@pytest.fixture(autouse=True)
+def _airflow(airflow_db, hubspot_connection):
+    """DAG runs need the migrated DB and a connection to the emulator."""
+
+
+def test_25000_addresses_add_up_exactly(make_client, emulator, tmp_path):
+    rng = random.Random(7)
+    unique = [f"user{i:05d}@example.com" for i in range(24_200)]
+    already = unique[:200]
+    client = make_client()
+    for start in range(0, len(already), 100):
+        client.batch_unsubscribe_all(already[start : start + 100])
+    duplicates = [a.upper() if i % 2 else f"  {a}  " for i, a in enumerate(rng.sample(unique, 500))]
+    invalid = [f"broken-{i}@" if i % 3 else f"no-at-sign-{i}" for i in range(300)]
+    # Originals first (shuffled), then duplicates and malformed lines mixed: a duplicate always
+    # follows the line it repeats, so it is the one the ledger marks.
+    head, tail = unique[:], duplicates + invalid
+    rng.shuffle(head)
+    rng.shuffle(tail)
+    lines = head + tail
+    source = tmp_path / "withdrawals.txt"
+    source.write_text("\n".join(lines) + "\n")
+    assert len(lines) == 25_000
+    ledger = tmp_path / "ledger.csv"
+    emulator.control("DELETE", "requests")
+
+    run = provider_dag("test_batch_unsubscribe_poll").test(
+        run_conf={"input_path": str(source), "ledger_path": str(ledger)}
+    )
+    assert states(run) == {"unsubscribe": "success"}
+
+    rows = ledger_rows(ledger)
+    assert tuple(rows[0]) == LEDGER_COLUMNS
+    assert len(rows) == 25_000
+    assert sorted(int(r["line"]) for r in rows) == list(range(1, 25_001))  # each input exactly once
+    assert [r["input"] for r in rows] == lines
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert outcomes == {
+        "unsubscribed": 24_000,
+        "already_unsubscribed": 200,
+        "duplicate": 500,
+        "invalid_input": 300,
+    }
+    assert xcom(run, "unsubscribe")["outcomes"] == dict(outcomes)
+
+    # The emulator's state agrees with the ledger, address by address.
+    done = {r["subscriber_id"] for r in rows if r["outcome"] in ("unsubscribed", "already_unsubscribed")}
+    assert done == set(unique)
+    assert all((address, 0) in emulator.backend.wide for address in unique)
+    sent = [
+        r for r in emulator.control("GET", "requests")["requests"] if r["path"].endswith("unsubscribe-all")
+    ]
+    assert len(sent) == 242  # 24,200 unique valid addresses in batches of 100, nothing sent twice
+
+
+def _run_batch(tmp_path, lines, **conf):
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"{line}\n" for line in lines))
+    ledger = tmp_path / "ledger.csv"
+    run = provider_dag("test_batch_unsubscribe_poll").test(
+        run_conf={"input_path": str(source), "ledger_path": str(ledger), **conf}
+    )
+    return run, ledger
+
+
+def test_partial_failure_fails_the_task_after_writing_the_ledger(emulator, tmp_path):
+    emulator.control("POST", "faults", json={"status": 400, "count": 1, "path_contains": "unsubscribe-all"})
+    run, ledger = _run_batch(tmp_path, [f"p{i}@example.com" for i in range(150)])
+    assert states(run) == {"unsubscribe": "failed"}
+    rows = ledger_rows(ledger)
+    failed = [r for r in rows if r["outcome"] == "failed"]
+    assert len(rows) == 150 and len(failed) == 100
+    assert failed[0]["category"] == "VALIDATION_ERROR" and "Injected fault" in failed[0]["reason"]
+    assert {r["outcome"] for r in rows} - {"failed"} == {"unsubscribed"}
+
+
+def test_empty_input_fails_clearly(tmp_path, capfd):
+    run, _ = _run_batch(tmp_path, ["", "   "])
+    assert states(run) == {"unsubscribe": "failed"}
+    assert "The input holds no address" in "".join(capfd.readouterr())
+
+
+def test_missing_file_fails_clearly(tmp_path, capfd):
+    run = provider_dag("test_batch_unsubscribe_poll").test(
+        run_conf={"input_path": str(tmp_path / "nope.txt"), "ledger_path": str(tmp_path / "l.csv")}
+    )
+    assert states(run) == {"unsubscribe": "failed"}
+    assert "Cannot read the input" in "".join(capfd.readouterr())
+
+
+def test_missing_scopes_stop_the_batch_and_the_ledger_says_what_remains(emulator, tmp_path, monkeypatch):
+    import json
+
+    emulator.control(
+        "POST", "tokens", json={"token": "pat-read", "scopes": ["communication_preferences.read"]}
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
+        json.dumps(
+            {"conn_type": "hubspot_prefs", "password": "pat-read", "extra": {"base_url": emulator.url}}
+        ),
+    )
+    run, ledger = _run_batch(tmp_path, [f"p{i}@example.com" for i in range(30)] + ["bad"])
+    assert states(run) == {"unsubscribe": "failed"}
+    outcomes = Counter(r["outcome"] for r in ledger_rows(ledger))
+    assert outcomes == {"not_attempted": 30, "invalid_input": 1}
+
+
+def test_store_resumes_without_resending_finished_inputs(tmp_path):
+    store = WorkStore(tmp_path / "work.sqlite")
+    store.ingest(["a@example.com", "b@example.com", "A@example.com", "bad"])
+    (chunk,) = list(store.pending_chunks(10))
+    assert chunk == [(1, "a@example.com"), (2, "b@example.com")]
+    from airflow_provider_hubspot_prefs.client.batching import Row
+
+    store.record([Row(1, Outcome.UNSUBSCRIBED)])
+    store.close()
+
+    resumed = WorkStore(tmp_path / "work.sqlite")
+    assert resumed.ingested
+    resumed.ingest(iter(()))  # a resumed run does not read the input again
+    assert list(resumed.pending_chunks(10)) == [[(2, "b@example.com")]]
+    assert resumed.counts() == {"unsubscribed": 1, "pending": 1, "duplicate": 1, "invalid_input": 1}
+
+
+def test_dry_run_reads_a_csv_column_and_sends_nothing(emulator, tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_text("id,email\n1,a@example.com\n2,A@example.com\n3,broken\n4,b@example.com\n")
+    ledger = tmp_path / "ledger.csv"
+    emulator.control("DELETE", "requests")
+    run = provider_dag("test_batch_dry_run_csv").test(
+        run_conf={"input_path": str(source), "ledger_path": str(ledger)}
+    )
+    assert states(run) == {"dry_run": "success"}
+    summary = xcom(run, "dry_run")
+    assert summary["dry_run"] and summary["sent"] == 0
+    assert summary["outcomes"] == {"not_attempted": 2, "duplicate": 1, "invalid_input": 1}
+    assert emulator.control("GET", "requests")["requests"] == []
+
+
+def test_bad_enum_fails_without_retry_or_request(emulator, capfd):
+    emulator.control("DELETE", "requests")
+    run = provider_dag("test_bad_status_state").test()
+    assert states(run) == {"typo": "failed"}  # AirflowFailException: retries=3 are not used
+    out = "".join(capfd.readouterr())
+    assert "status_state: 'UNSUSCRIBED' is not one of SUBSCRIBED, UNSUBSCRIBED, NOT_SPECIFIED" in out
+    assert emulator.control("GET", "requests")["requests"] == []
+
+
+def test_on_kill_writes_the_ledger_as_it_stands(tmp_path):
+    from airflow_provider_hubspot_prefs.client.batching import Row
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    store = WorkStore(tmp_path / "work.sqlite")
+    store.ingest(["a@example.com", "b@example.com", "c@example.com"])
+    store.record([Row(1, Outcome.UNSUBSCRIBED)])
+    operator = HubSpotBatchUnsubscribeAllOperator(task_id="t", subscribers=["unused@example.com"])
+    operator._work_path, operator._ledger_target = str(store.path), str(tmp_path / "ledger.csv")
+    operator.on_kill()  # while the running task still holds its own connection to the store
+    store.close()
+    rows = ledger_rows(tmp_path / "ledger.csv")
+    assert [(r["line"], r["outcome"]) for r in rows] == [
+        ("1", "unsubscribed"),
+        ("2", "pending"),
+        ("3", "pending"),
+    ]

@@ -1,0 +1,106 @@
+"""The example DAGs: they import cleanly, and each one runs end to end against the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from .dag_support import ROOT, example_dag, ledger_rows, states, xcom
+
+EXAMPLES = sorted(p.stem for p in (ROOT / "example_dags").glob("*.py"))
+
+
+def test_dagbag_imports_every_example_without_errors(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "example_dags"))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == set(EXAMPLES)
+
+
+def test_parsing_does_not_import_clients_or_the_emulator():
+    code = (
+        "import sys, airflow.sdk; before = set(sys.modules);"
+        "import airflow_provider_hubspot_prefs.operators, airflow_provider_hubspot_prefs.sensors,"
+        " airflow_provider_hubspot_prefs.triggers;"
+        "print('\\n'.join(sorted(set(sys.modules) - before)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    heavy = [
+        m
+        for m in loaded
+        if m.startswith(
+            (
+                "airflow_provider_hubspot_prefs.client",
+                "airflow_provider_hubspot_prefs.hooks",
+                "airflow_provider_hubspot_prefs.emulator",
+                "fastapi",
+                "uvicorn",
+            )
+        )
+    ]
+    assert heavy == []
+
+
+@pytest.fixture
+def _airflow(airflow_db, hubspot_connection):
+    """Example runs need the migrated DB and a connection to the emulator."""
+
+
+@pytest.mark.usefixtures("_airflow")
+def test_gdpr_unsubscribe_flagship(emulator, tmp_path):
+    emulator.control("PATCH", "config", json={"processing_delay_ms": 500})
+    source = tmp_path / "withdrawals.txt"
+    source.write_text(
+        "alice@example.com\nBOB@example.org\nnew.one@example.com\nnot-valid\nalice@example.com\n"
+    )
+    run = example_dag("hubspot_gdpr_unsubscribe").test(
+        run_conf={"input_path": str(source), "ledger_dir": str(tmp_path / "ledgers")}
+    )
+    assert states(run) == {
+        "unsubscribe_all": "success",
+        "wait_until_complete": "success",
+        "verify": "success",
+        "report": "success",
+    }
+    report = xcom(run, "report")
+    assert report["outcomes"] == {"unsubscribed": 3, "invalid_input": 1, "duplicate": 1}
+    assert report["verified_unsubscribed"] == 3
+    written = json.loads((tmp_path / "ledgers").glob("*/report.json").__next__().read_text())
+    assert written == report
+
+
+@pytest.mark.usefixtures("_airflow")
+def test_consent_update(emulator):
+    run = example_dag("hubspot_consent_update").test(
+        run_conf={"subscribers": ["alice@example.com", "dave@example.com"], "subscription_id": 1003}
+    )
+    assert states(run) == {"record_consent": "success"}
+    assert xcom(run, "record_consent")["outcomes"] == {"status_set": 2}
+    record = emulator.backend.statuses[("dave@example.com", 1003)]
+    assert record.legal_basis == "CONSENT_WITH_NOTICE" and run.run_id in record.legal_basis_explanation
+
+
+@pytest.mark.usefixtures("_airflow")
+def test_large_list_fanout_merges_chunk_ledgers(emulator, tmp_path):
+    people = [f"bulk{i:04d}@example.com" for i in range(1_050)]
+    source = tmp_path / "big.txt"
+    source.write_text("\n".join([*people, "oops"]) + "\n")
+    run = example_dag("hubspot_large_list_fanout").test(
+        run_conf={"input_path": str(source), "ledger_dir": str(tmp_path / "out"), "chunk_size": 300}
+    )
+    ran = states(run)
+    assert ran["split"] == ran["merge"] == "success"
+    merged = xcom(run, "merge")
+    assert merged["total_inputs"] == 1_051
+    assert merged["outcomes"] == {"unsubscribed": 1_050, "invalid_input": 1}
+    rows = ledger_rows(merged["ledger_path"])
+    assert [int(r["line"]) for r in rows] == list(range(1, 1_052))
+    assert Counter(r["outcome"] for r in rows)["unsubscribed"] == 1_050
+    assert all((p, 0) in emulator.backend.wide for p in people)
