@@ -197,6 +197,12 @@ def batch_error(
     }
 
 
+def invalid_email_error(ids: list[str]) -> dict[str, Any]:
+    return batch_error(
+        "400", "VALIDATION_ERROR", "Invalid subscriber identifier.", ids, sub_category="INVALID_EMAIL"
+    )
+
+
 def split_inputs(
     inputs: list[Any], backend: PortalBackend, *, must_be_known: bool
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -219,15 +225,7 @@ def split_inputs(
             valid.append(email)
     errors = []
     if invalid:
-        errors.append(
-            batch_error(
-                "400",
-                "VALIDATION_ERROR",
-                "Invalid subscriber identifier.",
-                invalid,
-                sub_category="INVALID_EMAIL",
-            )
-        )
+        errors.append(invalid_email_error(invalid))
     if unknown:
         errors.append(
             batch_error("404", "OBJECT_NOT_FOUND", "Could not find a subscriber for some inputs.", unknown)
@@ -474,15 +472,7 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
     status, results, done = backend.run_write([change[0] for change in accepted], apply)
     errors = []
     if invalid:
-        errors.append(
-            batch_error(
-                "400",
-                "VALIDATION_ERROR",
-                "Invalid subscriber identifier.",
-                invalid,
-                sub_category="INVALID_EMAIL",
-            )
-        )
+        errors.append(invalid_email_error(invalid))
     if missing_subs:
         errors.append(
             batch_error(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..client import AsyncHubSpotPreferencesClient
-    from ..client.batching import Outcome, WorkStore
+    from ..client.batching import WorkStore
 
 
 class HubSpotBatchBaseOperator(HubSpotBaseOperator):
@@ -32,8 +32,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     :param dry_run: validate, de-duplicate and count without sending anything.
     """
 
-    applied_outcome: Outcome
-    unchanged_outcome: Outcome
+    # Ledger outcomes (``client.batching.Outcome`` values) of a change made / already in place.
+    applied_outcome = "unsubscribed"
+    unchanged_outcome = "already_unsubscribed"
 
     def __init__(
         self,
@@ -125,7 +126,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         return summary
 
     async def _send(self, store: WorkStore) -> None:
-        from ..client.batching import send_pending
+        from ..client.batching import Outcome, send_pending
 
         client = await self.hook.get_async_conn()
         try:
@@ -134,8 +135,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 self.sender(client),
                 batch_size=int(self.batch_size),
                 max_in_flight=int(self.max_in_flight),
-                applied=self.applied_outcome,
-                unchanged=self.unchanged_outcome,
+                applied=Outcome(self.applied_outcome),
+                unchanged=Outcome(self.unchanged_outcome),
             )
         finally:
             await client.aclose()
@@ -186,11 +187,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         done = super().execute_complete(context, event)
-        confirm_submitted(done["ledger_path"], self.applied_outcome.value)
+        confirm_submitted(done["ledger_path"], self.applied_outcome)
         outcomes = dict(done["outcomes"])
-        outcomes[self.applied_outcome.value] = outcomes.get(self.applied_outcome.value, 0) + outcomes.pop(
-            "submitted", 0
-        )
+        outcomes[self.applied_outcome] = outcomes.get(self.applied_outcome, 0) + outcomes.pop("submitted", 0)
         return {**done, "outcomes": outcomes}
 
     def on_kill(self) -> None:

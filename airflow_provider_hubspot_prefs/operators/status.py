@@ -46,6 +46,9 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         "api_version",
     )
 
+    applied_outcome = "status_set"
+    unchanged_outcome = "already_in_state"
+
     def __init__(
         self,
         *,
@@ -64,18 +67,6 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         self.legal_basis = legal_basis
         self.legal_basis_explanation = legal_basis_explanation
         self.channel = channel
-
-    @property
-    def applied_outcome(self) -> Any:  # type: ignore[override]
-        from ..client.batching import Outcome
-
-        return Outcome.STATUS_SET
-
-    @property
-    def unchanged_outcome(self) -> Any:  # type: ignore[override]
-        from ..client.batching import Outcome
-
-        return Outcome.ALREADY_IN_STATE
 
     def _request_fields(self) -> dict[str, Any]:
         """Checked once before anything is sent, so that a typo fails the task with the allowed values."""

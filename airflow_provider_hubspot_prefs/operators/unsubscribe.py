@@ -17,12 +17,6 @@ if TYPE_CHECKING:
     from ..client import AsyncHubSpotPreferencesClient
 
 
-def _outcomes() -> Any:
-    from ..client.batching import Outcome
-
-    return Outcome
-
-
 class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
     """Unsubscribe one contact from all email (POST /statuses/{subscriberIdString}/unsubscribe-all).
 
@@ -127,14 +121,6 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         self.input_path = input_path
         self.csv_column = csv_column
         self.input_range = input_range
-
-    @property
-    def applied_outcome(self) -> Any:  # type: ignore[override]
-        return _outcomes().UNSUBSCRIBED
-
-    @property
-    def unchanged_outcome(self) -> Any:  # type: ignore[override]
-        return _outcomes().ALREADY_UNSUBSCRIBED
 
     def inputs(self, context: Context) -> Iterator[object]:
         start, stop = (
