@@ -100,6 +100,16 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Timeout (seconds)",
                         "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
                     },
+                    "rate_limit": {
+                        "label": "Rate limit (requests per interval)",
+                        "description": "Budget this connection paces itself to: HubSpot's 100, 190 or 250 "
+                        "per 10 s for private apps, 110 for public apps. 0 turns pacing off.",
+                        "schema": {"type": ["integer", "null"], "default": 190, "minimum": 0},
+                    },
+                    "rate_limit_interval": {
+                        "label": "Rate-limit interval (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 10, "minimum": 1},
+                    },
                     "max_retries": {
                         "label": "Max retries",
                         "description": "Retries of 429, 5xx and connection errors (never of other 4xx).",

@@ -60,6 +60,7 @@ def make_client(emulator: EmulatorServer) -> Iterator[Callable[..., HubSpotPrefe
 
     def factory(api_version: str = "v4", token: str = DEMO_TOKEN, **kwargs: Any) -> HubSpotPreferencesClient:
         kwargs.setdefault("retry_policy", FAST_RETRY)
+        kwargs.setdefault("rate_limit", None)  # pacing off: these tests look at the server's answers
         client = HubSpotPreferencesClient(
             PrivateAppTokenAuth(token), base_url=emulator.url, api_version=api_version, **kwargs
         )
@@ -77,6 +78,7 @@ def make_async_client(emulator: EmulatorServer) -> Callable[..., AsyncHubSpotPre
         api_version: str = "v4", token: str = DEMO_TOKEN, **kwargs: Any
     ) -> AsyncHubSpotPreferencesClient:
         kwargs.setdefault("retry_policy", FAST_RETRY)
+        kwargs.setdefault("rate_limit", None)
         return AsyncHubSpotPreferencesClient(
             PrivateAppTokenAuth(token), base_url=emulator.url, api_version=api_version, **kwargs
         )
@@ -106,7 +108,12 @@ def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(
         "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
         json.dumps(
-            {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": {"base_url": emulator.url}}
+            {
+                "conn_type": "hubspot_prefs",
+                "password": DEMO_TOKEN,
+                # The session's emulator allows 100,000 per 10 s; the limiter stays on at that budget.
+                "extra": {"base_url": emulator.url, "rate_limit": 100_000},
+            }
         ),
     )
     return "hubspot_prefs_default"

@@ -34,6 +34,7 @@ from .models import (
     WideStatusType,
 )
 from .policy import RateLimitInfo, RetryPolicy
+from .ratelimit import RateLimiter
 from .versions import ApiVersion, Endpoint
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "PrivateAppTokenAuth",
     "PublicStatusRequest",
     "RateLimitInfo",
+    "RateLimiter",
     "RetryPolicy",
     "SetStatusSuccessReason",
     "StatusState",

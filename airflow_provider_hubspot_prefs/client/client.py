@@ -42,6 +42,7 @@ from .models import (
     coerce_enum,
 )
 from .policy import RateLimitInfo, RetryPolicy, parse_error
+from .ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter
 from .validation import (
     DEFAULT_MAX_BATCH_SIZE,
     check_business_unit_id,
@@ -331,8 +332,10 @@ class _ClientCore:
         max_retries: int | None,
         max_batch_size: int,
         redact_emails: bool,
+        rate_limiter: RateLimiter | None,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.limiter = rate_limiter
         self.api_version = parse_version(api_version)
         policy = retry_policy or RetryPolicy()
         if max_retries is not None:
@@ -347,7 +350,10 @@ class _ClientCore:
     ) -> float | None:
         """None when ``response`` is a success to parse; seconds to wait before retrying; or raise."""
         if response is not None:
-            self.rate_limit = RateLimitInfo.from_headers(response.headers) or self.rate_limit
+            info = RateLimitInfo.from_headers(response.headers)
+            self.rate_limit = info or self.rate_limit
+            if self.limiter is not None:
+                self.limiter.observe(info)
             if response.is_success:
                 return None
         if not self.policy.should_retry(attempt, response=response, error=error):
@@ -363,6 +369,8 @@ class _ClientCore:
             assert response is not None
             raise parse_error(response, method=call.method, endpoint=call.template, redact=self.redact_emails)
         wait = self.policy.delay(attempt, response)
+        if response is not None and response.status_code == 429 and self.limiter is not None:
+            self.limiter.block_for(wait)  # every sender of this client waits, not only this one
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
         log.warning(
             "HubSpot %s %s failed with %s; retry %d/%d in %.2fs",
@@ -374,6 +382,10 @@ class _ClientCore:
             wait,
         )
         return wait
+
+    def before_send(self) -> float:
+        """Seconds to wait so that this request stays within the rate limit."""
+        return self.limiter.reserve() if self.limiter is not None else 0.0
 
     @staticmethod
     def parse(call: PreparedCall, response: httpx.Response) -> Any:
@@ -412,6 +424,10 @@ class HubSpotPreferencesClient:
     :param max_retries: retries of 429 / 5xx / connection errors; overrides ``retry_policy``'s.
     :param max_batch_size: largest batch sent in one call; bigger inputs are rejected before sending.
     :param redact_emails: redact addresses in exception messages and log lines (default True).
+    :param rate_limit: requests per ``rate_limit_interval`` seconds this client allows itself
+        (default 190 per 10 s, HubSpot's Professional private-app limit); None or 0 disables pacing.
+        The share shrinks when HubSpot's headers show other clients using the same budget.
+    :param rate_limiter: a ``RateLimiter`` to share between clients of one process instead.
     :param transport: an httpx transport, for unit tests of the client itself.
     """
 
@@ -427,6 +443,9 @@ class HubSpotPreferencesClient:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_connections: int = 20,
         redact_emails: bool = True,
+        rate_limit: int | None = DEFAULT_MAX_REQUESTS,
+        rate_limit_interval: float = DEFAULT_INTERVAL,
+        rate_limiter: RateLimiter | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = _ClientCore(
@@ -436,6 +455,8 @@ class HubSpotPreferencesClient:
             max_retries=max_retries,
             max_batch_size=max_batch_size,
             redact_emails=redact_emails,
+            rate_limiter=rate_limiter
+            or (RateLimiter(rate_limit, rate_limit_interval) if rate_limit else None),
         )
         self._http = httpx.Client(
             base_url=self._core.base_url,
@@ -472,6 +493,9 @@ class HubSpotPreferencesClient:
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
+            pause = self._core.before_send()
+            if pause > 0:
+                time.sleep(pause)
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
@@ -666,6 +690,9 @@ class AsyncHubSpotPreferencesClient:
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_connections: int = 20,
         redact_emails: bool = True,
+        rate_limit: int | None = DEFAULT_MAX_REQUESTS,
+        rate_limit_interval: float = DEFAULT_INTERVAL,
+        rate_limiter: RateLimiter | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = _ClientCore(
@@ -675,6 +702,8 @@ class AsyncHubSpotPreferencesClient:
             max_retries=max_retries,
             max_batch_size=max_batch_size,
             redact_emails=redact_emails,
+            rate_limiter=rate_limiter
+            or (RateLimiter(rate_limit, rate_limit_interval) if rate_limit else None),
         )
         self._http = httpx.AsyncClient(
             base_url=self._core.base_url,
@@ -711,6 +740,9 @@ class AsyncHubSpotPreferencesClient:
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
+            pause = self._core.before_send()
+            if pause > 0:
+                await asyncio.sleep(pause)
             try:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json

@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="asynchronous mode: writes answer PENDING and apply after this delay",
     )
+    parser.add_argument(
+        "--no-state",
+        action="store_true",
+        help="benchmark sink: unsubscribe-all stores nothing and answers as for new contacts",
+    )
     args = parser.parse_args(argv)
 
     config = EmulatorConfig(
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         access_token_ttl=args.access_token_ttl,
         processing_delay_ms=args.processing_delay_ms,
+        keep_state=not args.no_state,
     )
     backend = PortalBackend(config)
     for token in args.token:

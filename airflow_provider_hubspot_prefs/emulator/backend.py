@@ -565,6 +565,13 @@ class PortalBackend:
             return self._public_status(email, d, reason)
 
     def unsubscribe_all(self, email: str, bu: int, verbose: bool) -> list[dict[str, Any]]:
+        if not self.config.keep_state:
+            reason = "UNSUBSCRIBE_FROM_ALL_OCCURRED"
+            return [
+                {**self._public_status(email, d, reason), "status": "UNSUBSCRIBED"}
+                for d in self.definitions
+                if d.business_unit_id == bu
+            ]
         with self.lock:
             results = []
             for d in self.definitions:

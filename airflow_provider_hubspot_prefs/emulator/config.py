@@ -35,6 +35,8 @@ class EmulatorConfig:
     :param processing_delay_ms: asynchronous mode when above 0: writes answer PENDING and take
         effect this long after; reads of the contacts concerned answer PROCESSING meanwhile.
     :param cancel_next_writes: that many next writes end CANCELED and never take effect.
+    :param keep_state: False makes unsubscribe-all answer as for a new contact without storing
+        anything: a sink for benchmarks that push millions of addresses through.
     """
 
     rate_limit_max: int = 190
@@ -45,6 +47,7 @@ class EmulatorConfig:
     access_token_ttl: int = 1800
     processing_delay_ms: float = 0.0
     cancel_next_writes: int = 0
+    keep_state: bool = True
     tokens: dict[str, list[str]] = field(default_factory=lambda: {DEMO_TOKEN: sorted(ALL_SCOPES)})
 
     def update(self, changes: dict[str, Any]) -> None:

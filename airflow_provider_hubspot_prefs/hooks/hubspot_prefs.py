@@ -19,6 +19,7 @@ from ..client import (
     token_url,
 )
 from ..client.client import check_base_url
+from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
 
@@ -44,6 +45,8 @@ class ConnectionSettings:
     business_unit_id: int | None = None
     timeout: float = 30.0
     max_retries: int = 5
+    rate_limit: int = DEFAULT_MAX_REQUESTS
+    rate_limit_interval: float = DEFAULT_INTERVAL
 
     def __repr__(self) -> str:
         auth = "oauth" if self.client_id else "private-app token"
@@ -97,6 +100,8 @@ def parse_connection(
         business_unit_id = _extra(extras, "business_unit_id")
         timeout = _extra(extras, "timeout")
         max_retries = _extra(extras, "max_retries")
+        rate_limit = _extra(extras, "rate_limit")
+        rate_limit_interval = _extra(extras, "rate_limit_interval")
         return ConnectionSettings(
             conn_id=conn_id,
             base_url=check_base_url(str(base_url)),
@@ -108,6 +113,10 @@ def parse_connection(
             business_unit_id=None if business_unit_id is None else int(business_unit_id),
             timeout=30.0 if timeout is None else float(timeout),
             max_retries=5 if max_retries is None else int(max_retries),
+            rate_limit=DEFAULT_MAX_REQUESTS if rate_limit is None else int(rate_limit),
+            rate_limit_interval=DEFAULT_INTERVAL
+            if rate_limit_interval is None
+            else float(rate_limit_interval),
         )
     except (HubSpotError, ValueError, TypeError) as exc:
         raise HubSpotConnectionError(f"Connection {conn_id!r} has a malformed extra: {exc}") from None
@@ -119,7 +128,8 @@ class HubSpotPreferencesHook(BaseHook):
     :param hubspot_conn_id: Airflow connection of type ``hubspot_prefs``. Its password is a
         private-app access token; or its extras hold ``client_id``, ``client_secret`` and
         ``refresh_token`` for OAuth. Extras ``api_version``, ``business_unit_id``, ``timeout``,
-        ``max_retries`` and ``base_url`` tune the client.
+        ``max_retries``, ``base_url``, ``rate_limit`` (requests per ``rate_limit_interval``
+        seconds, default 190 per 10; 0 turns pacing off) tune the client.
     :param api_version: ``v4``, ``2026-03`` or ``2026-09``; overrides the connection's extra.
     :param timeout: seconds per request; overrides the connection's extra.
     :param max_retries: retries of 429/5xx/connection errors; overrides the connection's extra.
@@ -147,6 +157,7 @@ class HubSpotPreferencesHook(BaseHook):
         self._api_version = parse_version(api_version) if api_version else None
         self._timeout = timeout
         self._max_retries = max_retries
+        self._limiter: RateLimiter | None = None
         self.max_batch_size = max_batch_size
         self.redact_emails = redact_emails
 
@@ -179,9 +190,18 @@ class HubSpotPreferencesHook(BaseHook):
             "api_version": self._api_version or settings.api_version,
             "timeout": self._timeout if self._timeout is not None else settings.timeout,
             "max_retries": self._max_retries if self._max_retries is not None else settings.max_retries,
+            "rate_limiter": self._rate_limiter(settings),
             "max_batch_size": self.max_batch_size,
             "redact_emails": self.redact_emails,
         }
+
+    def _rate_limiter(self, settings: ConnectionSettings) -> RateLimiter | None:
+        """One limiter per hook, shared by its sync client and every async client it makes."""
+        if not settings.rate_limit:
+            return None
+        if self._limiter is None:
+            self._limiter = RateLimiter(settings.rate_limit, settings.rate_limit_interval)
+        return self._limiter
 
     @cached_property
     def _client(self) -> HubSpotPreferencesClient:
