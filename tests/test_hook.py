@@ -141,3 +141,28 @@ def test_secrets_are_registered_with_the_masker(monkeypatch, emulator):
     )
     HubSpotPreferencesHook("hs_mask").settings  # noqa: B018 - parsing the connection registers the secrets
     assert "pat-mask-me-0123456789" not in _secrets_masker().redact("token is pat-mask-me-0123456789")
+
+
+def test_rate_limit_extras(monkeypatch, emulator):
+    set_connection(
+        monkeypatch,
+        "hs_paced",
+        password=DEMO_TOKEN,
+        extra={"base_url": emulator.url, "rate_limit": 50, "rate_limit_interval": 5},
+    )
+    hook = HubSpotPreferencesHook("hs_paced")
+    limiter = hook.get_conn()._core.limiter
+    assert (limiter.max_requests, limiter.interval) == (50, 5.0)
+
+    async def shared():
+        client = await hook.get_async_conn()
+        await client.aclose()
+        return client._core.limiter
+
+    assert asyncio.run(shared()) is limiter  # one budget for the hook's sync and async clients
+    set_connection(
+        monkeypatch, "hs_unpaced", password=DEMO_TOKEN, extra={"base_url": emulator.url, "rate_limit": 0}
+    )
+    assert HubSpotPreferencesHook("hs_unpaced").get_conn()._core.limiter is None
+    default = parse_connection("c", "tok", None, {})
+    assert (default.rate_limit, default.rate_limit_interval) == (190, 10.0)

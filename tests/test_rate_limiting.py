@@ -99,3 +99,11 @@ def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_pa
     assert statuses[429] > 0  # the budget really was contended...
     assert statuses[429] < statuses[200]  # ...and the clients slowed down instead of hammering it
     assert all((p, 0) in emulator.backend.wide for group in people.values() for p in group)
+
+
+def test_late_sends_widen_the_distance_kept():
+    clock = FakeClock()
+    limiter = RateLimiter(2, 10.0, slack=0, clock=clock)
+    limiter.reserve(), limiter.reserve()
+    limiter.note_lag(0.3)  # the machine was busy: a send left 0.3 s after its slot
+    assert limiter.reserve() == pytest.approx(10.3)

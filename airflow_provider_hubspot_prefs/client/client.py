@@ -387,6 +387,10 @@ class _ClientCore:
         """Seconds to wait so that this request stays within the rate limit."""
         return self.limiter.reserve() if self.limiter is not None else 0.0
 
+    def sent_late(self, seconds: float) -> None:
+        if self.limiter is not None:
+            self.limiter.note_lag(seconds)
+
     @staticmethod
     def parse(call: PreparedCall, response: httpx.Response) -> Any:
         try:
@@ -495,7 +499,9 @@ class HubSpotPreferencesClient:
             error: httpx.TransportError | None = None
             pause = self._core.before_send()
             if pause > 0:
+                due = time.monotonic() + pause
                 time.sleep(pause)
+                self._core.sent_late(time.monotonic() - due)
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
@@ -742,7 +748,9 @@ class AsyncHubSpotPreferencesClient:
             error: httpx.TransportError | None = None
             pause = self._core.before_send()
             if pause > 0:
+                due = time.monotonic() + pause
                 await asyncio.sleep(pause)
+                self._core.sent_late(time.monotonic() - due)
             try:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json

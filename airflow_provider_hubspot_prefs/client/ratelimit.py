@@ -55,6 +55,7 @@ class RateLimiter:
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
         self._window = interval  # HubSpot's window, once its headers name one
         self._blocked_until = 0.0
+        self._lag = 0.0  # how late sends leave after their slot (a busy machine or event loop)
 
     @property
     def allowed(self) -> int:
@@ -73,7 +74,7 @@ class RateLimiter:
                 limit = max(1, limit - self.headroom)
                 if len(self._sent) >= limit:
                     # Free once the request `limit` places back has left the window.
-                    slot = max(slot, self._sent[-limit] + window + self.slack)
+                    slot = max(slot, self._sent[-limit] + window + self.slack + self._lag)
             self._sent.append(slot)
             return slot - now
 
@@ -89,6 +90,11 @@ class RateLimiter:
             mine = sum(1 for t in self._sent if now - self._window < t <= now)
             others = max(0, (server_max - info.remaining) - mine)
             self._allowed = max(1, server_max - others)
+
+    def note_lag(self, seconds: float) -> None:
+        """A send left ``seconds`` after its slot: keep that much more distance (decaying maximum)."""
+        with self._lock:
+            self._lag = max(self._lag * 0.95, min(max(seconds, 0.0), 1.0))
 
     def block_for(self, seconds: float) -> None:
         """Hold every sender back (a 429 said so), not just the request that met it."""

@@ -190,6 +190,7 @@ class HubSpotPreferencesHook(BaseHook):
             "api_version": self._api_version or settings.api_version,
             "timeout": self._timeout if self._timeout is not None else settings.timeout,
             "max_retries": self._max_retries if self._max_retries is not None else settings.max_retries,
+            "rate_limit": settings.rate_limit,  # 0: no pacing at all
             "rate_limiter": self._rate_limiter(settings),
             "max_batch_size": self.max_batch_size,
             "redact_emails": self.redact_emails,

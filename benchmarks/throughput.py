@@ -1,0 +1,111 @@
+"""Benchmark 1: batch unsubscribe-all throughput against HubSpot's rate limit.
+
+The emulator answers after 50 ms and allows 190 requests per rolling 10 s (HubSpot's
+Professional private-app limit), so the ceiling is 190 requests x 100 addresses per 10 s.
+``HubSpotBatchUnsubscribeAllOperator`` (4 requests in flight, client-side pacing) is measured
+against that ceiling, and against a baseline measured in the same run: the same addresses sent
+one request at a time with no pacing, which is what a plain loop over the client does.
+
+    .venv/bin/python benchmarks/throughput.py            # 1,000,000 addresses (about 9 minutes)
+    .venv/bin/python benchmarks/throughput.py --quick    # 60,000 addresses
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections import Counter
+
+from _common import WORK, emulator, machine, requests_seen, task_context, use_connection, write_addresses
+
+LIMIT, INTERVAL, LATENCY_MS, BATCH = 190, 10.0, 50, 100
+
+
+def ideal_seconds(requests: int) -> float:
+    """Fastest possible time for ``requests`` under a rolling window: full windows, then latency."""
+    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
+
+
+def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter]:
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    use_connection(url, rate_limit=LIMIT, rate_limit_interval=INTERVAL)
+    source = write_addresses(WORK / f"throughput-{addresses}.txt", addresses, prefix=f"t{time.time_ns()}")
+    operator = HubSpotBatchUnsubscribeAllOperator(
+        task_id="throughput",
+        input_path=str(source),
+        ledger_path=str(WORK / "throughput-ledger.csv"),
+        max_in_flight=4,
+    )
+    started = time.monotonic()
+    summary = operator.execute(task_context("throughput"))
+    elapsed = time.monotonic() - started
+    return elapsed, summary, Counter(r["status"] for r in requests_seen(url))
+
+
+def run_baseline(url: str, requests: int) -> float:
+    """A plain loop: one request at a time, no pacing; retries on 429 as the client does."""
+    from airflow_provider_hubspot_prefs.client import AsyncHubSpotPreferencesClient, PrivateAppTokenAuth
+    from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+
+    async def go() -> float:
+        async with AsyncHubSpotPreferencesClient(
+            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limit=None, max_retries=20
+        ) as client:
+            started = time.monotonic()
+            for r in range(requests):
+                chunk = [f"baseline.{r:06d}.{i:03d}@example.com" for i in range(BATCH)]
+                await client.batch_unsubscribe_all(chunk, verbose=True)
+            return time.monotonic() - started
+
+    return asyncio.run(go())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="60,000 addresses instead of 1,000,000")
+    parser.add_argument("--addresses", type=int)
+    args = parser.parse_args()
+    addresses = args.addresses or (60_000 if args.quick else 1_000_000)
+    emu_args = [
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--rate-limit",
+        str(LIMIT),
+        "--rate-interval-ms",
+        str(int(INTERVAL * 1000)),
+        "--no-state",
+    ]
+
+    with emulator(*emu_args) as url:
+        elapsed, summary, statuses = run_operator(url, addresses)
+    requests = statuses[200]
+    ceiling = addresses / ideal_seconds(requests)
+    achieved = addresses / elapsed
+    failed_by_429 = summary["outcomes"].get("failed", 0)
+
+    baseline_requests = min(requests, 3 * LIMIT)
+    with emulator(*emu_args) as url:
+        baseline_elapsed = run_baseline(url, baseline_requests)
+    baseline_rate = baseline_requests * BATCH / baseline_elapsed
+
+    print(f"machine: {machine()}")
+    print(f"addresses: {addresses:,} in {requests:,} requests; {statuses[429]} answered 429 and were retried")
+    print(
+        f"operator: {elapsed:.1f} s = {achieved:,.0f} addresses/s; ceiling {ceiling:,.0f}/s "
+        f"({ideal_seconds(requests):.1f} s)"
+    )
+    print(f"outcomes: {summary['outcomes']}; failed inputs caused by 429: {failed_by_429}")
+    print(
+        f"baseline (one request at a time, no pacing): {baseline_rate:,.0f} addresses/s over "
+        f"{baseline_requests} requests"
+    )
+    print(f"RATIO achieved/ceiling = {achieved / ceiling:.3f} (target >= 0.95)")
+    print(f"RATIO operator/baseline = {achieved / baseline_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
