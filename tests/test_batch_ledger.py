@@ -134,6 +134,9 @@ def test_store_resumes_without_resending_finished_inputs(tmp_path):
     assert resumed.ingested
     resumed.ingest(iter(()))  # a resumed run does not read the input again
     assert list(resumed.pending_chunks(10)) == [[(2, "b@example.com")]]
+    resumed.record([Row(2, Outcome.FAILED, "HTTP 503", "INTERNAL_ERROR")])
+    resumed.ingest(iter(()))  # the next try sends what failed again
+    assert list(resumed.pending_chunks(10)) == [[(2, "b@example.com")]]
     assert resumed.counts() == {"unsubscribed": 1, "pending": 1, "duplicate": 1, "invalid_input": 1}
 
 

@@ -147,11 +147,14 @@ class WorkStore:
         """Read every input once: invalid and duplicate ones get their outcome now.
 
         A store that already holds a whole input (a resumed run) is not read again; the inputs an
-        earlier run left not attempted become pending again.
+        earlier try left not attempted or failed become pending again (the writes are idempotent, so
+        sending a failed one again cannot apply anything twice).
         """
         if self.ingested:
             self._db.execute(
-                "UPDATE inputs SET outcome=NULL, reason=NULL WHERE outcome=?", (Outcome.NOT_ATTEMPTED.value,)
+                "UPDATE inputs SET outcome=NULL, reason=NULL, category=NULL, correlation_id=NULL, "
+                "operation_status=NULL WHERE outcome IN (?, ?)",
+                (Outcome.NOT_ATTEMPTED.value, Outcome.FAILED.value),
             )
             return
         db = self._db
