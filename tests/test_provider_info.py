@@ -62,3 +62,55 @@ def test_airflow_cli_lists_the_provider_and_its_hook():
     ours = next(h for h in hooks if h["connection_type"] == "hubspot_prefs")
     assert ours["class"] == "airflow_provider_hubspot_prefs.hooks.hubspot_prefs.HubSpotPreferencesHook"
     assert ours["conn_id_attribute_name"] == "hubspot_conn_id"
+
+
+def test_airflow_cli_shows_provider_metadata():
+    short = json.loads(airflow_cli("providers", "get", "airflow-provider-hubspot-prefs", "-o", "json"))
+    assert short == [{"Provider": "airflow-provider-hubspot-prefs", "Version": __version__}]
+    (full,) = json.loads(
+        airflow_cli("providers", "get", "airflow-provider-hubspot-prefs", "-f", "-o", "json")
+    )
+    assert full["name"] == "HubSpot Communication Preferences"
+    assert full["connection-types"][0]["connection-type"] == "hubspot_prefs"
+
+
+def _connections_test(conn_json: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT": conn_json,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "test", "hubspot_prefs_default"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+
+
+def test_airflow_connections_test_succeeds_and_fails_clearly(emulator):
+    from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+
+    good = _connections_test(
+        json.dumps(
+            {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": {"base_url": emulator.url}}
+        )
+    )
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Connection success!" in good.stdout
+    (call,) = emulator.control("GET", "requests")["requests"]  # it really asked HubSpot (the emulator)
+    assert (call["method"], call["path"], call["status"]) == (
+        "GET",
+        "/communication-preferences/v4/definitions",
+        200,
+    )
+
+    bad = _connections_test(
+        json.dumps(
+            {"conn_type": "hubspot_prefs", "password": "pat-revoked", "extra": {"base_url": emulator.url}}
+        )
+    )
+    output = bad.stdout + bad.stderr
+    assert "Connection failed" in output and "INVALID_AUTHENTICATION" in output
+    assert "pat-revoked" not in output
