@@ -383,13 +383,13 @@ class _ClientCore:
         )
         return wait
 
-    def before_send(self) -> float:
-        """Seconds to wait so that this request stays within the rate limit."""
-        return self.limiter.reserve() if self.limiter is not None else 0.0
+    def before_send(self) -> tuple[float, float]:
+        """``(seconds to wait, slot)`` so that this request stays within the rate limit."""
+        return self.limiter.reserve_slot() if self.limiter is not None else (0.0, 0.0)
 
-    def sent_late(self, seconds: float) -> None:
+    def answered(self, slot: float) -> None:
         if self.limiter is not None:
-            self.limiter.note_lag(seconds)
+            self.limiter.answered(slot)
 
     @staticmethod
     def parse(call: PreparedCall, response: httpx.Response) -> Any:
@@ -497,15 +497,15 @@ class HubSpotPreferencesClient:
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
-            pause = self._core.before_send()
+            pause, slot = self._core.before_send()
             if pause > 0:
-                due = time.monotonic() + pause
                 time.sleep(pause)
-                self._core.sent_late(time.monotonic() - due)
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
                 error = exc
+            finally:
+                self._core.answered(slot)
             wait = self._core.next_wait(call, attempt, response, error)
             if wait is None:
                 assert response is not None
@@ -746,17 +746,17 @@ class AsyncHubSpotPreferencesClient:
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
-            pause = self._core.before_send()
+            pause, slot = self._core.before_send()
             if pause > 0:
-                due = time.monotonic() + pause
                 await asyncio.sleep(pause)
-                self._core.sent_late(time.monotonic() - due)
             try:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json
                 )
             except httpx.TransportError as exc:
                 error = exc
+            finally:
+                self._core.answered(slot)
             wait = self._core.next_wait(call, attempt, response, error)
             if wait is None:
                 assert response is not None

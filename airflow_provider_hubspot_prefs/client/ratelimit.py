@@ -12,9 +12,9 @@ thus slow down together instead of meeting at the 429.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from .policy import RateLimitInfo
@@ -26,12 +26,15 @@ DEFAULT_INTERVAL = 10.0
 class RateLimiter:
     """Keep requests under ``max_requests`` per ``interval`` seconds, and under what HubSpot says is left.
 
+    A request counts in the window from its send slot until its answer arrives, and from then on
+    at its arrival time: HubSpot may have timed it anywhere in between, so only the later time is
+    safe. This costs one round trip per window and saves the 429s met at the window's edge.
+
     :param max_requests: the budget this client may use per interval (HubSpot: 100, 190 or 250
         per 10 s for private apps, 110 for public apps); a cap that is never exceeded.
     :param interval: length of that rolling window, in seconds.
     :param headroom: requests per window left unused, for other callers of the same app.
-    :param slack: seconds added to a window before a slot counts as free, because HubSpot times
-        a request on arrival and this client on sending.
+    :param slack: seconds added to a window before a slot counts as free.
     """
 
     def __init__(
@@ -40,7 +43,7 @@ class RateLimiter:
         interval: float = DEFAULT_INTERVAL,
         *,
         headroom: int = 0,
-        slack: float = 0.05,
+        slack: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_requests < 1 or interval <= 0:
@@ -51,11 +54,10 @@ class RateLimiter:
         self.slack = slack
         self._clock = clock
         self._lock = threading.Lock()
-        self._sent: deque[float] = deque()  # reserved send times, ascending
+        self._times: list[float] = []  # when each request in the window counts from, ascending
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
         self._window = interval  # HubSpot's window, once its headers name one
         self._blocked_until = 0.0
-        self._lag = 0.0  # how late sends leave after their slot (a busy machine or event loop)
 
     @property
     def allowed(self) -> int:
@@ -64,19 +66,31 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Book the next send slot; return how many seconds to wait before sending."""
+        return self.reserve_slot()[0]
+
+    def reserve_slot(self) -> tuple[float, float]:
+        """Book the next send slot: ``(seconds to wait, slot)``; give the slot back to ``answered``."""
         with self._lock:
             now = self._clock()
-            horizon = max(self.interval, self._window)
-            while self._sent and self._sent[0] <= now - horizon:
-                self._sent.popleft()
-            slot = max(now, self._blocked_until, self._sent[-1] if self._sent else now)
+            horizon = max(self.interval, self._window) + self.slack
+            expired = bisect.bisect_right(self._times, now - horizon)
+            del self._times[:expired]
+            slot = max(now, self._blocked_until)
             for limit, window in ((self.max_requests, self.interval), (self._allowed, self._window)):
                 limit = max(1, limit - self.headroom)
-                if len(self._sent) >= limit:
+                if len(self._times) >= limit:
                     # Free once the request `limit` places back has left the window.
-                    slot = max(slot, self._sent[-limit] + window + self.slack + self._lag)
-            self._sent.append(slot)
-            return slot - now
+                    slot = max(slot, self._times[-limit] + window + self.slack)
+            bisect.insort(self._times, slot)
+            return slot - now, slot
+
+    def answered(self, slot: float) -> None:
+        """The request booked at ``slot`` was answered: count it from now, as late as HubSpot may have seen it."""
+        with self._lock:
+            index = bisect.bisect_left(self._times, slot)
+            if index < len(self._times) and self._times[index] == slot:
+                del self._times[index]
+                bisect.insort(self._times, max(slot, self._clock()))
 
     def observe(self, info: RateLimitInfo | None) -> None:
         """Adjust this client's share from HubSpot's headers on a response."""
@@ -87,14 +101,9 @@ class RateLimiter:
             if info.interval_ms:
                 self._window = info.interval_ms / 1000
             now = self._clock()
-            mine = sum(1 for t in self._sent if now - self._window < t <= now)
+            mine = sum(1 for t in self._times if now - self._window < t <= now)
             others = max(0, (server_max - info.remaining) - mine)
             self._allowed = max(1, server_max - others)
-
-    def note_lag(self, seconds: float) -> None:
-        """A send left ``seconds`` after its slot: keep that much more distance (decaying maximum)."""
-        with self._lock:
-            self._lag = max(self._lag * 0.95, min(max(seconds, 0.0), 1.0))
 
     def block_for(self, seconds: float) -> None:
         """Hold every sender back (a 429 said so), not just the request that met it."""
