@@ -85,7 +85,7 @@ class RateLimiter:
             return slot - now, slot
 
     def answered(self, slot: float) -> None:
-        """The request booked at ``slot`` was answered: count it from now, as late as HubSpot may have seen it."""
+        """The request booked at ``slot`` was answered: from now on it counts from this moment."""
         with self._lock:
             index = bisect.bisect_left(self._times, slot)
             if index < len(self._times) and self._times[index] == slot:
