@@ -40,7 +40,7 @@ def test_flagship_run_keeps_the_token_and_addresses_out_of_output_and_xcom(
             for x in session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id))
         ]
     assert xcoms  # the tasks did push their summaries
-    assert "Ledger written to" in output  # the task logs were captured, so their absence below means something
+    assert "Ledger written to" in output  # task logs were captured: their absence below means something
     for text in [output, *xcoms]:
         assert SECRET not in text
         assert not any(person in text for person in people)
