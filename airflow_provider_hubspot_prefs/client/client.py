@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -339,7 +340,7 @@ class _ClientCore:
         self.api_version = parse_version(api_version)
         policy = retry_policy or RetryPolicy()
         if max_retries is not None:
-            policy = RetryPolicy(max_retries, policy.initial_delay, policy.max_delay, policy.jitter)
+            policy = dataclasses.replace(policy, max_retries=max_retries)
         self.policy = policy
         self.redact_emails = redact_emails
         self.calls = _Calls(self.api_version, max_batch_size)

@@ -322,10 +322,7 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
 
 def injected(fault: Fault) -> ApiProblem:
     if fault.status == 429:
-        problem = PortalBackend.rate_limited(
-            fault.policy_name or "TEN_SECONDLY_ROLLING", {}, fault.retry_after
-        )
-        return problem
+        return PortalBackend.rate_limited(fault.policy_name or "TEN_SECONDLY_ROLLING", {}, fault.retry_after)
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     category = fault.category or ("INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR")
     return ApiProblem(fault.status, category, f"Injected fault: HTTP {fault.status}", headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, conf
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..client.verification import CheckResult
+    from ..hooks.hubspot_prefs import HubSpotPreferencesHook
 
 
 class HubSpotOperationStatusSensor(BaseSensorOperator):
@@ -89,21 +91,24 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             return [self.subscriber_ids]
         return [str(s) for s in self.subscriber_ids]
 
+    @cached_property
+    def hook(self) -> HubSpotPreferencesHook:
+        """One hook per task run: the connection is looked up once, not on every poke."""
+        from ..hooks.hubspot_prefs import HubSpotPreferencesHook
+
+        return HubSpotPreferencesHook(
+            self.hubspot_conn_id, api_version=self.api_version, redact_emails=self.redact_emails
+        )
+
     def _business_unit(self) -> int | None:
         if self.business_unit_id is not None:
             return int(self.business_unit_id)
-        from ..hooks.hubspot_prefs import HubSpotPreferencesHook
-
-        return HubSpotPreferencesHook(self.hubspot_conn_id).business_unit_id
+        return self.hook.business_unit_id
 
     async def _check(self, pending: list[str]) -> CheckResult:
         from ..client.verification import Expectation, check_state
-        from ..hooks.hubspot_prefs import HubSpotPreferencesHook
 
-        hook = HubSpotPreferencesHook(
-            self.hubspot_conn_id, api_version=self.api_version, redact_emails=self.redact_emails
-        )
-        client = await hook.get_async_conn()
+        client = await self.hook.get_async_conn()
         try:
             expectation = Expectation.build(self.subscription_id, self.status_state)
             return await check_state(client, pending, expectation, business_unit_id=self._business_unit())
