@@ -187,18 +187,29 @@ def test_timeout_raises_timeout_error(make_client, emulator):
     assert len(api_requests(emulator)) == 2  # first try and one retry
 
 
-def test_malformed_json_is_a_response_error():
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"{not json"))
-    client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
-    with pytest.raises(HubSpotResponseError, match="does not match"):
+def test_cut_off_json_is_retried_then_a_response_error():
+    seen = []
+
+    def answer(request):
+        seen.append(request)
+        return httpx.Response(200, content=b'{"status": "COMPL')
+
+    policy = RetryPolicy(max_retries=2, initial_delay=0.01)
+    transport = httpx.MockTransport(answer)
+    client = HubSpotPreferencesClient(
+        PrivateAppTokenAuth(DEMO_TOKEN), transport=transport, retry_policy=policy
+    )
+    with pytest.raises(HubSpotResponseError, match="does not match") as caught:
         client.get_definitions()
+    assert caught.value.truncated and len(seen) == 3  # a body cut off in transit is sent again
 
 
 def test_wrong_shape_is_a_response_error():
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"results": "nope"}))
     client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
-    with pytest.raises(HubSpotResponseError):
+    with pytest.raises(HubSpotResponseError) as caught:
         client.get_definitions()
+    assert not caught.value.truncated  # a wrong shape is not retried: it would come back the same
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,12 @@ def _error_rows(
                 yield Row(line, Outcome.FAILED, error.message, error.category, error.id)
 
 
+# How far HubSpot's clock may run behind ours when telling "changed by the attempt whose answer was
+# lost" from "was already so": a misjudgement only swaps applied/unchanged, never loses a row.
+CLOCK_SKEW_TOLERANCE = 2.0
+LOST_ANSWER_REASON = "changed by an earlier attempt of this request whose answer was lost"
+
+
 def classify(
     chunk: list[tuple[int, str]],
     response: OperationResponse[Any],
@@ -300,23 +306,31 @@ def classify(
             if line not in done
         ]
     reasons_by_line: dict[int, set[SetStatusSuccessReason | None]] = {}
+    changed_by_lost_attempt: set[int] = set()
+    since = response.uncertain_since
     for result in response.results:
         # Bulk rows carry ``statuses``; single-contact answers are PublicStatus items themselves.
         line = by_address.get(str(getattr(result, "subscriber_id_string", "")).lower())
         if line is None or line in done:
             continue
         statuses = getattr(result, "statuses", None)
-        found = reasons_by_line.setdefault(line, set())
-        if statuses is None:
-            found.add(getattr(result, "set_status_success_reason", None))
-        else:
-            found.update(s.set_status_success_reason for s in statuses)
+        items = [result] if statuses is None else statuses
+        reasons_by_line.setdefault(line, set()).update(
+            getattr(item, "set_status_success_reason", None) for item in items
+        )
+        if since is not None and any(
+            item.timestamp.timestamp() >= since - CLOCK_SKEW_TOLERANCE for item in items
+        ):
+            changed_by_lost_attempt.add(line)
     for line, reasons in reasons_by_line.items():
         changed = sorted(
             str(r.value) for r in reasons if r and r is not SetStatusSuccessReason.NO_STATUS_CHANGE
         )
         if changed or not reasons:
             rows.append(Row(line, applied, ",".join(changed) or None, operation_status=status.value))
+        elif line in changed_by_lost_attempt:
+            # Unchanged now, but changed since this request's first attempt, whose answer was lost.
+            rows.append(Row(line, applied, LOST_ANSWER_REASON, operation_status=status.value))
         else:
             rows.append(Row(line, unchanged, "NO_STATUS_CHANGE", operation_status=status.value))
         done.add(line)
@@ -338,7 +352,10 @@ def is_fatal(error: HubSpotError) -> bool:
 def failed_rows(chunk: list[tuple[int, str]], error: HubSpotError) -> list[Row]:
     category = error.category if isinstance(error, HubSpotAPIError) else type(error).__name__
     correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
-    return [Row(line, Outcome.FAILED, str(error), category, correlation) for line, _ in chunk]
+    reason = str(error)
+    if error.may_have_applied:
+        reason += "; an earlier answer was lost, so HubSpot may have applied it: a rerun resends it safely"
+    return [Row(line, Outcome.FAILED, reason, category, correlation) for line, _ in chunk]
 
 
 SendChunk = Callable[[list[str]], Awaitable[OperationResponse[Any]]]

@@ -21,7 +21,13 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from .errors import HubSpotInputError, HubSpotResponseError, HubSpotTimeoutError, HubSpotTransportError
+from .errors import (
+    HubSpotError,
+    HubSpotInputError,
+    HubSpotResponseError,
+    HubSpotTimeoutError,
+    HubSpotTransportError,
+)
 from .models import (
     BatchStatusesResponse,
     BatchUnsubscribeAllResponse,
@@ -32,6 +38,7 @@ from .models import (
     LegalBasis,
     LinkGenerationRequest,
     LinkGenerationResponse,
+    OperationResponse,
     PartialPublicStatusRequest,
     PublicStatusRequest,
     PublicSubscriptionStatus,
@@ -93,6 +100,44 @@ class PreparedCall:
     response_model: type[BaseModel]
     params: dict[str, Any] | None = None
     json: Any = None
+
+    @property
+    def is_write(self) -> bool:
+        return self.endpoint in WRITES
+
+
+WRITES = frozenset(
+    {
+        Endpoint.SET_STATUS,
+        Endpoint.UNSUBSCRIBE_ALL,
+        Endpoint.BATCH_WRITE,
+        Endpoint.BATCH_UNSUBSCRIBE_ALL,
+        Endpoint.SUBSCRIBE,
+        Endpoint.UNSUBSCRIBE,
+        Endpoint.RESUBSCRIBE,
+    }
+)
+# Failures after which HubSpot may have received, and applied, the request: only a refused or
+# never-opened connection proves that it did not.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass
+class _Attempts:
+    """One call's retry state: attempt number and when an answer that may hide a write was lost."""
+
+    call: PreparedCall
+    failures: int = 0  # failed attempts other than 429s
+    throttles: int = 0  # 429 answers
+    throttled_for: float = 0.0  # seconds waited on 429s
+    uncertain_since: float | None = None
+
+    def note(self, sent_at: float, response: httpx.Response | None, error: BaseException | None) -> None:
+        if not self.call.is_write or self.uncertain_since is not None:
+            return
+        lost = error is not None and not isinstance(error, _NOT_SENT)
+        if lost or (response is not None and response.status_code >= 500):
+            self.uncertain_since = sent_at
 
 
 class _Calls:
@@ -347,9 +392,10 @@ class _ClientCore:
         self.rate_limit: RateLimitInfo | None = None
 
     def next_wait(
-        self, call: PreparedCall, attempt: int, response: httpx.Response | None, error: BaseException | None
+        self, attempts: _Attempts, response: httpx.Response | None, error: BaseException | None
     ) -> float | None:
         """None when ``response`` is a success to parse; seconds to wait before retrying; or raise."""
+        call = attempts.call
         if response is not None:
             info = RateLimitInfo.from_headers(response.headers)
             self.rate_limit = info or self.rate_limit
@@ -357,7 +403,13 @@ class _ClientCore:
                 self.limiter.observe(info)
             if response.is_success:
                 return None
-        if not self.policy.should_retry(attempt, response=response, error=error):
+        throttled = response is not None and response.status_code == 429
+        retry = self.policy.should_retry(
+            attempts.failures, response=response, error=error, throttled_for=attempts.throttled_for
+        )
+        if not retry:
+            if isinstance(error, HubSpotError):
+                raise error
             if error is not None:
                 kind = (
                     HubSpotTimeoutError
@@ -369,20 +421,55 @@ class _ClientCore:
                 ) from error
             assert response is not None
             raise parse_error(response, method=call.method, endpoint=call.template, redact=self.redact_emails)
-        wait = self.policy.delay(attempt, response)
-        if response is not None and response.status_code == 429 and self.limiter is not None:
-            self.limiter.block_for(wait)  # every sender of this client waits, not only this one
+        wait = self.policy.delay(attempts.throttles if throttled else attempts.failures, response)
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+        if throttled:
+            attempts.throttles += 1
+            attempts.throttled_for += wait
+            if self.limiter is not None:
+                self.limiter.block_for(wait)  # every sender of this client waits, not only this one
+            log.warning("HubSpot %s %s: rate limited, retry in %.2fs", call.method, call.template, wait)
+            return wait
+        attempts.failures += 1
         log.warning(
             "HubSpot %s %s failed with %s; retry %d/%d in %.2fs",
             call.method,
             call.template,
             reason,
-            attempt + 1,
+            attempts.failures,
             self.policy.max_retries,
             wait,
         )
         return wait
+
+    def conclude(
+        self,
+        attempts: _Attempts,
+        sent_at: float,
+        response: httpx.Response | None,
+        error: BaseException | None,
+    ) -> tuple[Any, float | None]:
+        """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise."""
+        attempts.note(sent_at, response, error)
+        try:
+            wait = self.next_wait(attempts, response, error)
+            if wait is not None:
+                return None, wait
+            assert response is not None
+            try:
+                model = self.parse(attempts.call, response)
+            except HubSpotResponseError as exc:
+                # A body cut off in transit is answered like a lost connection: sent again.
+                attempts.note(sent_at, None, exc)
+                wait = self.next_wait(attempts, None, exc)
+                assert wait is not None
+                return None, wait
+        except HubSpotError as exc:
+            exc.may_have_applied = attempts.uncertain_since is not None
+            raise
+        if attempts.uncertain_since is not None and isinstance(model, OperationResponse):
+            model.mark_uncertain(attempts.uncertain_since)
+        return model, None
 
     def before_send(self) -> tuple[float, float]:
         """``(seconds to wait, slot)`` so that this request stays within the rate limit."""
@@ -403,6 +490,7 @@ class _ClientCore:
                 method=call.method,
                 endpoint=call.template,
                 status_code=response.status_code,
+                truncated=exc.errors()[0]["type"] == "json_invalid",
             ) from None
 
 
@@ -494,25 +582,24 @@ class HubSpotPreferencesClient:
 
     def execute(self, call: PreparedCall) -> Any:
         """Send ``call`` with retries and return its parsed response model."""
-        attempt = 0
+        attempts = _Attempts(call)
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
             pause, slot = self._core.before_send()
             if pause > 0:
                 time.sleep(pause)
+            sent_at = time.time()
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
                 error = exc
             finally:
                 self._core.answered(slot)
-            wait = self._core.next_wait(call, attempt, response, error)
+            model, wait = self._core.conclude(attempts, sent_at, response, error)
             if wait is None:
-                assert response is not None
-                return self._core.parse(call, response)
+                return model
             time.sleep(wait)
-            attempt += 1
 
     def get_definitions(
         self, *, business_unit_id: int | None = None, include_translations: bool | None = None
@@ -743,13 +830,14 @@ class AsyncHubSpotPreferencesClient:
         )
 
     async def execute(self, call: PreparedCall) -> Any:
-        attempt = 0
+        attempts = _Attempts(call)
         while True:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
             pause, slot = self._core.before_send()
             if pause > 0:
                 await asyncio.sleep(pause)
+            sent_at = time.time()
             try:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json
@@ -758,12 +846,10 @@ class AsyncHubSpotPreferencesClient:
                 error = exc
             finally:
                 self._core.answered(slot)
-            wait = self._core.next_wait(call, attempt, response, error)
+            model, wait = self._core.conclude(attempts, sent_at, response, error)
             if wait is None:
-                assert response is not None
-                return self._core.parse(call, response)
+                return model
             await asyncio.sleep(wait)
-            attempt += 1
 
     async def get_definitions(
         self, *, business_unit_id: int | None = None, include_translations: bool | None = None

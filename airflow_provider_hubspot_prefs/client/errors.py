@@ -15,6 +15,9 @@ from .redaction import redact_text
 class HubSpotError(Exception):
     """Base class of every error raised by this provider's client."""
 
+    # Set on errors of writes when an earlier attempt's answer was lost: HubSpot may have applied it.
+    may_have_applied: bool = False
+
 
 class HubSpotInputError(HubSpotError, ValueError):
     """A value was rejected locally, before any request was sent."""
@@ -161,10 +164,13 @@ class HubSpotServerError(HubSpotAPIError):
 class HubSpotResponseError(HubSpotError):
     """A 2xx response whose body is not what the API contract promises (malformed JSON, wrong shape)."""
 
-    def __init__(self, message: str, *, method: str, endpoint: str, status_code: int) -> None:
+    def __init__(
+        self, message: str, *, method: str, endpoint: str, status_code: int, truncated: bool = False
+    ) -> None:
         self.method = method
         self.endpoint = endpoint
         self.status_code = status_code
+        self.truncated = truncated  # not JSON at all (cut off in transit), as opposed to a wrong shape
         super().__init__(f"HTTP {status_code} from {method} {endpoint}: {message}")
 
 

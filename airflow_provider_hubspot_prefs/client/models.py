@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from pydantic.alias_generators import to_camel
 
 from .errors import HubSpotInputError
@@ -257,9 +257,23 @@ class OperationResponse(HubSpotModel, Generic[T]):
     num_errors: int | None = None
     links: dict[str, str] | None = None
 
+    _uncertain_since: float | None = PrivateAttr(default=None)
+
     @property
     def is_complete(self) -> bool:
         return self.status is OperationStatus.COMPLETE
+
+    @property
+    def uncertain_since(self) -> float | None:
+        """Epoch seconds of the first attempt of this write whose answer was lost, if any.
+
+        HubSpot may have applied that attempt; what it then reports as unchanged, with a status
+        timestamp from then on, was changed by this very request.
+        """
+        return self._uncertain_since
+
+    def mark_uncertain(self, since: float) -> None:
+        self._uncertain_since = since
 
     @property
     def has_errors(self) -> bool:

@@ -54,28 +54,41 @@ class RetryPolicy:
     :param initial_delay: seconds before the first retry when no ``Retry-After`` is given.
     :param max_delay: cap of the exponential delay.
     :param jitter: fraction (0..1) by which a computed delay is randomly shortened.
+    :param rate_limit_patience: seconds a request may spend waiting out ten-secondly 429 answers
+        (as ``Retry-After`` asks) before it fails; these retries do not count against
+        ``max_retries``, so a burst of 429s delays a batch instead of failing it.
     """
 
     max_retries: int = 5
     initial_delay: float = 0.5
     max_delay: float = 16.0
     jitter: float = 0.25
+    rate_limit_patience: float = 300.0
 
     def should_retry(
-        self, attempt: int, *, response: httpx.Response | None = None, error: BaseException | None = None
+        self,
+        attempt: int,
+        *,
+        response: httpx.Response | None = None,
+        error: BaseException | None = None,
+        throttled_for: float = 0.0,
     ) -> bool:
-        """Whether attempt number ``attempt`` (0-based) may be followed by another one."""
+        """Whether another attempt may follow.
+
+        ``attempt`` counts the earlier failures other than 429s (0-based); ``throttled_for`` is the
+        time already spent waiting on 429s.
+        """
+        if self.max_retries <= 0:
+            return False
+        if response is not None and response.status_code == 429:
+            return not is_daily_limit(response) and throttled_for < self.rate_limit_patience
         if attempt >= self.max_retries:
             return False
         if error is not None:
-            # Connection refused/reset/dropped and timeouts: the writes of this API set states,
-            # so repeating one cannot apply anything twice.
-            return isinstance(error, httpx.TransportError)
-        if response is None or response.status_code not in RETRYABLE_STATUS:
-            return False
-        if response.status_code == 429:
-            return not is_daily_limit(response)
-        return True
+            # Connection refused/reset/dropped, timeouts, a body cut off in transit: the writes of
+            # this API set states, so sending one again cannot apply anything twice.
+            return isinstance(error, httpx.TransportError) or getattr(error, "truncated", False)
+        return response is not None and response.status_code in RETRYABLE_STATUS
 
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         """Seconds to wait before retry ``attempt + 1``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -236,7 +236,7 @@ def split_inputs(
 # ---- the API -------------------------------------------------------------------------------------
 
 
-def create_app(backend: PortalBackend | None = None) -> FastAPI:
+def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
     """Build the emulator's ASGI app around ``backend`` (a fresh seeded portal by default)."""
     backend = backend or PortalBackend()
     app = FastAPI(
@@ -266,10 +266,13 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
             if backend.config.latency_ms:
                 await asyncio.sleep(backend.config.latency_ms / 1000)
             headers: dict[str, str] = {}
+            fault = backend.take_fault(request.url.path)
+            request.state.fault = fault
             try:
-                fault = backend.take_fault(request.url.path)
-                if fault is not None:
+                if fault is not None and fault.kind == "error":
                     raise injected(fault)
+                if fault is not None and fault.kind == "drop_before":
+                    return drop_connection(request)
                 token: AccessToken = backend.authenticate(request.headers.get("authorization"))
                 headers = backend.consume_rate_limit(token.app)
                 backend.authorize(token, operation_kind)
@@ -282,6 +285,13 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
             status = 200
             if isinstance(result, tuple):
                 status, result = result
+            if fault is not None and fault.kind == "drop_after":
+                return drop_connection(request)
+            if fault is not None and fault.kind == "slow":
+                await asyncio.sleep(fault.delay)
+            if fault is not None and fault.kind == "malformed":
+                body = json.dumps(result)
+                return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
             return JSONResponse(result, status_code=status, headers=headers)
 
         return endpoint
@@ -317,7 +327,43 @@ def create_app(backend: PortalBackend | None = None) -> FastAPI:
         return JSONResponse(backend.oauth_token({k: str(v) for k, v in form.items()}))
 
     add_control_routes(app, backend)
-    return app
+    return ConnectionDropper(app)
+
+
+DROPPED = 444  # nginx's "no response": what the request log records for a dropped connection
+
+
+def drop_connection(request: Request) -> Response:
+    request.scope["emulator.drop"] = True
+    return Response(status_code=DROPPED)
+
+
+class ConnectionDropper:
+    """Outermost ASGI layer: closes the TCP connection of a request marked ``emulator.drop``.
+
+    The client then sees the connection go away without any answer, as on a network failure or a
+    crashed load balancer. uvicorn's ``send`` belongs to the request cycle that owns the socket.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
+            if scope.get("emulator.drop"):
+                transport = getattr(getattr(send, "__self__", None), "transport", None)
+                if transport is not None:
+                    transport.abort()
+                    return
+                raise ConnectionAbortedError("emulator: dropped connection")  # other servers
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
 
 
 def injected(fault: Fault) -> ApiProblem:
@@ -455,7 +501,12 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
             )
         )
     accepted, invalid, missing_subs = [], [], []
+    fault = request.state.fault
+    partial = fault is not None and fault.kind == "partial"
+    refused = [str(s) for s, *_ in checked if partial and is_email(s) and fault.reject_contains in str(s)]
     for subscriber, state, sub_id, legal, explanation in checked:
+        if subscriber in refused:
+            continue
         if not is_email(subscriber):
             invalid.append(str(subscriber))
         elif backend.definition(sub_id) is None:
@@ -480,7 +531,7 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
                 sub_category="INVALID_SUBSCRIPTION_ID",
             )
         )
-    return operation(results, errors, status=status, completed_at=done)
+    return partial_answer(request, results, errors, refused, status, done)
 
 
 async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any:
@@ -489,12 +540,32 @@ async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any
     verbose = q_bool(request, "verbose")
     inputs = batch_inputs(await json_object(request), backend)
     valid, errors = split_inputs(inputs, backend, must_be_known=False)
+    fault = request.state.fault
+    refused = [e for e in valid if fault and fault.kind == "partial" and fault.reject_contains in e]
+    valid = [e for e in valid if e not in refused]
 
     def apply() -> list[dict[str, Any]]:
         return [{"subscriberIdString": e, "statuses": backend.unsubscribe_all(e, bu, verbose)} for e in valid]
 
     status, results, done = backend.run_write(valid, apply)
-    return operation(results, errors, status=status, completed_at=done)
+    return partial_answer(request, results, errors, refused, status, done)
+
+
+def partial_answer(
+    request: Request,
+    results: list[Any],
+    errors: list[dict[str, Any]],
+    refused: list[str],
+    status: str,
+    done: float,
+) -> Any:
+    """The write's envelope; an injected ``partial`` fault adds its refused inputs, HTTP 207."""
+    fault = request.state.fault
+    if fault is None or fault.kind != "partial" or not refused:
+        return operation(results, errors, status=status, completed_at=done)
+    message = fault.message or "The subscriber's preferences cannot be changed."
+    errors = [*errors, batch_error("400", fault.category or "VALIDATION_ERROR", message, refused)]
+    return 207, operation(results, errors, status=status, completed_at=done)
 
 
 def v3_update(action: str) -> Handler:
@@ -547,8 +618,15 @@ def add_control_routes(app: FastAPI, backend: PortalBackend) -> None:
     @app.post("/_emulator/contacts", include_in_schema=False)
     async def add_contacts(request: Request) -> dict[str, Any]:
         body = await request.json()
-        backend.add_contacts(body["emails"])
+        backend.add_contacts(body["emails"], body.get("unsubscribed_at"))
         return {"contacts": len(backend.contacts)}
+
+    @app.get("/_emulator/changes", include_in_schema=False)
+    async def changes() -> dict[str, Any]:
+        """State changes applied: their total and any (contact, subscription) changed twice or more."""
+        with backend.lock:
+            repeated = [[e, s, n] for (e, s), n in backend.changes.items() if n > 1]
+            return {"total": sum(backend.changes.values()), "repeated": repeated}
 
     @app.post("/_emulator/faults", include_in_schema=False)
     async def add_fault(request: Request) -> dict[str, Any]:

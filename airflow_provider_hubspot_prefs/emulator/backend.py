@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -179,16 +179,38 @@ class StatusRecord:
     timestamp: str
 
 
+FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "partial")
+
+
 @dataclass
 class Fault:
-    """An injected error answer for the next ``count`` requests whose path contains ``path_contains``."""
+    """A fault for the next ``count`` requests whose path contains ``path_contains``.
 
-    status: int
+    ``kind`` says what happens:
+
+    - ``error``: answer ``status`` (429 with ``policy_name``, 5xx, 4xx) without running the request;
+    - ``drop_before`` / ``drop_after``: close the connection without an answer, before or after the
+      request was applied (the client cannot know which);
+    - ``slow``: apply the request, then answer only after ``delay`` seconds;
+    - ``malformed``: apply the request, then answer 200 with a truncated JSON body;
+    - ``partial``: apply a batch except the inputs containing ``reject_contains``, which come back
+      in ``errors`` with ``category`` and ``message`` (HTTP 207 where the version answers 207).
+    """
+
+    status: int = 500
     count: int = 1
     path_contains: str = ""
     retry_after: float | None = None
     category: str | None = None
     policy_name: str | None = None
+    kind: str = "error"
+    delay: float = 0.0
+    reject_contains: str = ""
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; one of {', '.join(FAULT_KINDS)}")
 
 
 @dataclass
@@ -246,14 +268,25 @@ class PortalBackend:
             self.pending: list[PendingWrite] = []
             self.inflight: dict[str, int] = {}
             self.last_operation: dict[str, str] = {}
+            # How often each (contact, subscription) really changed state: a write applied twice
+            # would show here even where the final state looks the same.
+            self.changes: Counter[tuple[str, int]] = Counter()
 
     def add_token(self, token: str, scopes: Iterable[str] | None = None) -> None:
         with self.lock:
             self.config.tokens[token] = sorted(ALL_SCOPES if scopes is None else scopes)
 
-    def add_contacts(self, emails: Iterable[str]) -> None:
+    def add_contacts(self, emails: Iterable[str], unsubscribed_at: str | None = None) -> None:
+        """Add contacts; with ``unsubscribed_at`` (ISO time) they unsubscribed from all back then."""
         with self.lock:
-            self.contacts.update(e.lower() for e in emails)
+            added = [e.lower() for e in emails]
+            self.contacts.update(added)
+            if unsubscribed_at is None:
+                return
+            for email in added:
+                for d in self.definitions:
+                    self.statuses[(email, d.id)] = StatusRecord("UNSUBSCRIBED", None, None, unsubscribed_at)
+                    self.wide[(email, d.business_unit_id)] = unsubscribed_at
 
     def add_fault(self, fault: Fault) -> None:
         with self.lock:
@@ -561,6 +594,8 @@ class PortalBackend:
                 reason = "REQUESTED_CHANGE_OCCURRED"
             if reason != "NO_STATUS_CHANGE" or key not in self.statuses:
                 self.statuses[key] = StatusRecord(state, legal_basis, explanation, now_iso())
+            if reason != "NO_STATUS_CHANGE":
+                self.changes[key] += 1
             self.contacts.add(email)
             return self._public_status(email, d, reason)
 
@@ -589,6 +624,7 @@ class PortalBackend:
                     rec.legal_basis_explanation if rec else None,
                     now_iso(),
                 )
+                self.changes[key] += 1
                 results.append(self._public_status(email, d, "UNSUBSCRIBE_FROM_ALL_OCCURRED"))
             self.wide.setdefault((email, bu), now_iso())
             self.contacts.add(email)
