@@ -87,7 +87,7 @@ class BatchAborted(HubSpotError):
     def __init__(self, cause: HubSpotError, remaining: int) -> None:
         self.cause = cause
         self.remaining = remaining
-        super().__init__(f"stopped with {remaining} input(s) not attempted: {cause}")
+        super().__init__(f"{remaining} input(s) not attempted after {cause}")
 
 
 def normalize_address(raw: object) -> str | None:

@@ -184,7 +184,8 @@ FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "parti
 
 @dataclass
 class Fault:
-    """A fault for the next ``count`` requests whose path contains ``path_contains``.
+    """A fault for the next ``count`` requests whose path contains ``path_contains`` (and ends
+    with ``path_endswith``).
 
     ``kind`` says what happens:
 
@@ -200,6 +201,7 @@ class Fault:
     status: int = 500
     count: int = 1
     path_contains: str = ""
+    path_endswith: str = ""
     retry_after: float | None = None
     category: str | None = None
     policy_name: str | None = None
@@ -207,6 +209,8 @@ class Fault:
     delay: float = 0.0
     reject_contains: str = ""
     message: str | None = None
+    every: int = 1  # hit every n-th matching request only: scattered faults instead of a burst
+    seen: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -352,7 +356,10 @@ class PortalBackend:
     def take_fault(self, path: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.path_contains in path:
+                if fault.path_contains in path and path.endswith(fault.path_endswith):
+                    fault.seen += 1
+                    if fault.seen % max(fault.every, 1):
+                        continue
                     fault.count -= 1
                     if fault.count <= 0:
                         self.faults.remove(fault)

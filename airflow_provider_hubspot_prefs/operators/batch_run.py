@@ -113,7 +113,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             store.close()
         if aborted is not None:
             raise AirflowException(
-                f"Batch stopped: {aborted}. The ledger at {ledger} lists every input's outcome."
+                f"Batch stopped: {aborted}. The ledger at {ledger} lists every input's outcome; "
+                "a retry of this task run sends only the inputs not done yet."
             )
         self._apply_policy(summary)
         work.unlink(missing_ok=True)

@@ -1,0 +1,232 @@
+"""Fault injection at scale: 50,000 addresses through each fault HubSpot can throw at a batch.
+
+Every case runs the batch operator in a DAG run against the emulator and checks the same three
+things: each input line is in the ledger exactly once with the outcome the fault calls for; what
+the emulator changed is exactly what the ledger reports as done by this run; and no contact and
+subscription changed state twice, however often a write was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_hubspot_prefs.client.batching import LOST_ANSWER_REASON
+from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+
+from .dag_support import ledger_rows, provider_dag, states
+
+FRESH, ALREADY, DUPLICATES, MALFORMED, BLOCKED = 46_700, 2_000, 500, 500, 300
+TOTAL = FRESH + ALREADY + DUPLICATES + MALFORMED + BLOCKED
+WRITE_PATH = "batch/unsubscribe-all"  # the write only, not ".../unsubscribe-all/read"
+DONE = ("unsubscribed", "already_unsubscribed")
+
+
+@pytest.fixture(autouse=True)
+def _airflow(airflow_db, hubspot_connection):
+    """DAG runs need the migrated DB and a connection to the emulator."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    path: Path
+    lines: list[str]
+    already: list[str]  # unsubscribed from all a day before the run
+    blocked: list[str]  # refused by the ``partial`` fault, plain addresses otherwise
+    unique: list[str] = field(default_factory=list)  # every distinct valid address
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
+    rng = random.Random(20261124)
+    fresh = [f"subscriber{i:05d}@example.com" for i in range(FRESH)]
+    already = [f"withdrawn{i:04d}@example.org" for i in range(ALREADY)]
+    blocked = [f"held{i:03d}+blocked@example.net" for i in range(BLOCKED)]
+    unique = fresh + already + blocked
+    head = unique[:]
+    rng.shuffle(head)
+    # Repeats (case and space variants) and malformed lines come after what they repeat.
+    tail = [a.upper() if i % 2 else f" {a} " for i, a in enumerate(rng.sample(unique, DUPLICATES))]
+    tail += [f"broken-{i}@" if i % 2 else f"no-at-sign-{i}" for i in range(MALFORMED)]
+    rng.shuffle(tail)
+    lines = head + tail
+    path = tmp_path_factory.mktemp("faults") / "withdrawals.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert len(lines) == TOTAL == 50_000
+    return Batch(path, lines, already, blocked, unique)
+
+
+def run_batch(emulator, batch: Batch, tmp_path: Path) -> tuple[str, list[dict[str, str]], Any]:
+    emulator.control(
+        "POST", "contacts", json={"emails": batch.already, "unsubscribed_at": "2026-11-23T08:00:00Z"}
+    )
+    emulator.control("DELETE", "requests")
+    ledger = tmp_path / "ledger.csv"
+    run = provider_dag("test_batch_unsubscribe_poll").test(
+        run_conf={"input_path": str(batch.path), "ledger_path": str(ledger)}
+    )
+    return states(run)["unsubscribe"], ledger_rows(ledger), run
+
+
+def check_ledger_against_emulator(emulator, batch: Batch, rows: list[dict[str, str]]) -> Counter[str]:
+    """The invariants every fault must keep; returns the outcome counts."""
+    assert len(rows) == TOTAL
+    assert sorted(int(r["line"]) for r in rows) == list(range(1, TOTAL + 1))  # each line exactly once
+    assert [r["input"] for r in rows] == batch.lines
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert outcomes["duplicate"] == DUPLICATES and outcomes["invalid_input"] == MALFORMED
+    assert (
+        not outcomes.keys()
+        - {"unsubscribed", "already_unsubscribed", "failed", "not_attempted"}
+        - {
+            "duplicate",
+            "invalid_input",
+        }
+    ), outcomes  # nothing left pending or submitted-but-unconfirmed
+
+    backend = emulator.backend
+    changed_by_run = {email for email, _ in backend.changes}
+    reported_changed = {r["subscriber_id"] for r in rows if r["outcome"] == "unsubscribed"}
+    assert changed_by_run == reported_changed  # nothing done that the ledger misses, nor the reverse
+    already = set(batch.already)
+    for row in rows:
+        if row["outcome"] in DONE:
+            assert (row["subscriber_id"], 0) in backend.wide, row
+        if row["outcome"] == "already_unsubscribed":
+            assert row["subscriber_id"] in already, row
+    assert emulator.control("GET", "changes")["repeated"] == []  # no write applied twice
+    return outcomes
+
+
+def write_statuses(emulator) -> Counter[int]:
+    return Counter(
+        r["status"] for r in emulator.control("GET", "requests")["requests"] if r["path"].endswith(WRITE_PATH)
+    )
+
+
+def test_ten_secondly_429_storm_is_waited_out(emulator, batch, tmp_path):
+    emulator.control(
+        "POST", "faults", json={"status": 429, "count": 120, "retry_after": 0.1, "path_endswith": WRITE_PATH}
+    )
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "success"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    assert outcomes["unsubscribed"] == FRESH + BLOCKED and outcomes["already_unsubscribed"] == ALREADY
+    assert write_statuses(emulator)[429] == 120
+
+
+def test_daily_429_stops_the_task_and_the_ledger_says_what_remains(emulator, batch, tmp_path):
+    emulator.control("PATCH", "config", json={"daily_limit": 200})
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "failed"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    remaining = [r for r in rows if r["outcome"] == "not_attempted"]
+    assert len(remaining) > 20_000 and outcomes["failed"] == 0
+    assert {r["reason"].split("(correlationId")[0] for r in remaining} == {
+        "not sent: HTTP 429 RATE_LIMITS from POST /communication-preferences/v4/statuses/batch/"
+        "unsubscribe-all: You have reached your daily limit. "
+    }
+    assert outcomes["unsubscribed"] + outcomes["already_unsubscribed"] + len(remaining) == TOTAL - 1_000
+    assert write_statuses(emulator)[200] == 200  # exactly the daily allowance was used
+
+
+def test_5xx_burst_is_retried_to_completion(emulator, batch, tmp_path):
+    for status in (500, 502, 503, 504):
+        burst = {"status": status, "count": 4, "path_endswith": WRITE_PATH}
+        emulator.control("POST", "faults", json=burst)
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "success"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    assert outcomes["unsubscribed"] == FRESH + BLOCKED and outcomes["already_unsubscribed"] == ALREADY
+    assert sum(n for status, n in write_statuses(emulator).items() if status >= 500) == 16
+
+
+@pytest.mark.parametrize("kind", ["drop_before", "drop_after"])
+def test_dropped_connection_is_resent_without_applying_twice(emulator, batch, tmp_path, kind):
+    emulator.control(
+        "POST", "faults", json={"kind": kind, "count": 30, "every": 7, "path_endswith": WRITE_PATH}
+    )
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "success"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    # Contacts the lost attempt unsubscribed are reported as this run's doing, not as "already".
+    assert outcomes["unsubscribed"] == FRESH + BLOCKED and outcomes["already_unsubscribed"] == ALREADY
+    assert write_statuses(emulator)[444] == 30
+    lost = sum(r["reason"] == LOST_ANSWER_REASON for r in rows)
+    assert (lost > 0) == (kind == "drop_after")
+
+
+def test_answer_slower_than_the_client_timeout(emulator, batch, tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "hubspot_prefs",
+                "password": DEMO_TOKEN,
+                "extra": {"base_url": emulator.url, "rate_limit": 100_000, "timeout": 1},
+            }
+        ),
+    )
+    emulator.control(
+        "POST", "faults", json={"kind": "slow", "delay": 2.5, "count": 8, "path_endswith": WRITE_PATH}
+    )
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "success"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    assert outcomes["unsubscribed"] == FRESH + BLOCKED and outcomes["already_unsubscribed"] == ALREADY
+    assert sum(r["reason"] == LOST_ANSWER_REASON for r in rows) > 0  # applied while the client gave up
+
+
+def test_cut_off_json_is_resent(emulator, batch, tmp_path):
+    emulator.control(
+        "POST", "faults", json={"kind": "malformed", "count": 30, "every": 7, "path_endswith": WRITE_PATH}
+    )
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "success"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    assert outcomes["unsubscribed"] == FRESH + BLOCKED and outcomes["already_unsubscribed"] == ALREADY
+    assert sum(r["reason"] == LOST_ANSWER_REASON for r in rows) > 0
+
+
+def test_207_partial_failure_keeps_hubspots_reason_per_contact(emulator, batch, tmp_path):
+    emulator.control(
+        "POST",
+        "faults",
+        json={
+            "kind": "partial",
+            "count": 10_000,
+            "reject_contains": "+blocked",
+            "category": "VALIDATION_ERROR",
+            "message": "Contact is a HubSpot user; preferences are managed in the user's settings.",
+            "path_endswith": WRITE_PATH,
+        },
+    )
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "failed"  # max_failure_ratio defaults to 0
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    failed = [r for r in rows if r["outcome"] == "failed"]
+    assert {r["subscriber_id"] for r in failed} == set(batch.blocked)
+    assert {(r["category"], r["reason"]) for r in failed} == {
+        ("VALIDATION_ERROR", "Contact is a HubSpot user; preferences are managed in the user's settings.")
+    }
+    assert outcomes["unsubscribed"] == FRESH and outcomes["already_unsubscribed"] == ALREADY
+    assert not any((a, 0) in emulator.backend.wide for a in batch.blocked)
+    assert 207 in write_statuses(emulator)
+
+
+def test_canceled_operations_are_failed_not_reported_done(emulator, batch, tmp_path):
+    emulator.control("PATCH", "config", json={"cancel_next_writes": 7})
+    state, rows, _ = run_batch(emulator, batch, tmp_path)
+    assert state == "failed"
+    outcomes = check_ledger_against_emulator(emulator, batch, rows)
+    failed = [r for r in rows if r["outcome"] == "failed"]
+    assert len(failed) == 700 and {r["category"] for r in failed} == {"CANCELED"}
+    assert outcomes["unsubscribed"] + outcomes["already_unsubscribed"] == FRESH + ALREADY + BLOCKED - 700
+    # Canceled means not applied: none of those contacts changed, whatever they were before.
+    assert not {r["subscriber_id"] for r in failed} & {email for email, _ in emulator.backend.changes}
