@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowFailException
 
 from ..client import (
     DEFAULT_BASE_URL,
@@ -27,8 +28,11 @@ EXTRA_PREFIX = "extra__hubspot_prefs__"
 OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
 
 
-class HubSpotConnectionError(ValueError):
-    """The connection cannot be used as it is (missing credentials, malformed extras)."""
+class HubSpotConnectionError(AirflowFailException, ValueError):
+    """The connection cannot be used as it is (missing credentials, malformed extras).
+
+    A task fails at once on it: retrying cannot mend a connection's configuration.
+    """
 
 
 @dataclass(frozen=True)
