@@ -115,6 +115,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries of 429, 5xx and connection errors (never of other 4xx).",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
                     },
+                    "ca_bundle": {
+                        "label": "CA bundle",
+                        "description": "PEM file of a private certificate authority (e.g. a TLS-inspecting "
+                        "proxy). Certificates are always verified; empty means the system's store.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["host", "schema", "port", "login"],

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -494,14 +495,27 @@ class _ClientCore:
             ) from None
 
 
-def _http_options(timeout: float | httpx.Timeout, max_connections: int) -> dict[str, Any]:
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificate-verifying TLS: the system's trust store, or ``ca_bundle`` (PEM) for a private CA.
+
+    There is deliberately no way to turn verification off: the requests carry a bearer token.
+    """
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (OSError, ssl.SSLError) as exc:
+        raise HubSpotInputError("ca_bundle", ca_bundle, f"cannot be loaded ({exc})") from None
+
+
+def _http_options(
+    timeout: float | httpx.Timeout, max_connections: int, ca_bundle: str | None
+) -> dict[str, Any]:
     return {
         "timeout": timeout
         if isinstance(timeout, httpx.Timeout)
         else httpx.Timeout(timeout, connect=min(10.0, timeout)),
         "limits": httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
-        "verify": True,
+        "verify": tls_context(ca_bundle),
         "follow_redirects": False,
     }
 
@@ -521,6 +535,8 @@ class HubSpotPreferencesClient:
         (default 190 per 10 s, HubSpot's Professional private-app limit); None or 0 disables pacing.
         The share shrinks when HubSpot's headers show other clients using the same budget.
     :param rate_limiter: a ``RateLimiter`` to share between clients of one process instead.
+    :param ca_bundle: PEM file of the certificate authorities to trust (a TLS-inspecting proxy);
+        certificates are always verified, against the system's store by default.
     :param transport: an httpx transport, for unit tests of the client itself.
     """
 
@@ -539,6 +555,7 @@ class HubSpotPreferencesClient:
         rate_limit: int | None = DEFAULT_MAX_REQUESTS,
         rate_limit_interval: float = DEFAULT_INTERVAL,
         rate_limiter: RateLimiter | None = None,
+        ca_bundle: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._core = _ClientCore(
@@ -555,7 +572,7 @@ class HubSpotPreferencesClient:
             base_url=self._core.base_url,
             auth=auth,
             transport=transport,
-            **_http_options(timeout, max_connections),
+            **_http_options(timeout, max_connections, ca_bundle),
         )
 
     @property
@@ -787,6 +804,7 @@ class AsyncHubSpotPreferencesClient:
         rate_limit: int | None = DEFAULT_MAX_REQUESTS,
         rate_limit_interval: float = DEFAULT_INTERVAL,
         rate_limiter: RateLimiter | None = None,
+        ca_bundle: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._core = _ClientCore(
@@ -803,7 +821,7 @@ class AsyncHubSpotPreferencesClient:
             base_url=self._core.base_url,
             auth=auth,
             transport=transport,
-            **_http_options(timeout, max_connections),
+            **_http_options(timeout, max_connections, ca_bundle),
         )
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from types import TracebackType
@@ -27,14 +28,24 @@ class EmulatorServer:
 
     Use it as a context manager; ``url`` is the base URL to give the client or the connection,
     ``backend`` the portal's state, and ``control`` talks to ``/_emulator/*`` over HTTP.
+    With ``ssl_certfile``/``ssl_keyfile`` it serves HTTPS (``control`` then trusts ``ssl_ca``).
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_ca: str | None = None,
     ) -> None:
         self.backend = PortalBackend(config)
         self.host = host
         self.port = port or free_port(host)
+        self.scheme = "https" if ssl_certfile else "http"
+        self._verify: Any = ssl.create_default_context(cafile=ssl_ca) if ssl_ca else True
         self._server = uvicorn.Server(
             uvicorn.Config(
                 create_app(self.backend),
@@ -43,6 +54,8 @@ class EmulatorServer:
                 log_level="warning",
                 lifespan="off",
                 access_log=False,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
             )
         )
         self._thread = threading.Thread(
@@ -51,7 +64,7 @@ class EmulatorServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmulatorServer:
         self._thread.start()
@@ -76,6 +89,7 @@ class EmulatorServer:
 
     def control(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call the emulator's control surface, e.g. ``control("PATCH", "config", json={...})``."""
-        response = httpx.request(method, f"{self.url}/_emulator/{path}", timeout=10, **kwargs)
+        url = f"{self.url}/_emulator/{path}"
+        response = httpx.request(method, url, timeout=10, verify=self._verify, **kwargs)
         response.raise_for_status()
         return response.json()

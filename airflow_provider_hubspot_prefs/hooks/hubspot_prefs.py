@@ -19,7 +19,7 @@ from ..client import (
     PrivateAppTokenAuth,
     token_url,
 )
-from ..client.client import check_base_url
+from ..client.client import check_base_url, tls_context
 from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
@@ -51,6 +51,7 @@ class ConnectionSettings:
     max_retries: int = 5
     rate_limit: int = DEFAULT_MAX_REQUESTS
     rate_limit_interval: float = DEFAULT_INTERVAL
+    ca_bundle: str | None = None
 
     def __repr__(self) -> str:
         auth = "oauth" if self.client_id else "private-app token"
@@ -98,6 +99,13 @@ def parse_connection(
             "field, or set the extras client_id, client_secret and refresh_token for OAuth."
         )
 
+    for name in ("verify", "verify_ssl", "insecure"):
+        if _extra(extras, name) is not None:
+            raise HubSpotConnectionError(
+                f"Connection {conn_id!r} sets the extra {name!r}: TLS certificate verification cannot be "
+                "turned off, as requests carry the token. For a private certificate authority, give its "
+                "PEM file in the extra 'ca_bundle'."
+            )
     base_url = _extra(extras, "base_url") or (host if host and "://" in host else None) or DEFAULT_BASE_URL
     try:
         api_version = parse_version(_extra(extras, "api_version"))
@@ -106,6 +114,9 @@ def parse_connection(
         max_retries = _extra(extras, "max_retries")
         rate_limit = _extra(extras, "rate_limit")
         rate_limit_interval = _extra(extras, "rate_limit_interval")
+        ca_bundle = _extra(extras, "ca_bundle")
+        if ca_bundle is not None:
+            tls_context(str(ca_bundle))  # a missing or broken file is a connection error, now
         return ConnectionSettings(
             conn_id=conn_id,
             base_url=check_base_url(str(base_url)),
@@ -121,6 +132,7 @@ def parse_connection(
             rate_limit_interval=DEFAULT_INTERVAL
             if rate_limit_interval is None
             else float(rate_limit_interval),
+            ca_bundle=ca_bundle,
         )
     except (HubSpotError, ValueError, TypeError) as exc:
         raise HubSpotConnectionError(f"Connection {conn_id!r} has a malformed extra: {exc}") from None
@@ -133,7 +145,8 @@ class HubSpotPreferencesHook(BaseHook):
         private-app access token; or its extras hold ``client_id``, ``client_secret`` and
         ``refresh_token`` for OAuth. Extras ``api_version``, ``business_unit_id``, ``timeout``,
         ``max_retries``, ``base_url``, ``rate_limit`` (requests per ``rate_limit_interval``
-        seconds, default 190 per 10; 0 turns pacing off) tune the client.
+        seconds, default 190 per 10; 0 turns pacing off) tune the client; ``ca_bundle`` names a
+        PEM file of a private certificate authority (TLS verification itself is always on).
     :param api_version: ``v4``, ``2026-03`` or ``2026-09``; overrides the connection's extra.
     :param timeout: seconds per request; overrides the connection's extra.
     :param max_retries: retries of 429/5xx/connection errors; overrides the connection's extra.
@@ -198,6 +211,7 @@ class HubSpotPreferencesHook(BaseHook):
             "rate_limiter": self._rate_limiter(settings),
             "max_batch_size": self.max_batch_size,
             "redact_emails": self.redact_emails,
+            "ca_bundle": settings.ca_bundle,
         }
 
     def _rate_limiter(self, settings: ConnectionSettings) -> RateLimiter | None:
