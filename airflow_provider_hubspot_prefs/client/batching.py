@@ -12,6 +12,7 @@ import asyncio
 import csv
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -130,9 +131,12 @@ class WorkStore:
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE IF NOT EXISTS inputs (
                 line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
-                category TEXT, correlation_id TEXT, operation_status TEXT);
+                category TEXT, correlation_id TEXT, operation_status TEXT, sent_at REAL);
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
+        if "sent_at" not in columns:  # a store left by an older version of this package
+            self._db.execute("ALTER TABLE inputs ADD COLUMN sent_at REAL")
 
     def close(self) -> None:
         self._db.close()
@@ -209,6 +213,21 @@ class WorkStore:
                 return
             last = rows[-1][0]
             yield [(int(r[0]), str(r[1])) for r in rows]
+
+    def start_attempt(self, lines: list[int], at: float) -> float | None:
+        """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.
+
+        Returns when an earlier attempt sent any of them first, if one did: an attempt whose try
+        was killed before its answer was recorded may have been applied by HubSpot.
+        """
+        marks = ",".join("?" * len(lines))
+        (earlier,) = self._db.execute(
+            f"SELECT MIN(sent_at) FROM inputs WHERE line IN ({marks})", lines
+        ).fetchone()
+        self._db.execute(
+            f"UPDATE inputs SET sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})", [at, *lines]
+        )
+        return None if earlier is None else float(earlier)
 
     def record(self, rows: Iterable[Row]) -> None:
         self._db.execute("BEGIN")
@@ -381,7 +400,10 @@ async def send_pending(
 
     async def one(chunk: list[tuple[int, str]]) -> None:
         try:
+            earlier = store.start_attempt([line for line, _ in chunk], time.time())
             response = await send([address for _, address in chunk])
+            if earlier is not None:
+                response.mark_uncertain(min(earlier, response.uncertain_since or earlier))
         except HubSpotError as error:
             if is_fatal(error):
                 fatal.append(error)  # the chunk stays pending: nothing is known about it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import DAG, Param
 
@@ -130,6 +132,37 @@ with DAG("test_bad_status_state", schedule=None, start_date=START) as dag:
         subscription_id=1004,
         status_state="UNSUSCRIBED",
         retries=3,
+    )
+dags[dag.dag_id] = dag
+
+# Run by the real scheduler in tests/test_real_airflow.py: a worker killed mid-batch, then retried.
+with DAG(
+    "test_resume_after_kill",
+    schedule=None,
+    start_date=START,
+    params={"input_path": Param("", type="string"), "ledger_path": Param("", type="string")},
+) as dag:
+    HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe",
+        input_path="{{ params.input_path }}",
+        ledger_path="{{ params.ledger_path }}",
+        max_in_flight=2,
+        retries=2,
+        retry_delay=timedelta(seconds=1),
+    )
+dags[dag.dag_id] = dag
+
+# Uses whichever connection the run names: one saved through the UI's form, in the browser test.
+with DAG(
+    "test_named_connection",
+    schedule=None,
+    start_date=START,
+    params={"conn_id": Param("hubspot_prefs_default", type="string"), "subscriber": Param("", type="string")},
+) as dag:
+    HubSpotUnsubscribeAllOperator(
+        task_id="unsubscribe_one",
+        hubspot_conn_id="{{ params.conn_id }}",
+        subscriber_id="{{ params.subscriber }}",
     )
 dags[dag.dag_id] = dag
 

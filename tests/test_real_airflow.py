@@ -1,0 +1,225 @@
+"""The provider in a real Airflow 3 deployment: api-server, scheduler, dag-processor, triggerer.
+
+LocalExecutor and SQLite in a throwaway AIRFLOW_HOME, the emulator on loopback, connections made
+through the REST API (and, in the browser test, through the UI's form), DAG runs triggered through
+the REST API. Slow (minutes): marked ``e2e``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_hubspot_prefs.emulator import EmulatorConfig, EmulatorServer
+
+from .airflow_deployment import AirflowDeployment
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+# Distinctive secrets, so that finding one anywhere in logs, XCom or rendered fields means a leak.
+OAUTH_CLIENT_ID = "e2e-client-" + secrets.token_hex(4)
+OAUTH_CLIENT_SECRET = "e2e-client-secret-" + secrets.token_hex(12)
+REFRESH_TOKEN = "e2e-refresh-" + secrets.token_hex(12)
+UI_TOKEN = "pat-e2e-ui-" + secrets.token_hex(12)
+ASYNC_CONFIG = EmulatorConfig(rate_limit_max=100_000, processing_delay_ms=4000)
+
+
+@pytest.fixture(scope="module")
+def hubspot() -> Any:
+    """An emulator of its own, answering writes with PENDING for 4 s (HubSpot's asynchronous mode)."""
+    with EmulatorServer(EmulatorConfig(**asdict(ASYNC_CONFIG))) as server:
+        server.backend.oauth_clients[OAUTH_CLIENT_ID] = OAUTH_CLIENT_SECRET
+        server.backend.refresh_tokens[REFRESH_TOKEN] = OAUTH_CLIENT_ID
+        server.backend.add_token(UI_TOKEN)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def airflow(hubspot, tmp_path_factory) -> Any:
+    deployment = AirflowDeployment(
+        tmp_path_factory.mktemp("airflow-home"), os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
+    )
+    try:
+        deployment.start()
+        # The default connection, through the REST API: OAuth, so that client secret and refresh
+        # token travel through every task that the secrets check below reads.
+        deployment.api(
+            "POST",
+            "/connections",
+            json={
+                "connection_id": "hubspot_prefs_default",
+                "conn_type": "hubspot_prefs",
+                "extra": json.dumps(
+                    {
+                        "base_url": hubspot.url,
+                        "client_id": OAUTH_CLIENT_ID,
+                        "client_secret": OAUTH_CLIENT_SECRET,
+                        "refresh_token": REFRESH_TOKEN,
+                        "rate_limit": 100_000,
+                    }
+                ),
+            },
+        )
+        yield deployment
+    finally:
+        deployment.stop()
+        assert not any(deployment.alive().values())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("e2e-data")
+
+
+@pytest.fixture(scope="module")
+def flagship_run(airflow, hubspot, data) -> dict[str, Any]:
+    addresses = [f"withdrawn.{i:05d}@example.com" for i in range(1500)]
+    source = data / "withdrawals.txt"
+    source.write_text("\n".join([*addresses, "WITHDRAWN.00001@EXAMPLE.COM", "not-an-address"]) + "\n")
+    run_id = airflow.trigger(
+        "hubspot_gdpr_unsubscribe", {"input_path": str(source), "ledger_dir": str(data / "ledgers")}
+    )
+    state = airflow.wait_for_run("hubspot_gdpr_unsubscribe", run_id, timeout=300)
+    return {"run_id": run_id, "state": state, "addresses": addresses}
+
+
+def test_flagship_dag_runs_with_a_really_deferred_sensor(airflow, hubspot, flagship_run, data):
+    run_id = flagship_run["run_id"]
+    assert flagship_run["state"] == "success", airflow.task_instances("hubspot_gdpr_unsubscribe", run_id)
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances("hubspot_gdpr_unsubscribe", run_id)}
+    assert states == dict.fromkeys(("unsubscribe_all", "wait_until_complete", "verify", "report"), "success")
+
+    # The sensor handed its wait to the triggerer: seen deferred, and the trigger's own log says it ran.
+    assert "deferred" in airflow.seen_states[("hubspot_gdpr_unsubscribe", run_id, "wait_until_complete")]
+    logs = airflow.task_logs("hubspot_gdpr_unsubscribe", run_id, "wait_until_complete")
+    trigger_logs = [text for name, text in logs.items() if ".trigger." in name]
+    assert trigger_logs, sorted(logs)
+    assert "Trigger fired event" in trigger_logs[0]
+    assert "All 1500 contact(s) are unsubscribed from all email" in trigger_logs[0]
+
+    report = json.loads(next((data / "ledgers").rglob("report.json")).read_text())
+    assert report["total_inputs"] == 1502 and report["verified_unsubscribed"] == 1500
+    assert report["outcomes"] == {"unsubscribed": 1500, "duplicate": 1, "invalid_input": 1}
+    assert all((a, 0) in hubspot.backend.wide for a in flagship_run["addresses"])
+
+
+@pytest.fixture(scope="module")
+def other_example_runs(airflow, flagship_run, data) -> dict[str, tuple[str, str]]:
+    source = data / "fanout.txt"
+    source.write_text("".join(f"fanout.{i:04d}@example.net\n" for i in range(900)))
+    runs = {
+        "hubspot_consent_update": airflow.trigger(
+            "hubspot_consent_update",
+            {"subscribers": ["alice@example.com", "erin@example.com"], "ledger_dir": str(data / "consent")},
+        ),
+        "hubspot_large_list_fanout": airflow.trigger(
+            "hubspot_large_list_fanout",
+            {"input_path": str(source), "ledger_dir": str(data / "fanout"), "chunk_size": 300},
+        ),
+    }
+    return {dag_id: (run_id, airflow.wait_for_run(dag_id, run_id)) for dag_id, run_id in runs.items()}
+
+
+def test_other_example_dags_succeed(other_example_runs):
+    assert {dag: state for dag, (_, state) in other_example_runs.items()} == {
+        "hubspot_consent_update": "success",
+        "hubspot_large_list_fanout": "success",
+    }
+
+
+def _write_requests(hubspot) -> int:
+    return sum(1 for r in hubspot.backend.request_log if r["path"].endswith("batch/unsubscribe-all"))
+
+
+def test_worker_killed_mid_batch_resumes_from_its_checkpoint(airflow, hubspot, data):
+    """SIGKILL of the task's process; Airflow retries it; the retry continues where the first stopped."""
+    config = hubspot.backend.config
+    config.update({"processing_delay_ms": 0, "latency_ms": 40})
+    try:
+        total = 30_000
+        source = data / "resume.txt"
+        source.write_text("".join(f"resume.{i:05d}@example.org\n" for i in range(total)))
+        ledger = data / "resume-ledger.csv"
+        before = _write_requests(hubspot)
+        run_id = airflow.trigger(
+            "test_resume_after_kill", {"input_path": str(source), "ledger_path": str(ledger)}
+        )
+
+        deadline = time.monotonic() + 120
+        while _write_requests(hubspot) - before < 80:
+            assert time.monotonic() < deadline, "the batch did not get going"
+            time.sleep(0.05)
+        (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
+        assert ti["state"] == "running" and ti["try_number"] == 1 and ti["pid"]
+        os.kill(int(ti["pid"]), signal.SIGKILL)
+        sent_before_kill = _write_requests(hubspot) - before
+
+        assert airflow.wait_for_run("test_resume_after_kill", run_id, timeout=300) == "success"
+    finally:
+        config.update({"processing_delay_ms": ASYNC_CONFIG.processing_delay_ms, "latency_ms": 0})
+
+    (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
+    assert ti["try_number"] == 2
+    assert "up_for_retry" in airflow.seen_states[("test_resume_after_kill", run_id, "unsubscribe")]
+    logs = airflow.task_logs("test_resume_after_kill", run_id, "unsubscribe")
+    assert "Resuming from the checkpoint of an earlier try (30000 inputs)" in logs["attempt=2.log"]
+
+    with open(ledger, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(int(r["line"]) for r in rows) == list(range(1, total + 1))
+    assert Counter(r["outcome"] for r in rows) == {
+        "unsubscribed": total
+    }  # incl. chunks in flight at the kill
+    # Not started over: the retry sent only what the killed try had not finished (at most the two
+    # chunks that were in flight go twice), and nothing changed state twice.
+    sent = _write_requests(hubspot) - before
+    print(f"resume: {sent_before_kill} batch requests before SIGKILL, {sent} in all (300 needed)")
+    assert 300 <= sent <= 302 and sent_before_kill >= 80
+    assert not [r for r in hubspot.control("GET", "changes")["repeated"] if r[0].startswith("resume.")]
+
+
+def test_no_secret_or_address_in_logs_xcom_or_rendered_fields(airflow, flagship_run, other_example_runs):
+    runs = [("hubspot_gdpr_unsubscribe", flagship_run["run_id"])]
+    runs += [(dag_id, run_id) for dag_id, (run_id, _) in other_example_runs.items()]
+    secrets_ = [OAUTH_CLIENT_SECRET, REFRESH_TOKEN, UI_TOKEN]
+    addresses = flagship_run["addresses"]
+    looked_at = Counter()
+
+    for name, text in airflow.all_log_text().items():
+        looked_at["log files"] += 1
+        for secret in secrets_:
+            assert secret not in text, f"secret in {name}"
+        if "/dag_id=" in name:
+            leaked = [a for a in addresses[:200] if a in text]
+            assert not leaked, f"{leaked[:3]} in {name}"
+    for dag_id, run_id in runs:
+        for ti in airflow.task_instances(dag_id, run_id):
+            base = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}"
+            if ti["map_index"] >= 0:
+                base += f"/{ti['map_index']}"
+            rendered = json.dumps(airflow.api("GET", base).get("rendered_fields"))
+            looked_at["rendered fields"] += 1
+            entries = airflow.api(
+                "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries"
+            )
+            for entry in entries["xcom_entries"]:
+                value = airflow.api(
+                    "GET",
+                    f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries/{entry['key']}",
+                    params={"map_index": entry["map_index"], "deserialize": True, "stringify": True},
+                )
+                looked_at["xcom values"] += 1
+                for secret in secrets_:
+                    assert secret not in json.dumps(value) and secret not in rendered
+    # The check looked at something: task logs, trigger logs, component output, XCom, rendered fields.
+    assert looked_at["log files"] > 15 and looked_at["xcom values"] >= 5 and looked_at["rendered fields"] >= 8
