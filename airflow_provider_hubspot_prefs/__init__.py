@@ -75,7 +75,12 @@ def get_provider_info() -> dict[str, Any]:
                     "base_url": {
                         "label": "Base URL",
                         "description": "https://api.hubapi.com or a proxy (http only on loopback).",
-                        "schema": {"type": ["string", "null"], "format": "url"},
+                        # Airflow's form shows "examples" as the field's suggestions and placeholder.
+                        "schema": {
+                            "type": ["string", "null"],
+                            "format": "url",
+                            "examples": ["https://api.hubapi.com"],
+                        },
                     },
                     "business_unit_id": {
                         "label": "Business unit ID",

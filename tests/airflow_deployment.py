@@ -62,10 +62,14 @@ class AirflowDeployment:
         self.env = env
         self.http = httpx.Client(base_url=f"{self.url}/api/v2", timeout=30)
         self.seen_states: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        self._previous_sigterm: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self, timeout: float = 180) -> AirflowDeployment:
+        # A SIGTERM to the test run (CI cancelling it) must still reach ``stop``: as SystemExit it
+        # unwinds through the fixtures' finalizers instead of leaving the components running.
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
         for name in COMPONENTS:
@@ -91,6 +95,8 @@ class AirflowDeployment:
             _signal_group(process.pid, signal.SIGKILL)  # whatever a group still holds
             process.wait(timeout=10)
         self.http.close()
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
 
     def alive(self) -> dict[str, bool]:
         return {name: process.poll() is None for name, process in self.processes.items()}
@@ -185,6 +191,10 @@ class AirflowDeployment:
         """Every file under the deployment's logs folder and every component's output."""
         files = [*(self.home / "logs").rglob("*"), *self.home.glob("*.out")]
         return {str(path): path.read_text(errors="replace") for path in files if path.is_file()}
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

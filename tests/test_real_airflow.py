@@ -223,3 +223,116 @@ def test_no_secret_or_address_in_logs_xcom_or_rendered_fields(airflow, flagship_
                     assert secret not in json.dumps(value) and secret not in rendered
     # The check looked at something: task logs, trigger logs, component output, XCom, rendered fields.
     assert looked_at["log files"] > 15 and looked_at["xcom values"] >= 5 and looked_at["rendered fields"] >= 8
+
+
+ARTIFACTS = Path(
+    os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+)
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path) -> Any:
+    """Headless Debian Chromium driven by Selenium; scripts/install-browser puts it in place."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "Chromium missing: run scripts/install-browser"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        # This machine has no internet: without these, Chromium keeps dialling Google's services.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(15)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_connection_form_in_the_ui_offers_our_fields_and_saves_a_working_connection(
+    airflow, hubspot, browser
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def option(text: str) -> Any:
+        return browser.find_element(By.XPATH, f"//*[@role='option'][normalize-space()='{text}']")
+
+    browser.get(f"{airflow.url}/connections")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Add Connection']").click()
+    browser.find_element(By.NAME, "connection_id").send_keys("hubspot_prefs_ui")
+    browser.find_element(By.CSS_SELECTOR, "[role=dialog] input[role=combobox]").send_keys("HubSpot")
+    option("HubSpot Communication Preferences").click()
+
+    # The token field: relabeled, masked, with our placeholder; host/login/port/schema hidden.
+    token = browser.find_element(By.NAME, "password")
+    assert token.get_attribute("type") == "password"
+    assert token.get_attribute("placeholder") == "pat-na1-..."
+    dialog = browser.find_element(By.CSS_SELECTOR, "[role=dialog]")
+    assert "Private app access token" in dialog.text
+    assert not browser.find_elements(By.NAME, "host") and not browser.find_elements(By.NAME, "login")
+    token.send_keys(UI_TOKEN)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "connection-form-token.png"))  # the token shows as dots
+
+    browser.find_element(By.XPATH, "//button[normalize-space()='Extra Fields']").click()
+    WebDriverWait(browser, 15).until(lambda b: b.find_element(By.ID, "element_base_url").is_displayed())
+    for label in ("API version", "Base URL", "Business unit ID", "OAuth client ID", "OAuth client secret"):
+        assert label in dialog.text
+    for secret_field in ("element_client_secret", "element_refresh_token"):
+        assert browser.find_element(By.ID, secret_field).get_attribute("type") == "password"
+    assert browser.find_element(By.ID, "element_client_id").get_attribute("type") == "text"
+    base_url = browser.find_element(By.ID, "element_base_url")
+    assert base_url.get_attribute("placeholder")  # with https://api.hubapi.com as its suggestion
+    suggestions = browser.find_elements(By.CSS_SELECTOR, "datalist#list_base_url option")
+    assert [s.get_attribute("value") for s in suggestions] == ["https://api.hubapi.com"]
+    base_url.send_keys(hubspot.url)
+
+    # API version is a choice of the three versions, not free text.
+    browser.find_elements(By.CSS_SELECTOR, "[role=dialog] input[role=combobox]")[-1].click()
+    offered = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "[role=option]")]
+    assert offered == ["v4", "2026-03", "2026-09"]
+    option("2026-03").click()
+    rate_limit = browser.find_element(By.NAME, "element_rate_limit")
+    rate_limit.send_keys(Keys.CONTROL, "a")
+    rate_limit.send_keys("100000")
+
+    shot = ARTIFACTS / "connection-form.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot of the filled form: {shot}")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Save']").click()
+
+    deadline = time.monotonic() + 30
+    while airflow.http.get("/connections/hubspot_prefs_ui").status_code != 200:
+        assert time.monotonic() < deadline, "the form did not save the connection"
+        time.sleep(0.5)
+    saved = airflow.api("GET", "/connections/hubspot_prefs_ui")
+    assert saved["conn_type"] == "hubspot_prefs" and saved["password"] != UI_TOKEN
+    extra = json.loads(saved["extra"])
+    assert extra["base_url"] == hubspot.url and extra["api_version"] == "2026-03"
+    assert int(extra["rate_limit"]) == 100_000
+
+    # The saved connection works in a DAG run, with the version chosen in the form.
+    hubspot.backend.request_log.clear()
+    run_id = airflow.trigger(
+        "test_named_connection", {"conn_id": "hubspot_prefs_ui", "subscriber": "ui.form@example.com"}
+    )
+    assert airflow.wait_for_run("test_named_connection", run_id, timeout=180) == "success"
+    paths = [r["path"] for r in hubspot.backend.request_log]
+    assert "/communication-preferences/2026-03/statuses/ui.form@example.com/unsubscribe-all" in paths
+    assert ("ui.form@example.com", 0) in hubspot.backend.wide

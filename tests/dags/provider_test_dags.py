@@ -163,6 +163,9 @@ with DAG(
         task_id="unsubscribe_one",
         hubspot_conn_id="{{ params.conn_id }}",
         subscriber_id="{{ params.subscriber }}",
+        wait_for_completion=True,
+        check_interval=1,
+        deferrable=False,
     )
 dags[dag.dag_id] = dag
 
