@@ -225,6 +225,35 @@ def test_no_secret_or_address_in_logs_xcom_or_rendered_fields(airflow, flagship_
     assert looked_at["log files"] > 15 and looked_at["xcom values"] >= 5 and looked_at["rendered fields"] >= 8
 
 
+def test_cli_tests_connections_stored_in_the_deployment(airflow, hubspot):
+    """``airflow connections test`` on the REST-made OAuth connection, and on one added by the CLI."""
+    hubspot.backend.request_log.clear()
+    good = airflow.cli("connections", "test", "hubspot_prefs_default")
+    assert "Connection success!" in good.stdout
+    # The refresh token was exchanged for an access token, which then read the definitions.
+    assert [r["path"] for r in hubspot.backend.request_log] == [
+        "/oauth/v1/token",
+        "/communication-preferences/v4/definitions",
+    ]
+
+    bad_token = "pat-e2e-not-issued-" + secrets.token_hex(6)
+    extra = json.dumps({"base_url": hubspot.url})
+    airflow.cli(
+        "connections", "add", "hubspot_prefs_bad", "--conn-type", "hubspot_prefs",
+        "--conn-password", bad_token, "--conn-extra", extra,
+    )  # fmt: skip
+    bad = airflow.cli("connections", "test", "hubspot_prefs_bad", check=False)
+    output = bad.stdout + bad.stderr
+    assert "Connection failed" in output and "HTTP 401 INVALID_AUTHENTICATION" in output
+    assert bad_token not in output and OAUTH_CLIENT_SECRET not in good.stdout + good.stderr
+
+    (provider,) = json.loads(
+        airflow.cli("providers", "get", "airflow-provider-hubspot-prefs", "-f", "-o", "json").stdout
+    )
+    assert provider["package-name"] == "airflow-provider-hubspot-prefs"
+    assert provider["connection-types"][0]["connection-type"] == "hubspot_prefs"
+
+
 ARTIFACTS = Path(
     os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
 )
