@@ -166,3 +166,32 @@ def test_rate_limit_extras(monkeypatch, emulator):
     assert HubSpotPreferencesHook("hs_unpaced").get_conn()._core.limiter is None
     default = parse_connection("c", "tok", None, {})
     assert (default.rate_limit, default.rate_limit_interval) == (190, 10.0)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "uri",  # what the README shows for AIRFLOW_CONN_... in URI form
+        "json",
+    ],
+)
+def test_environment_variable_forms(monkeypatch, emulator, form):
+    from urllib.parse import quote
+
+    if form == "uri":
+        value = f"hubspot-prefs://:{DEMO_TOKEN}@/?api_version=2026-03&base_url={quote(emulator.url, safe='')}"
+    else:
+        value = json.dumps(
+            {
+                "conn_type": "hubspot_prefs",
+                "password": DEMO_TOKEN,
+                "extra": {"api_version": "2026-03", "base_url": emulator.url},
+            }
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT", value)
+    hook = HubSpotPreferencesHook()
+    assert hook.api_version is ApiVersion.V2026_03
+    assert hook.get_conn().get_definitions().results
+    assert emulator.control("GET", "requests")["requests"][-1]["path"].startswith(
+        "/communication-preferences/2026-03/"
+    )
