@@ -123,7 +123,7 @@ def get_provider_info() -> dict[str, Any]:
                     "ca_bundle": {
                         "label": "CA bundle",
                         "description": "PEM file of a private certificate authority (e.g. a TLS-inspecting "
-                        "proxy). Certificates are always verified; empty means the system's store.",
+                        "proxy). Certificates are always verified; empty: the public CAs (certifi).",
                         "schema": {"type": ["string", "null"]},
                     },
                 },

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -496,12 +497,12 @@ class _ClientCore:
 
 
 def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Certificate-verifying TLS: the system's trust store, or ``ca_bundle`` (PEM) for a private CA.
+    """Certificate-verifying TLS: certifi's CAs (httpx's default), or ``ca_bundle`` (PEM) instead.
 
     There is deliberately no way to turn verification off: the requests carry a bearer token.
     """
     try:
-        return ssl.create_default_context(cafile=ca_bundle)
+        return ssl.create_default_context(cafile=ca_bundle or certifi.where())
     except (OSError, ssl.SSLError) as exc:
         raise HubSpotInputError("ca_bundle", ca_bundle, f"cannot be loaded ({exc})") from None
 
@@ -536,7 +537,7 @@ class HubSpotPreferencesClient:
         The share shrinks when HubSpot's headers show other clients using the same budget.
     :param rate_limiter: a ``RateLimiter`` to share between clients of one process instead.
     :param ca_bundle: PEM file of the certificate authorities to trust (a TLS-inspecting proxy);
-        certificates are always verified, against the system's store by default.
+        certificates are always verified, against certifi's bundle by default.
     :param transport: an httpx transport, for unit tests of the client itself.
     """
 
