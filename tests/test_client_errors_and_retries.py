@@ -210,6 +210,15 @@ def test_wrong_shape_is_a_response_error():
     with pytest.raises(HubSpotResponseError) as caught:
         client.get_definitions()
     assert not caught.value.truncated  # a wrong shape is not retried: it would come back the same
+    assert not caught.value.may_have_applied  # a read
+
+
+def test_unreadable_answer_to_a_write_may_have_been_applied():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"results": "nope"}))
+    client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
+    with pytest.raises(HubSpotResponseError) as caught:
+        client.batch_unsubscribe_all(["a@example.com"])
+    assert caught.value.may_have_applied  # 2xx: HubSpot accepted it; the batch ledger says so
 
 
 @pytest.mark.parametrize(

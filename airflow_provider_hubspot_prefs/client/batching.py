@@ -373,7 +373,9 @@ def failed_rows(chunk: list[tuple[int, str]], error: HubSpotError) -> list[Row]:
     correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
     reason = str(error)
     if error.may_have_applied:
-        reason += "; an earlier answer was lost, so HubSpot may have applied it: a rerun resends it safely"
+        reason += (
+            "; an answer was lost or unreadable, so HubSpot may have applied it: a rerun resends it safely"
+        )
     return [Row(line, Outcome.FAILED, reason, category, correlation) for line, _ in chunk]
 
 

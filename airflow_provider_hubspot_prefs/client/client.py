@@ -467,7 +467,9 @@ class _ClientCore:
                 assert wait is not None
                 return None, wait
         except HubSpotError as exc:
-            exc.may_have_applied = attempts.uncertain_since is not None
+            # A write answered 2xx in an unreadable shape was accepted, so probably applied too.
+            unreadable_write = isinstance(exc, HubSpotResponseError) and attempts.call.is_write
+            exc.may_have_applied = attempts.uncertain_since is not None or unreadable_write
             raise
         if attempts.uncertain_since is not None and isinstance(model, OperationResponse):
             model.mark_uncertain(attempts.uncertain_since)

@@ -15,7 +15,7 @@ from .redaction import redact_text
 class HubSpotError(Exception):
     """Base class of every error raised by this provider's client."""
 
-    # Set on errors of writes when an earlier attempt's answer was lost: HubSpot may have applied it.
+    # Set on errors of writes whose answer was lost or unreadable: HubSpot may have applied it.
     may_have_applied: bool = False
 
 
