@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class Batch:
     lines: list[str]
     already: list[str]  # unsubscribed from all a day before the run
     blocked: list[str]  # refused by the ``partial`` fault, plain addresses otherwise
-    unique: list[str] = field(default_factory=list)  # every distinct valid address
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +58,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Batch:
     path = tmp_path_factory.mktemp("faults") / "withdrawals.txt"
     path.write_text("\n".join(lines) + "\n")
     assert len(lines) == TOTAL == 50_000
-    return Batch(path, lines, already, blocked, unique)
+    return Batch(path, lines, already, blocked)
 
 
 def run_batch(emulator, batch: Batch, tmp_path: Path) -> tuple[str, list[dict[str, str]], Any]:

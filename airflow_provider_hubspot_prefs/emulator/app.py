@@ -501,9 +501,7 @@ async def batch_write(request: Request, backend: PortalBackend) -> Any:
             )
         )
     accepted, invalid, missing_subs = [], [], []
-    fault = request.state.fault
-    partial = fault is not None and fault.kind == "partial"
-    refused = [str(s) for s, *_ in checked if partial and is_email(s) and fault.reject_contains in str(s)]
+    refused = refused_by_fault(request, [str(s) for s, *_ in checked if is_email(s)])
     for subscriber, state, sub_id, legal, explanation in checked:
         if subscriber in refused:
             continue
@@ -540,8 +538,7 @@ async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any
     verbose = q_bool(request, "verbose")
     inputs = batch_inputs(await json_object(request), backend)
     valid, errors = split_inputs(inputs, backend, must_be_known=False)
-    fault = request.state.fault
-    refused = [e for e in valid if fault and fault.kind == "partial" and fault.reject_contains in e]
+    refused = refused_by_fault(request, valid)
     valid = [e for e in valid if e not in refused]
 
     def apply() -> list[dict[str, Any]]:
@@ -549,6 +546,14 @@ async def batch_unsubscribe_all(request: Request, backend: PortalBackend) -> Any
 
     status, results, done = backend.run_write(valid, apply)
     return partial_answer(request, results, errors, refused, status, done)
+
+
+def refused_by_fault(request: Request, addresses: list[str]) -> list[str]:
+    """The addresses an injected ``partial`` fault refuses (none without one)."""
+    fault = request.state.fault
+    if fault is None or fault.kind != "partial":
+        return []
+    return [a for a in addresses if fault.reject_contains in a]
 
 
 def partial_answer(
