@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 from .client.redaction import redact_email
 
@@ -27,15 +26,18 @@ def storage_path(location: Any) -> Any:
 
 @contextmanager
 def open_text(location: Any, mode: str = "r") -> Iterator[IO[str]]:
+    """A UTF-8 text stream; local files written here are created 0600 (folders 0700)."""
+    from .ledger.store import private_umask
+
     path = storage_path(location)
     if "w" in mode and isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open(mode, encoding="utf-8", newline="") as handle:
+        with private_umask():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open(mode, encoding="utf-8", newline="")
+    else:
+        handle = path.open(mode, encoding="utf-8", newline="")
+    with handle:
         yield handle
-
-
-def exists(location: Any) -> bool:
-    return bool(storage_path(location).exists())
 
 
 def read_addresses(location: Any) -> list[str]:
@@ -45,12 +47,19 @@ def read_addresses(location: Any) -> list[str]:
 
 
 def safe_segment(value: object) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("_") or "_"
+    """A file-name segment that keeps ``value`` distinct: different values never share one.
+
+    Characters outside ``[A-Za-z0-9_-]`` are percent-encoded (``:`` -> ``%3A``, ``+`` -> ``%2B``),
+    and a leading dot too, so that ``.`` and ``..`` stay names.
+    """
+    text = quote(str(value), safe="-_.~")
+    return "%2E" + text[1:] if text.startswith(".") else text or "%00"
 
 
 def task_key(context: Any) -> list[str]:
     ti = context["ti"]
-    task = safe_segment(ti.task_id) + (f"-{ti.map_index}" if getattr(ti, "map_index", -1) >= 0 else "")
+    # "[" never appears in a safe_segment, so the map index cannot collide with a task id.
+    task = safe_segment(ti.task_id) + (f"[{ti.map_index}]" if getattr(ti, "map_index", -1) >= 0 else "")
     return [safe_segment(ti.dag_id), safe_segment(ti.run_id), task]
 
 
@@ -60,12 +69,27 @@ def default_ledger_path(context: Any) -> str:
     return str(Path(home) / "hubspot_prefs" / "ledgers" / dag / run / f"{task}.csv")
 
 
-def work_store_path(context: Any) -> Path:
-    """Local and stable across tries of the same task instance, so that a retry resumes."""
-    dag, run, task = task_key(context)
-    return Path(tempfile.gettempdir()) / "hubspot_prefs_work" / dag / run / f"{task}.sqlite"
-
-
 def sample(addresses: list[str], redact: bool, size: int = 5) -> list[str]:
     """A few addresses for a message, redacted unless redaction is off."""
     return [redact_email(a) if redact else a for a in addresses[:size]]
+
+
+def task_identity(context: Any) -> Any:
+    """The task instance and try of ``context``, with the deployment it runs in (its API server URL)."""
+    from airflow.sdk import conf
+
+    from .ledger.checkpoint import TaskIdentity
+
+    ti = context["ti"]
+    deployment = conf.get("core", "execution_api_server_url", fallback="") or conf.get(
+        "api", "base_url", fallback=""
+    )
+    map_index = getattr(ti, "map_index", None)
+    return TaskIdentity(
+        deployment=str(deployment or ""),
+        dag_id=str(ti.dag_id),
+        run_id=str(ti.run_id),
+        task_id=str(ti.task_id),
+        map_index=-1 if map_index is None else int(map_index),
+        try_number=int(getattr(ti, "try_number", 1) or 1),
+    )

@@ -32,7 +32,7 @@ with DAG(
         status_state="SUBSCRIBED",
         legal_basis="{{ params.legal_basis }}",
         legal_basis_explanation="Double opt-in confirmed; recorded by {{ dag.dag_id }} run {{ run_id }}",
-        ledger_path="{{ params.ledger_dir }}/{{ run_id | replace(':', '_') | replace('+', '_') }}/consent.csv",  # noqa: E501
+        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/consent.csv",
         wait_for_completion=True,
         check_interval=2,
         timeout=1800,

@@ -1,10 +1,11 @@
 """GDPR / CAN-SPAM withdrawal of consent: unsubscribe every listed contact from all email.
 
-file of addresses -> batch unsubscribe-all (ledger) -> wait until HubSpot reports COMPLETE
--> verify every contact reads back unsubscribed -> report.
+file of addresses -> batch unsubscribe-all (ledger) -> wait until HubSpot reports COMPLETE and
+bring the ledger's ``submitted`` rows to their confirmed outcome -> report.
 
 Run it with a ``hubspot_prefs_default`` connection and, in the run's conf, ``input_path`` (one
-address a line, or set ``csv_column``) and ``ledger_dir`` (local path or object-storage URI).
+address a line, or set ``csv_column``; a spreadsheet's CSV export works as it is) and
+``ledger_dir`` (local path or object-storage URI; shared storage if a retry may run elsewhere).
 """
 
 from __future__ import annotations
@@ -34,65 +35,32 @@ with DAG(
         task_id="unsubscribe_all",
         input_path="{{ params.input_path }}",
         csv_column="{{ params.csv_column or '' }}",
-        ledger_path="{{ params.ledger_dir }}/{{ run_id | replace(':', '_') | replace('+', '_') }}/ledger.csv",
+        # urlencode keeps run ids apart ("a:b" and "a+b" get different folders).
+        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/ledger.csv",
         max_failure_ratio=0.0,
         max_in_flight=4,
     )
 
     wait_complete = HubSpotOperationStatusSensor(
         task_id="wait_until_complete",
-        subscribers_path="{{ ti.xcom_pull(task_ids='unsubscribe_all')['pending_path'] or '' }}",
+        ledger_path="{{ ti.xcom_pull(task_ids='unsubscribe_all')['ledger_path'] }}",
         poke_interval=2,
         timeout=1800,
         deferrable=True,
     )
 
     @task
-    def verify(summary: dict) -> dict:
-        """Read every contact the ledger says is unsubscribed back from HubSpot."""
-        import asyncio
-        import csv
+    def report(summary: dict) -> dict:
+        """Sum up the confirmed ledger and keep the report next to it."""
+        from airflow.sdk import ObjectStoragePath
 
-        from airflow_provider_hubspot_prefs._io import open_text
-        from airflow_provider_hubspot_prefs.client.verification import Expectation, check_state
-        from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotPreferencesHook
+        from airflow_provider_hubspot_prefs.ledger import summarize
 
-        with open_text(summary["ledger_path"]) as handle:
-            done = [
-                row["subscriber_id"]
-                for row in csv.DictReader(handle)
-                if row["outcome"] in ("unsubscribed", "already_unsubscribed", "submitted")
-            ]
-
-        async def check() -> list[str]:
-            client = await HubSpotPreferencesHook().get_async_conn()
-            try:
-                return (await check_state(client, done, Expectation())).pending
-            finally:
-                await client.aclose()
-
-        missing = asyncio.run(check())
-        if missing:
-            raise ValueError(f"{len(missing)} contact(s) do not read back as unsubscribed")
-        return {"verified_unsubscribed": len(done)}
-
-    @task
-    def report(summary: dict, verified: dict) -> dict:
-        outcomes = dict(summary["outcomes"])
-        outcomes["unsubscribed"] = outcomes.get("unsubscribed", 0) + outcomes.pop("submitted", 0)
-        result = {
-            "total_inputs": summary["total_inputs"],
-            "outcomes": outcomes,
-            "verified_unsubscribed": verified["verified_unsubscribed"],
-            "ledger_path": summary["ledger_path"],
-        }
-        from airflow_provider_hubspot_prefs._io import open_text
-
-        with open_text(summary["ledger_path"].rsplit("/", 1)[0] + "/report.json", "w") as out:
-            json.dump(result, out, indent=2, sort_keys=True)
+        result = summarize(summary["ledger_path"])
+        folder = summary["ledger_path"].rsplit("/", 1)[0]
+        target = ObjectStoragePath(folder if "://" in folder else f"file://{folder}") / "report.json"
+        target.write_text(json.dumps(result, indent=2, sort_keys=True))
         print("HUBSPOT UNSUBSCRIBE REPORT " + json.dumps(result, sort_keys=True))
         return result
 
-    verified = verify(unsubscribe.output)
-    unsubscribe >> wait_complete >> verified
-    report(unsubscribe.output, verified)
+    unsubscribe >> wait_complete >> report(unsubscribe.output)

@@ -15,8 +15,6 @@ from airflow.sdk import DAG, Param, task
 
 from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-RUN_DIR = "{{ params.ledger_dir }}/{{ run_id | replace(':', '_') | replace('+', '_') }}"
-
 with DAG(
     dag_id="hubspot_large_list_fanout",
     description="Unsubscribe a very large list with dynamically mapped chunks",
@@ -33,9 +31,11 @@ with DAG(
 
     @task
     def split(params: dict, run_id: str) -> list[dict]:
+        from urllib.parse import quote
+
         from airflow_provider_hubspot_prefs.utils.fanout import split_input
 
-        run_dir = f"{params['ledger_dir']}/{run_id.replace(':', '_').replace('+', '_')}"
+        run_dir = f"{params['ledger_dir']}/{quote(run_id, safe='')}"  # distinct per run id
         return split_input(params["input_path"], int(params["chunk_size"]), f"{run_dir}/parts")
 
     chunks = split()
@@ -49,9 +49,11 @@ with DAG(
 
     @task
     def merge(summaries: list[dict], params: dict, run_id: str) -> dict:
+        from urllib.parse import quote
+
         from airflow_provider_hubspot_prefs.utils.fanout import merge_ledgers
 
-        run_dir = f"{params['ledger_dir']}/{run_id.replace(':', '_').replace('+', '_')}"
+        run_dir = f"{params['ledger_dir']}/{quote(run_id, safe='')}"
         ordered = sorted(summaries, key=lambda s: s["ledger_path"])
         merged = merge_ledgers([s["ledger_path"] for s in ordered], f"{run_dir}/ledger.csv")
         print(f"Merged {len(ordered)} chunk ledgers: {merged}")

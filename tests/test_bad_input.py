@@ -6,6 +6,7 @@ class, a fragment of its message, and the number of API requests the emulator sa
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,20 @@ def batch(**kwargs: Any) -> Callable[[Path], Any]:
     return run
 
 
+def batch_file(content: bytes | None, **kwargs: Any) -> Callable[[Path], Any]:
+    """A batch over a file holding ``content`` (None: the input path is a directory)."""
+
+    def run(tmp: Path) -> Any:
+        source = tmp / "input"
+        if content is None:
+            source.mkdir()
+        else:
+            source.write_bytes(content)
+        return batch(input_path=str(source), **kwargs)(tmp)
+
+    return run
+
+
 def oversize_client_batch(_: Path) -> Any:
     from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotPreferencesHook
 
@@ -95,19 +110,86 @@ CASES = [
         0,
     ),
     Case("missing subscription id", status(subscription_id=None), AirflowFailException, "subscription_id", 0),
-    Case("empty input", batch(subscribers=[]), AirflowFailException, "The input holds no address", 0),
+    Case("empty input", batch(subscribers=[]), AirflowFailException, "holds no line at all", 0),
     Case(
         "file that does not exist",
         batch(input_path="/nonexistent/withdrawals.txt"),
         AirflowFailException,
-        "Cannot read the input",
+        "cannot read the input /nonexistent/withdrawals.txt: no such file",
         0,
+    ),
+    Case(
+        "directory as input",
+        batch_file(None),
+        AirflowFailException,
+        "input: it is a directory, not a file",
+        0,
+    ),
+    Case(
+        "gzip file as input",
+        batch_file(gzip.compress(b"a@example.com\n")),
+        AirflowFailException,
+        "input: it is a gzip file; decompress it first",
+        0,
+    ),
+    Case(
+        "xlsx workbook as input",
+        batch_file(b"PK\x03\x04" + bytes(100)),
+        AirflowFailException,
+        "it is a zip archive (an .xlsx workbook?); export it as CSV",
+        0,
+    ),
+    Case(
+        "binary file as input",
+        batch_file(bytes(range(256)) * 4),
+        AirflowFailException,
+        "it holds NUL bytes, so it is not a text file",
+        0,
+    ),
+    Case(
+        "unknown encoding",
+        batch_file(b"a@example.com\n", encoding="latin-9000"),
+        AirflowFailException,
+        "unknown encoding 'latin-9000'",
+        0,
+    ),
+    Case(
+        "csv column that is not there",
+        batch_file(b"\xef\xbb\xbfName,E-mail Address\r\nJane,jane@example.com\r\n", csv_column="email"),
+        AirflowFailException,
+        "'email' is not a column of the input (found: 'Name', 'E-mail Address')",
+        0,
+    ),
+    Case(
+        "no line holds a valid address",
+        batch_file(b"Jane Doe <jane@example.com>\nJohn Roe <john@example.com>\n"),
+        AirflowFailException,
+        "None of the 2 line(s) of the input",
+        0,
+        ledger=[
+            ("Jane Doe <jane@example.com>", "invalid_input"),
+            ("John Roe <john@example.com>", "invalid_input"),
+        ],
     ),
     Case(
         "malformed address",
         unsubscribe_one("jane.doe-at-example.com"),
         AirflowFailException,
-        "not a valid",
+        "subscriber_id '***' is not a valid email address: has no '@'",
+        0,
+    ),
+    Case(
+        "display name instead of an address",
+        unsubscribe_one("Jane Doe <jane@example.com>"),
+        AirflowFailException,
+        "subscriber_id 'J***@example.com>' is not a valid email address: contains a space at position 5",
+        0,
+    ),
+    Case(
+        "zero-width space inside an address",
+        unsubscribe_one("jane\u200b@example.com"),
+        AirflowFailException,
+        "contains U+200B ZERO WIDTH SPACE at position 5",
         0,
     ),
     Case(
@@ -196,6 +278,7 @@ def test_bad_input(case: Case, emulator, airflow_db, monkeypatch, tmp_path):
             case.run(tmp_path)
         assert case.message in str(caught.value)
         assert token not in str(caught.value)
+        assert "jane@" not in str(caught.value) and "jane.doe" not in str(caught.value)  # redacted
     assert len(emulator.control("GET", "requests")["requests"]) == case.requests
     if case.ledger:
         rows = ledger_rows(tmp_path / "ledger.csv")

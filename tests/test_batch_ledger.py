@@ -7,7 +7,9 @@ from collections import Counter
 
 import pytest
 
-from airflow_provider_hubspot_prefs.client.batching import LEDGER_COLUMNS, Outcome, WorkStore
+from airflow_provider_hubspot_prefs.ledger import LEDGER_COLUMNS, Outcome, Row
+from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+from airflow_provider_hubspot_prefs.ledger.store import WorkStore
 
 from .dag_support import ledger_rows, provider_dag, states, xcom
 
@@ -91,7 +93,11 @@ def test_partial_failure_fails_the_task_after_writing_the_ledger(emulator, tmp_p
 def test_empty_input_fails_clearly(tmp_path, capfd):
     run, _ = _run_batch(tmp_path, ["", "   "])
     assert states(run) == {"unsubscribe": "failed"}
-    assert "The input holds no address" in "".join(capfd.readouterr())
+    assert "None of the 2 line(s) of the input" in "".join(capfd.readouterr())
+    assert [(r["line"], r["outcome"], r["reason"]) for r in ledger_rows(tmp_path / "ledger.csv")] == [
+        ("1", "invalid_input", "empty line"),
+        ("2", "invalid_input", "empty line"),
+    ]
 
 
 def test_missing_file_fails_clearly(tmp_path, capfd):
@@ -99,7 +105,7 @@ def test_missing_file_fails_clearly(tmp_path, capfd):
         run_conf={"input_path": str(tmp_path / "nope.txt"), "ledger_path": str(tmp_path / "l.csv")}
     )
     assert states(run) == {"unsubscribe": "failed"}
-    assert "Cannot read the input" in "".join(capfd.readouterr())
+    assert f"cannot read the input {tmp_path / 'nope.txt'}: no such file" in "".join(capfd.readouterr())
 
 
 def test_missing_scopes_stop_the_batch_and_the_ledger_says_what_remains(emulator, tmp_path, monkeypatch):
@@ -122,20 +128,17 @@ def test_missing_scopes_stop_the_batch_and_the_ledger_says_what_remains(emulator
 
 def test_store_resumes_without_resending_finished_inputs(tmp_path):
     store = WorkStore(tmp_path / "work.sqlite")
-    store.ingest(["a@example.com", "b@example.com", "A@example.com", "bad"])
+    store.ingest(records_from_values(["a@example.com", "b@example.com", "A@example.com", "bad"]))
     (chunk,) = list(store.pending_chunks(10))
     assert chunk == [(1, "a@example.com"), (2, "b@example.com")]
-    from airflow_provider_hubspot_prefs.client.batching import Row
-
     store.record([Row(1, Outcome.UNSUBSCRIBED)])
     store.close()
 
     resumed = WorkStore(tmp_path / "work.sqlite")
     assert resumed.ingested
-    resumed.ingest(iter(()))  # a resumed run does not read the input again
     assert list(resumed.pending_chunks(10)) == [[(2, "b@example.com")]]
     resumed.record([Row(2, Outcome.FAILED, "HTTP 503", "INTERNAL_ERROR")])
-    resumed.ingest(iter(()))  # the next try sends what failed again
+    resumed.reopen_retried()  # the next try sends what failed again
     assert list(resumed.pending_chunks(10)) == [[(2, "b@example.com")]]
     assert resumed.counts() == {"unsubscribed": 1, "pending": 1, "duplicate": 1, "invalid_input": 1}
 
@@ -165,17 +168,19 @@ def test_bad_enum_fails_without_retry_or_request(emulator, capfd):
 
 
 def test_on_kill_writes_the_ledger_as_it_stands(tmp_path):
-    from airflow_provider_hubspot_prefs.client.batching import Row
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
     from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-    store = WorkStore(tmp_path / "work.sqlite")
-    store.ingest(["a@example.com", "b@example.com", "c@example.com"])
+    identity = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    state = BatchState(identity, ledger, work_dir=tmp_path / "work")
+    store = state.open(lambda: records_from_values(["a@example.com", "b@example.com", "c@example.com"]))
     store.record([Row(1, Outcome.UNSUBSCRIBED)])
     operator = HubSpotBatchUnsubscribeAllOperator(task_id="t", subscribers=["unused@example.com"])
-    operator._work_path, operator._ledger_target = str(store.path), str(tmp_path / "ledger.csv")
+    operator._kill_target = (identity, ledger, tmp_path / "work")
     operator.on_kill()  # while the running task still holds its own connection to the store
-    store.close()
-    rows = ledger_rows(tmp_path / "ledger.csv")
+    state.close()
+    rows = ledger_rows(ledger)
     assert [(r["line"], r["outcome"]) for r in rows] == [
         ("1", "unsubscribed"),
         ("2", "pending"),

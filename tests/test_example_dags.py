@@ -57,6 +57,9 @@ def _airflow(airflow_db, hubspot_connection):
 def test_gdpr_unsubscribe_flagship(emulator, tmp_path):
     emulator.control("PATCH", "config", json={"processing_delay_ms": 500})
     source = tmp_path / "withdrawals.txt"
+    emulator.control(
+        "POST", "contacts", json={"emails": ["bob@example.org"], "unsubscribed_at": "2026-11-01T08:00:00Z"}
+    )
     source.write_text(
         "alice@example.com\nBOB@example.org\nnew.one@example.com\nnot-valid\nalice@example.com\n"
     )
@@ -66,14 +69,22 @@ def test_gdpr_unsubscribe_flagship(emulator, tmp_path):
     assert states(run) == {
         "unsubscribe_all": "success",
         "wait_until_complete": "success",
-        "verify": "success",
         "report": "success",
     }
     report = xcom(run, "report")
-    assert report["outcomes"] == {"unsubscribed": 3, "invalid_input": 1, "duplicate": 1}
-    assert report["verified_unsubscribed"] == 3
+    # Written PENDING, then confirmed by the sensor: bob was unsubscribed weeks before this run.
+    assert report["outcomes"] == {
+        "unsubscribed": 2,
+        "already_unsubscribed": 1,
+        "invalid_input": 1,
+        "duplicate": 1,
+    }
     written = json.loads((tmp_path / "ledgers").glob("*/report.json").__next__().read_text())
     assert written == report
+    rows = ledger_rows(report["ledger_path"])
+    assert [r["reason"] for r in rows if r["outcome"] == "already_unsubscribed"] == [
+        "confirmed COMPLETE; HubSpot's status dates from before this run sent it"
+    ]
 
 
 @pytest.mark.usefixtures("_airflow")

@@ -14,8 +14,11 @@ from airflow_provider_hubspot_prefs.client import (
     RateLimitInfo,
     RetryPolicy,
 )
-from airflow_provider_hubspot_prefs.client.batching import Outcome, WorkStore, send_pending
+from airflow_provider_hubspot_prefs.client.batching import send_pending
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+from airflow_provider_hubspot_prefs.ledger import Outcome
+from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+from airflow_provider_hubspot_prefs.ledger.store import WorkStore
 
 from .conftest import api_requests
 
@@ -69,7 +72,7 @@ def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_pa
 
     async def worker(name: str) -> dict[str, int]:
         store = WorkStore(tmp_path / f"{name}.sqlite")
-        store.ingest(people[name])
+        store.ingest(records_from_values(people[name]))
         client = AsyncHubSpotPreferencesClient(
             PrivateAppTokenAuth(DEMO_TOKEN),
             base_url=emulator.url,

@@ -21,6 +21,7 @@ from .errors import (
     HubSpotServerError,
     HubSpotTimeoutError,
     HubSpotTransportError,
+    HubSpotUnreachableError,
     HubSpotUnsupportedEndpointError,
     HubSpotValidationError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "HubSpotServerError",
     "HubSpotTimeoutError",
     "HubSpotTransportError",
+    "HubSpotUnreachableError",
     "HubSpotUnsupportedEndpointError",
     "HubSpotValidationError",
     "LegalBasis",

@@ -6,8 +6,11 @@ connection pool and transport as the API calls, in the sync and the async client
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Generator
+import weakref
+from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
@@ -35,11 +38,11 @@ class OAuthRefreshAuth(httpx.Auth):
     """OAuth 2.0 for public apps: exchanges the refresh token for access tokens as needed.
 
     The access token is cached and refreshed shortly before ``expires_in`` runs out, and once more
-    when HubSpot answers 401 (a token revoked early). A failed refresh raises
+    when HubSpot answers 401 (a token revoked early). The refresh is single-flight: however many
+    requests (threads of the sync client, tasks of the async one) find the token missing or expired
+    at once, one token request is made and the others wait for its answer. A failed refresh raises
     ``HubSpotAuthenticationError`` with HubSpot's reason.
     """
-
-    requires_response_body = True
 
     def __init__(
         self, *, client_id: str, client_secret: str, refresh_token: str, token_url: str, redact: bool = True
@@ -63,12 +66,23 @@ class OAuthRefreshAuth(httpx.Auth):
         self._access_token: str | None = None
         self._refresh_at = 0.0
         self.refresh_count = 0
+        self._thread_lock = threading.Lock()
+        # asyncio locks belong to one event loop; a client may be used from several asyncio.run calls.
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"OAuthRefreshAuth(client_id={self._client_id!r}, client_secret=***, refresh_token=***)"
 
-    def _refresh_flow(self) -> Generator[httpx.Request, httpx.Response, None]:
-        response = yield httpx.Request(
+    def _stale(self, used: str | None = None) -> bool:
+        """The token must be refreshed: none yet, expiring, or still the one HubSpot just refused."""
+        if used is not None:
+            return used == self._access_token
+        return self._access_token is None or time.monotonic() >= self._refresh_at
+
+    def _token_request(self) -> httpx.Request:
+        return httpx.Request(
             "POST",
             self._token_url,
             data={
@@ -78,6 +92,8 @@ class OAuthRefreshAuth(httpx.Auth):
                 "refresh_token": self._refresh_token,
             },
         )
+
+    def _take(self, response: httpx.Response) -> None:
         if response.status_code != 200:
             # Whatever the status, a refused refresh means the credentials no longer work.
             raise parse_error(
@@ -96,15 +112,45 @@ class OAuthRefreshAuth(httpx.Auth):
         self._refresh_at = time.monotonic() + expires_in - margin
         self.refresh_count += 1
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._access_token is None or time.monotonic() >= self._refresh_at:
-            yield from self._refresh_flow()
+    def _authorize(self, request: httpx.Request) -> str | None:
         used = self._access_token
         request.headers["Authorization"] = f"Bearer {used}"
-        response = yield request
-        if response.status_code == 401:
-            # Another request may have refreshed meanwhile; only refresh if we used the current one.
-            if used == self._access_token:
-                yield from self._refresh_flow()
-            request.headers["Authorization"] = f"Bearer {self._access_token}"
-            yield request
+        return used
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        used: str | None = None
+        while True:
+            if self._stale(used):
+                with self._thread_lock:
+                    if self._stale(used):  # another thread may have refreshed while this one waited
+                        token = yield self._token_request()
+                        token.read()
+                        self._take(token)
+            if used is not None:  # the retry after a 401
+                self._authorize(request)
+                yield request
+                return
+            used = self._authorize(request)
+            response = yield request
+            if response.status_code != 401:
+                return
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        loop = asyncio.get_running_loop()
+        lock = self._loop_locks.setdefault(loop, asyncio.Lock())
+        used: str | None = None
+        while True:
+            if self._stale(used):
+                async with lock:
+                    if self._stale(used):
+                        token = yield self._token_request()
+                        await token.aread()
+                        self._take(token)
+            if used is not None:
+                self._authorize(request)
+                yield request
+                return
+            used = self._authorize(request)
+            response = yield request
+            if response.status_code != 401:
+                return

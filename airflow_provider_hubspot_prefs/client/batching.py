@@ -1,89 +1,35 @@
-"""Large inputs: streaming ingestion, de-duplication, chunked sending and the result ledger.
+"""Sending a batch's pending inputs in chunks and classifying HubSpot's answers into ledger rows.
 
-Nothing here imports Airflow. The work state lives in a SQLite file (the *work store*): it
-de-duplicates without holding the input in memory, hands out pending chunks, records each
-input's outcome, and survives a killed process so that a retry resumes instead of restarting.
-The ledger is exported from it: one CSV row per input, in input order.
+The state (work store, ledger, checkpoint) belongs to ``airflow_provider_hubspot_prefs.ledger``;
+this module knows HubSpot's answers. Nothing here imports Airflow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
-import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
-from enum import Enum
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
+from ..ledger.files import attribute
+from ..ledger.outcomes import Outcome, Row
+from ..ledger.store import StaleTryError, WorkStore
 from .errors import (
     HubSpotAPIError,
     HubSpotAuthenticationError,
     HubSpotError,
-    HubSpotInputError,
     HubSpotPermissionError,
     HubSpotRateLimitError,
+    HubSpotUnreachableError,
 )
 from .models import OperationResponse, OperationStatus, SetStatusSuccessReason
-from .validation import is_plausible_email
 
 log = logging.getLogger(__name__)
 
-LEDGER_COLUMNS = (
-    "line",
-    "input",
-    "subscriber_id",
-    "outcome",
-    "reason",
-    "category",
-    "correlation_id",
-    "operation_status",
-)
-_INGEST_COMMIT_EVERY = 10_000
-
-
-class Outcome(str, Enum):
-    """Where each input ended. Every input gets exactly one."""
-
-    UNSUBSCRIBED = "unsubscribed"
-    ALREADY_UNSUBSCRIBED = "already_unsubscribed"
-    STATUS_SET = "status_set"
-    ALREADY_IN_STATE = "already_in_state"
-    SUBMITTED = "submitted"  # accepted by HubSpot, operation still PENDING/PROCESSING
-    INVALID_INPUT = "invalid_input"  # rejected locally, never sent
-    DUPLICATE = "duplicate"  # same address as an earlier line, sent once
-    FAILED = "failed"  # HubSpot (or the network) refused it; see reason
-    NOT_ATTEMPTED = "not_attempted"  # dry run, or the task stopped before sending it
-
-
-SUCCESS_OUTCOMES = frozenset(
-    {
-        Outcome.UNSUBSCRIBED,
-        Outcome.ALREADY_UNSUBSCRIBED,
-        Outcome.STATUS_SET,
-        Outcome.ALREADY_IN_STATE,
-        Outcome.SUBMITTED,
-    }
-)
-
-
-@dataclass(frozen=True)
-class Row:
-    """An outcome to record for one input line."""
-
-    line: int
-    outcome: Outcome
-    reason: str | None = None
-    category: str | None = None
-    correlation_id: str | None = None
-    operation_status: str | None = None
-
 
 class BatchAborted(HubSpotError):
-    """Sending stopped early (auth lost, scopes missing, daily limit); the ledger says what remains."""
+    """Sending stopped early (auth lost, scopes missing, daily limit, HubSpot unreachable)."""
 
     def __init__(self, cause: HubSpotError, remaining: int) -> None:
         self.cause = cause
@@ -91,190 +37,9 @@ class BatchAborted(HubSpotError):
         super().__init__(f"{remaining} input(s) not attempted after {cause}")
 
 
-def normalize_address(raw: object) -> str | None:
-    """Trimmed, lower-cased address, or None when it cannot be an email address."""
-    if not isinstance(raw, str):
-        return None
-    address = raw.strip().lower()
-    return address if is_plausible_email(address) else None
-
-
-def iter_lines(stream: Iterable[str], csv_column: str | None = None) -> Iterator[str]:
-    """Addresses from a text stream: one per line, or one column of a CSV with a header row."""
-    if csv_column is None:
-        for line in stream:
-            value = line.rstrip("\r\n")
-            if value.strip():
-                yield value
-        return
-    reader = csv.DictReader(stream)
-    if reader.fieldnames is None or csv_column not in reader.fieldnames:
-        found = ", ".join(reader.fieldnames or []) or "no header"
-        raise HubSpotInputError("csv_column", csv_column, f"is not a column of the input (found: {found})")
-    for record in reader:
-        value = record.get(csv_column) or ""
-        if value.strip():
-            yield value
-
-
-class WorkStore:
-    """SQLite-backed state of one batch run (see module docstring). Use from a single thread."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE IF NOT EXISTS inputs (
-                line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
-                category TEXT, correlation_id TEXT, operation_status TEXT, sent_at REAL);
-            """
-        )
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
-        if "sent_at" not in columns:  # a store left by an older version of this package
-            self._db.execute("ALTER TABLE inputs ADD COLUMN sent_at REAL")
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def ingested(self) -> bool:
-        """True once the whole input has been read in (a resumed run skips reading it again)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key='ingested'").fetchone()
-        return bool(row and row[0] == "1")
-
-    def ingest(self, inputs: Iterable[object], first_line: int = 1) -> None:
-        """Read every input once: invalid and duplicate ones get their outcome now.
-
-        A store that already holds a whole input (a resumed run) is not read again; the inputs an
-        earlier try left not attempted or failed become pending again (the writes are idempotent, so
-        sending a failed one again cannot apply anything twice).
-        """
-        if self.ingested:
-            self._db.execute(
-                "UPDATE inputs SET outcome=NULL, reason=NULL, category=NULL, correlation_id=NULL, "
-                "operation_status=NULL WHERE outcome IN (?, ?)",
-                (Outcome.NOT_ATTEMPTED.value, Outcome.FAILED.value),
-            )
-            return
-        db = self._db
-        db.execute("BEGIN")
-        db.execute("DELETE FROM inputs")
-        insert = "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)"
-        rows: list[tuple[int, str, str | None, str | None, str | None]] = []
-        count = 0
-        for line, raw in enumerate(inputs, start=first_line):
-            count += 1
-            text = raw if isinstance(raw, str) else repr(raw)
-            address = normalize_address(raw)
-            if address is None:
-                rows.append((line, text, None, Outcome.INVALID_INPUT.value, "not a valid email address"))
-            else:
-                rows.append((line, text, address, None, None))
-            if len(rows) >= _INGEST_COMMIT_EVERY:
-                db.executemany(insert, rows)
-                rows.clear()
-        db.executemany(insert, rows)
-        # Every later line of an address already seen is a duplicate of its first line: one set-based
-        # pass instead of a lookup per line.
-        db.execute("CREATE INDEX IF NOT EXISTS inputs_address ON inputs(address, line)")
-        db.execute(
-            "UPDATE inputs SET outcome = ?, reason = 'same address as line ' || firsts.first "
-            "FROM (SELECT address, MIN(line) AS first FROM inputs WHERE address IS NOT NULL "
-            "GROUP BY address) AS firsts "
-            "WHERE inputs.address = firsts.address AND inputs.line > firsts.first",
-            (Outcome.DUPLICATE.value,),
-        )
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('ingested', '1')")
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('total', ?)", (str(count),))
-        db.execute("COMMIT")
-
-    @property
-    def total(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE key='total'").fetchone()
-        return int(row[0]) if row else 0
-
-    def pending_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM inputs WHERE outcome IS NULL").fetchone()[0])
-
-    def pending_chunks(self, size: int) -> Iterator[list[tuple[int, str]]]:
-        """Chunks of ``(line, address)`` still without an outcome, in input order."""
-        last = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT line, address FROM inputs WHERE outcome IS NULL AND line > ? ORDER BY line LIMIT ?",
-                (last, size),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [(int(r[0]), str(r[1])) for r in rows]
-
-    def start_attempt(self, lines: list[int], at: float) -> float | None:
-        """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.
-
-        Returns when an earlier attempt sent any of them first, if one did: an attempt whose try
-        was killed before its answer was recorded may have been applied by HubSpot.
-        """
-        marks = ",".join("?" * len(lines))
-        (earlier,) = self._db.execute(
-            f"SELECT MIN(sent_at) FROM inputs WHERE line IN ({marks})", lines
-        ).fetchone()
-        self._db.execute(
-            f"UPDATE inputs SET sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})", [at, *lines]
-        )
-        return None if earlier is None else float(earlier)
-
-    def record(self, rows: Iterable[Row]) -> None:
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, operation_status=? "
-            "WHERE line=?",
-            [
-                (r.outcome.value, r.reason, r.category, r.correlation_id, r.operation_status, r.line)
-                for r in rows
-            ],
-        )
-        self._db.execute("COMMIT")
-
-    def mark_remaining(self, outcome: Outcome, reason: str) -> int:
-        cur = self._db.execute(
-            "UPDATE inputs SET outcome=?, reason=? WHERE outcome IS NULL", (outcome.value, reason)
-        )
-        return int(cur.rowcount)
-
-    def counts(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT COALESCE(outcome, 'pending'), COUNT(*) FROM inputs GROUP BY 1")
-        return {str(k): int(v) for k, v in rows}
-
-    def addresses_with(self, outcomes: Iterable[Outcome]) -> Iterator[str]:
-        wanted = [o.value for o in outcomes]
-        marks = ",".join("?" * len(wanted))
-        for (address,) in self._db.execute(
-            f"SELECT address FROM inputs WHERE outcome IN ({marks}) ORDER BY line", wanted
-        ):
-            yield str(address)
-
-    def export(self, out: IO[str]) -> int:
-        """Write the ledger CSV (header plus one row per input) and return the number of rows."""
-        writer = csv.writer(out)
-        writer.writerow(LEDGER_COLUMNS)
-        count = 0
-        cursor = self._db.execute(
-            "SELECT line, raw, address, COALESCE(outcome, 'pending'), reason, category, correlation_id, "
-            "operation_status FROM inputs ORDER BY line"
-        )
-        while batch := cursor.fetchmany(5000):
-            writer.writerows(batch)
-            count += len(batch)
-        return count
-
-
 # ---- classification of HubSpot's answers -----------------------------------------------------------
+
+LOST_ANSWER_REASON = "changed by an earlier attempt of this request whose answer was lost"
 
 
 def _error_rows(
@@ -285,13 +50,14 @@ def _error_rows(
             line = by_address.get(subscriber.strip().lower())
             if line is not None and line not in done:
                 done.add(line)
-                yield Row(line, Outcome.FAILED, error.message, error.category, error.id)
-
-
-# How far HubSpot's clock may run behind ours when telling "changed by the attempt whose answer was
-# lost" from "was already so": a misjudgement only swaps applied/unchanged, never loses a row.
-CLOCK_SKEW_TOLERANCE = 2.0
-LOST_ANSWER_REASON = "changed by an earlier attempt of this request whose answer was lost"
+                yield Row(
+                    line,
+                    Outcome.FAILED,
+                    error.message,
+                    error.category,
+                    response.correlation_id,
+                    error_id=error.id,
+                )
 
 
 def classify(
@@ -305,25 +71,27 @@ def classify(
 
     ``applied`` is the outcome when HubSpot reports a change (UNSUBSCRIBE_FROM_ALL_OCCURRED,
     REQUESTED_CHANGE_OCCURRED, RESUBSCRIBE_OCCURRED); ``unchanged`` when it reports
-    NO_STATUS_CHANGE. Inputs HubSpot does not mention at all are failed, never dropped.
+    NO_STATUS_CHANGE, unless the status is dated from an earlier attempt of this very write whose
+    answer was lost (``response.uncertain_since``): then this run changed it. Inputs HubSpot does not
+    mention at all are failed, never dropped. Every row carries the request's correlation id.
     """
     by_address = {address: line for line, address in chunk}
     done: set[int] = set()
     rows = list(_error_rows(response, by_address, done))
     status = response.status
+    correlation = response.correlation_id
+
+    def rest(outcome: Outcome, reason: str, category: str | None = None) -> list[Row]:
+        return [
+            Row(line, outcome, reason, category, correlation, status.value)
+            for line, _ in chunk
+            if line not in done
+        ]
+
     if status is OperationStatus.CANCELED:
-        reason = "HubSpot canceled the operation"
-        return rows + [
-            Row(line, Outcome.FAILED, reason, "CANCELED", None, status.value)
-            for line, _ in chunk
-            if line not in done
-        ]
+        return rows + rest(Outcome.FAILED, "HubSpot canceled the operation", "CANCELED")
     if status in (OperationStatus.PENDING, OperationStatus.PROCESSING):
-        return rows + [
-            Row(line, Outcome.SUBMITTED, "accepted; HubSpot is still processing", None, None, status.value)
-            for line, _ in chunk
-            if line not in done
-        ]
+        return rows + rest(Outcome.SUBMITTED, "accepted; HubSpot is still processing")
     reasons_by_line: dict[int, set[SetStatusSuccessReason | None]] = {}
     changed_by_lost_attempt: set[int] = set()
     since = response.uncertain_since
@@ -337,35 +105,31 @@ def classify(
         reasons_by_line.setdefault(line, set()).update(
             getattr(item, "set_status_success_reason", None) for item in items
         )
-        if since is not None and any(
-            item.timestamp.timestamp() >= since - CLOCK_SKEW_TOLERANCE for item in items
-        ):
+        if since is not None and any(attribute(since, item.timestamp.timestamp()) for item in items):
             changed_by_lost_attempt.add(line)
     for line, reasons in reasons_by_line.items():
         changed = sorted(
             str(r.value) for r in reasons if r and r is not SetStatusSuccessReason.NO_STATUS_CHANGE
         )
         if changed or not reasons:
-            rows.append(Row(line, applied, ",".join(changed) or None, operation_status=status.value))
+            reason, outcome = ",".join(changed) or None, applied
         elif line in changed_by_lost_attempt:
-            # Unchanged now, but changed since this request's first attempt, whose answer was lost.
-            rows.append(Row(line, applied, LOST_ANSWER_REASON, operation_status=status.value))
+            reason, outcome = LOST_ANSWER_REASON, applied
         else:
-            rows.append(Row(line, unchanged, "NO_STATUS_CHANGE", operation_status=status.value))
+            reason, outcome = "NO_STATUS_CHANGE", unchanged
+        rows.append(Row(line, outcome, reason, None, correlation, status.value))
         done.add(line)
-    rows += [
-        Row(line, Outcome.FAILED, "HubSpot returned no result for this input", None, None, status.value)
-        for line, _ in chunk
-        if line not in done
-    ]
-    return rows
+    return rows + rest(Outcome.FAILED, "HubSpot returned no result for this input")
 
 
 def is_fatal(error: HubSpotError) -> bool:
     """Errors after which no further chunk can succeed: stop sending instead of failing everything."""
-    if isinstance(error, HubSpotRateLimitError):
-        return error.is_daily
-    return isinstance(error, (HubSpotAuthenticationError, HubSpotPermissionError))
+    # A 429 the client gave up on (the daily cap, or a wait longer than its patience) ends this try's
+    # budget: sending more chunks would only collect more 429s.
+    return isinstance(
+        error,
+        (HubSpotRateLimitError, HubSpotAuthenticationError, HubSpotPermissionError, HubSpotUnreachableError),
+    )
 
 
 def failed_rows(chunk: list[tuple[int, str]], error: HubSpotError) -> list[Row]:
@@ -390,15 +154,21 @@ async def send_pending(
     max_in_flight: int,
     applied: Outcome,
     unchanged: Outcome,
+    before_send: Callable[[list[int]], None] | None = None,
+    after_answer: Callable[[], None] | None = None,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
 
     A chunk that fails for good marks its inputs failed with the error's reason. A fatal error
-    stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised.
+    stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised
+    (a chunk that may have been applied when it happened is failed instead, saying so).
+    ``before_send(lines)`` runs before each chunk goes out and may raise ``StaleTryError`` to stop
+    everything; ``after_answer()`` runs after each chunk's rows are recorded.
     """
     slots = asyncio.Semaphore(max_in_flight)
     running: set[asyncio.Task[None]] = set()
     fatal: list[HubSpotError] = []
+    stale: list[StaleTryError] = []
 
     async def one(chunk: list[tuple[int, str]]) -> None:
         try:
@@ -407,25 +177,42 @@ async def send_pending(
             if earlier is not None:
                 response.mark_uncertain(min(earlier, response.uncertain_since or earlier))
         except HubSpotError as error:
-            if is_fatal(error):
-                fatal.append(error)  # the chunk stays pending: nothing is known about it
-            else:
+            if not is_fatal(error):
                 store.record(failed_rows(chunk, error))
+            else:
+                fatal.append(error)
+                if error.may_have_applied:
+                    store.record(failed_rows(chunk, error))
+                # otherwise the chunk stays pending: nothing is known about it
         else:
             store.record(classify(chunk, response, applied=applied, unchanged=unchanged))
         finally:
             slots.release()
+        if after_answer is not None:
+            try:
+                after_answer()
+            except StaleTryError as exc:
+                stale.append(exc)
 
     for chunk in store.pending_chunks(batch_size):
         await slots.acquire()
-        if fatal:
+        if fatal or stale:
             slots.release()
             break
+        if before_send is not None:
+            try:
+                before_send([line for line, _ in chunk])
+            except StaleTryError as exc:
+                stale.append(exc)
+                slots.release()
+                break
         task = asyncio.create_task(one(chunk))
         running.add(task)
         task.add_done_callback(running.discard)
     if running:
         await asyncio.gather(*running)
+    if stale:
+        raise stale[0]
     if fatal:
         remaining = store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal[0]}")
         raise BatchAborted(fatal[0], remaining)

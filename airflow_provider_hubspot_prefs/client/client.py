@@ -29,6 +29,7 @@ from .errors import (
     HubSpotResponseError,
     HubSpotTimeoutError,
     HubSpotTransportError,
+    HubSpotUnreachableError,
 )
 from .models import (
     BatchStatusesResponse,
@@ -392,13 +393,18 @@ class _ClientCore:
         self.redact_emails = redact_emails
         self.calls = _Calls(self.api_version, max_batch_size)
         self.rate_limit: RateLimitInfo | None = None
+        # Since when every attempt ended without an answer (None while HubSpot answers).
+        self._silent_since: float | None = None
 
     def next_wait(
         self, attempts: _Attempts, response: httpx.Response | None, error: BaseException | None
     ) -> float | None:
         """None when ``response`` is a success to parse; seconds to wait before retrying; or raise."""
         call = attempts.call
+        if response is None and isinstance(error, httpx.TransportError):
+            self._check_reachable(call, error)
         if response is not None:
+            self._silent_since = None
             info = RateLimitInfo.from_headers(response.headers)
             self.rate_limit = info or self.rate_limit
             if self.limiter is not None:
@@ -444,6 +450,20 @@ class _ClientCore:
         )
         return wait
 
+    def _check_reachable(self, call: PreparedCall, error: httpx.TransportError) -> None:
+        now = time.time()
+        if self._silent_since is None:
+            self._silent_since = now
+        silent = now - self._silent_since
+        if silent >= self.policy.unreachable_timeout:
+            unreachable = HubSpotUnreachableError(
+                f"no answer from HubSpot for {silent:.0f} s (unreachable_timeout "
+                f"{self.policy.unreachable_timeout:g} s); last error {type(error).__name__}: {error}",
+                method=call.method,
+                endpoint=call.template,
+            )
+            raise unreachable from error
+
     def conclude(
         self,
         attempts: _Attempts,
@@ -471,8 +491,10 @@ class _ClientCore:
             unreadable_write = isinstance(exc, HubSpotResponseError) and attempts.call.is_write
             exc.may_have_applied = attempts.uncertain_since is not None or unreadable_write
             raise
-        if attempts.uncertain_since is not None and isinstance(model, OperationResponse):
-            model.mark_uncertain(attempts.uncertain_since)
+        if isinstance(model, OperationResponse):
+            model.correlation_id = response.headers.get("X-HubSpot-Correlation-Id")
+            if attempts.uncertain_since is not None:
+                model.mark_uncertain(attempts.uncertain_since)
         return model, None
 
     def before_send(self) -> tuple[float, float]:

@@ -50,6 +50,10 @@ class HubSpotTimeoutError(HubSpotTransportError):
     """The request did not finish within the client's timeout."""
 
 
+class HubSpotUnreachableError(HubSpotTransportError):
+    """No request of this client has been answered for ``unreachable_timeout`` seconds: stop trying."""
+
+
 class HubSpotAPIError(HubSpotError):
     """HubSpot answered with an error status.
 
@@ -72,8 +76,12 @@ class HubSpotAPIError(HubSpotError):
         links: dict[str, str] | None = None,
         body: Any = None,
         redact: bool = True,
+        retry_after: float | None = None,
+        daily_remaining: int | None = None,
     ) -> None:
         self.status_code = status_code
+        self.retry_after = retry_after  # seconds HubSpot asked to wait (Retry-After), if it did
+        self.daily_remaining = daily_remaining  # X-HubSpot-RateLimit-Daily-Remaining, if sent
         self.method = method
         self.endpoint = endpoint
         self.category = category
@@ -94,6 +102,8 @@ class HubSpotAPIError(HubSpotError):
         text = f"{' '.join(parts)} from {self.method} {self.endpoint}: {self.message or 'no message'}"
         if self.correlation_id:
             text += f" (correlationId={self.correlation_id})"
+        if self.retry_after is not None:
+            text += f"; HubSpot asked to retry after {self.retry_after:g} s"
         return redact_text(text) if self.redact else text
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -154,7 +164,8 @@ class HubSpotRateLimitError(HubSpotAPIError):
 
     @property
     def is_daily(self) -> bool:
-        return (self.policy_name or "").upper() == "DAILY"
+        """The daily cap, by either of HubSpot's signals: ``policyName`` DAILY or no daily requests left."""
+        return is_daily_limit(self.body, self.daily_remaining)
 
 
 class HubSpotServerError(HubSpotAPIError):
@@ -172,6 +183,13 @@ class HubSpotResponseError(HubSpotError):
         self.status_code = status_code
         self.truncated = truncated  # not JSON at all (cut off in transit), as opposed to a wrong shape
         super().__init__(f"HTTP {status_code} from {method} {endpoint}: {message}")
+
+
+def is_daily_limit(body: Any, daily_remaining: int | None) -> bool:
+    """Whether a 429 is the daily cap (retrying before the day rolls over is pointless)."""
+    if isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY":
+        return True
+    return daily_remaining == 0
 
 
 def error_class_for(status_code: int) -> type[HubSpotAPIError]:

@@ -258,6 +258,8 @@ class OperationResponse(HubSpotModel, Generic[T]):
     links: dict[str, str] | None = None
 
     _uncertain_since: float | None = PrivateAttr(default=None)
+    # The request's ``X-HubSpot-Correlation-Id`` (what HubSpot support asks for), set by the client.
+    correlation_id: str | None = Field(default=None, exclude=True)
 
     @property
     def is_complete(self) -> bool:

@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 
-from .errors import HubSpotAPIError, HubSpotRateLimitError, error_class_for
+from .errors import HubSpotAPIError, HubSpotRateLimitError, error_class_for, is_daily_limit
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-# A Retry-After beyond this is not honoured (it means "come back much later", e.g. tomorrow).
+# A Retry-After beyond this on a 5xx is not waited out inside one request: the request fails with
+# HubSpot's figure instead (a 429's Retry-After is waited out within ``rate_limit_patience``).
 MAX_HONOURED_RETRY_AFTER = 60.0
 
 
@@ -56,7 +57,11 @@ class RetryPolicy:
     :param jitter: fraction (0..1) by which a computed delay is randomly shortened.
     :param rate_limit_patience: seconds a request may spend waiting out ten-secondly 429 answers
         (as ``Retry-After`` asks) before it fails; these retries do not count against
-        ``max_retries``, so a burst of 429s delays a batch instead of failing it.
+        ``max_retries``, so a burst of 429s delays a batch instead of failing it. A ``Retry-After``
+        that would go past it fails the request at once, with HubSpot's figure.
+    :param unreachable_timeout: seconds without any answer from HubSpot (every attempt since ended
+        in a transport error) after which the client stops retrying and raises
+        ``HubSpotUnreachableError``; a batch then stops instead of spending every chunk's retries.
     """
 
     max_retries: int = 5
@@ -64,6 +69,7 @@ class RetryPolicy:
     max_delay: float = 16.0
     jitter: float = 0.25
     rate_limit_patience: float = 300.0
+    unreachable_timeout: float = 30.0
 
     def should_retry(
         self,
@@ -80,9 +86,13 @@ class RetryPolicy:
         """
         if self.max_retries <= 0:
             return False
+        hinted = None if response is None else retry_after_seconds(response.headers)
         if response is not None and response.status_code == 429:
-            return not is_daily_limit(response) and throttled_for < self.rate_limit_patience
+            wait = hinted or 0.0
+            return not is_daily_limit_response(response) and throttled_for + wait <= self.rate_limit_patience
         if attempt >= self.max_retries:
+            return False
+        if hinted is not None and hinted > MAX_HONOURED_RETRY_AFTER:
             return False
         if error is not None:
             # Connection refused/reset/dropped, timeouts, a body cut off in transit: the writes of
@@ -101,7 +111,7 @@ class RetryPolicy:
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or absurd."""
+    """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or unreadable."""
     value: float | None = None
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
@@ -120,9 +130,7 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
             if parsed is None:
                 return None
             value = email.utils.mktime_tz(parsed) - time.time()
-    if 0 <= value <= MAX_HONOURED_RETRY_AFTER:
-        return value
-    return None
+    return max(value, 0.0)
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -132,12 +140,17 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def is_daily_limit(response: httpx.Response) -> bool:
-    """A 429 caused by the daily cap: retrying before the day rolls over is pointless."""
-    body = _json_or_none(response)
-    if isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY":
-        return True
-    return response.headers.get("X-HubSpot-RateLimit-Daily-Remaining") == "0"
+def _daily_remaining(response: httpx.Response) -> int | None:
+    raw = response.headers.get("X-HubSpot-RateLimit-Daily-Remaining")
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None
+
+
+def is_daily_limit_response(response: httpx.Response) -> bool:
+    """A 429 caused by the daily cap (the rule itself is ``errors.is_daily_limit``)."""
+    return is_daily_limit(_json_or_none(response), _daily_remaining(response))
 
 
 def parse_error(
@@ -174,4 +187,6 @@ def parse_error(
         links=links if isinstance(links, dict) else None,
         body=body,
         redact=redact,
+        retry_after=retry_after_seconds(response.headers),
+        daily_remaining=_daily_remaining(response),
     )

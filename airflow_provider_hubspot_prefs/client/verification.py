@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ledger.files import confirm_submitted, submitted_addresses
+from ..ledger.outcomes import Outcome
 from .client import AsyncHubSpotPreferencesClient
 from .models import OperationStatus, StatusState, coerce_enum
 from .validation import check_positive_int
@@ -60,6 +62,8 @@ class CheckResult:
     pending: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
     operation_statuses: set[str] = field(default_factory=set)
+    # Lower-cased address -> epoch seconds of the status HubSpot reports in the expected state.
+    reached_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -85,21 +89,27 @@ async def check_state(
         if expectation.kind == UNSUBSCRIBED_FROM_ALL:
             response = await client.batch_read_unsubscribe_all(chunk, business_unit_id=business_unit_id)
             reached = {
-                r.subscriber_id_string.lower()
+                r.subscriber_id_string.lower(): max(
+                    w.timestamp.timestamp() for w in r.wide_statuses if w.status is StatusState.UNSUBSCRIBED
+                )
                 for r in response.results
                 if any(w.status is StatusState.UNSUBSCRIBED for w in r.wide_statuses)
             }
         else:
             response = await client.batch_read_statuses(chunk, business_unit_id=business_unit_id)
-            reached = {
-                r.subscriber_id_string.lower()
-                for r in response.results
-                if any(
-                    s.subscription_id == expectation.subscription_id and s.status is expectation.status_state
+            reached = {}
+            for r in response.results:
+                matching = [
+                    s.timestamp.timestamp()
                     for s in r.statuses
-                )
-            }
+                    if s.subscription_id == expectation.subscription_id
+                    and s.status is expectation.status_state
+                ]
+                if matching:
+                    reached[r.subscriber_id_string.lower()] = max(matching)
         result.operation_statuses.add(response.status.value)
+        if response.status is OperationStatus.COMPLETE:
+            result.reached_at.update(reached)
         if response.status is OperationStatus.CANCELED:
             result.canceled.extend(a for a in chunk if a.lower() not in reached)
         elif response.status is OperationStatus.COMPLETE:
@@ -114,3 +124,34 @@ async def check_state(
             await flush()
     await flush()
     return result
+
+
+def outcomes_for(expectation: Expectation) -> tuple[Outcome, Outcome]:
+    """Ledger outcomes ``(applied, unchanged)`` of a write that asked for ``expectation``."""
+    if expectation.kind == UNSUBSCRIBED_FROM_ALL:
+        return Outcome.UNSUBSCRIBED, Outcome.ALREADY_UNSUBSCRIBED
+    return Outcome.STATUS_SET, Outcome.ALREADY_IN_STATE
+
+
+async def confirm_ledger(
+    client: AsyncHubSpotPreferencesClient,
+    ledger: str,
+    expectation: Expectation,
+    *,
+    business_unit_id: int | None = None,
+) -> dict[str, int]:
+    """Read back the contacts a ledger says are ``submitted`` and record what HubSpot now reports.
+
+    A contact in the expected state with a status dated from the row's first send on is this run's
+    change; an older status means it was already so. Contacts not there yet stay ``submitted``.
+    Returns how many rows took each outcome.
+    """
+    import asyncio
+
+    addresses = await asyncio.to_thread(submitted_addresses, ledger)
+    if not addresses:
+        return {}
+    result = await check_state(client, addresses, expectation, business_unit_id=business_unit_id)
+    applied, unchanged = outcomes_for(expectation)
+    changed = await asyncio.to_thread(confirm_submitted, ledger, result.reached_at, applied, unchanged)
+    return dict(changed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -258,7 +259,13 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
         started = time.time()
         response = await call_next(request)
         if not request.url.path.startswith("/_emulator"):
-            backend.log_request(request.method, request.url.path, response.status_code, started)
+            backend.log_request(
+                request.method,
+                request.url.path,
+                response.status_code,
+                started,
+                response.headers.get("X-HubSpot-Correlation-Id"),
+            )
         return response
 
     def api(operation_kind: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -292,6 +299,8 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
             if fault is not None and fault.kind == "malformed":
                 body = json.dumps(result)
                 return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
+            # HubSpot names every answer with a correlation id, not only its errors.
+            headers["X-HubSpot-Correlation-Id"] = str(uuid.uuid4())
             return JSONResponse(result, status_code=status, headers=headers)
 
         return endpoint

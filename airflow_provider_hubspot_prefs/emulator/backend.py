@@ -302,9 +302,19 @@ class PortalBackend:
             found = self.refresh_tokens.pop(token, None) is not None or found
             return self.config.tokens.pop(token, None) is not None or found
 
-    def log_request(self, method: str, path: str, status: int, started: float) -> None:
+    def log_request(
+        self, method: str, path: str, status: int, started: float, correlation_id: str | None = None
+    ) -> None:
         with self.lock:
-            self.request_log.append({"method": method, "path": path, "status": status, "time": started})
+            self.request_log.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "time": started,
+                    "correlation_id": correlation_id,
+                }
+            )
 
     # ---- auth, limits, faults -------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ class HubSpotBaseOperator(BaseOperator):
         *,
         result: dict[str, Any],
         subscriber_ids: list[str] | None = None,
-        subscribers_path: str | None = None,
+        ledger_path: str | None = None,
         subscription_id: int | None = None,
         status_state: str | None = None,
     ) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class HubSpotBaseOperator(BaseOperator):
         trigger = HubSpotOperationStatusTrigger(
             hubspot_conn_id=self.hubspot_conn_id,
             subscriber_ids=subscriber_ids,
-            subscribers_path=subscribers_path,
+            ledger_path=ledger_path,
             subscription_id=subscription_id,
             status_state=status_state,
             business_unit_id=self.resolved_business_unit(),
@@ -97,6 +97,25 @@ class HubSpotBaseOperator(BaseOperator):
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
         return self.execute_complete(context, asyncio.run(trigger.wait()))
+
+    def confirm_ledger(
+        self, ledger: str, subscription_id: int | None = None, status_state: str | None = None
+    ) -> None:
+        """Bring the ledger's ``submitted`` rows to what HubSpot now reports, attributed truthfully."""
+        from ..client.verification import Expectation, confirm_ledger
+
+        expectation = Expectation.build(subscription_id, status_state)
+
+        async def confirm() -> dict[str, int]:
+            client = await self.hook.get_async_conn()
+            try:
+                return await confirm_ledger(
+                    client, ledger, expectation, business_unit_id=self.resolved_business_unit()
+                )
+            finally:
+                await client.aclose()
+
+        self.log.info("Ledger %s confirmed: %s", ledger, asyncio.run(confirm()))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the wait: the task's summary comes back in ``event["carry"]``."""

@@ -1,11 +1,10 @@
-"""The shared body of the batch operators: ingest, send, write the ledger, apply the policy."""
+"""The shared body of the batch operators: claim the state, send, write the ledger, apply the policy."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -16,23 +15,30 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..client import AsyncHubSpotPreferencesClient
-    from ..client.batching import WorkStore
+    from ..ledger import InputRecord
+    from ..ledger.checkpoint import BatchState, TaskIdentity
+    from ..ledger.store import WorkStore
 
 
 class HubSpotBatchBaseOperator(HubSpotBaseOperator):
-    """Batch behaviour over the work store (``client.batching``); subclasses say what to send.
+    """Batch behaviour over the ledger package's state; subclasses say what to read and send.
 
-    :param ledger_path: where the result ledger (CSV, one row per input) is written: a local
-        path or an object-storage URI. Default ``$AIRFLOW_HOME/hubspot_prefs/ledgers/<dag>/<run>/<task>.csv``.
+    :param ledger_path: where the result ledger (CSV, one row per input line) is written: a local
+        path or an object-storage URI. Default
+        ``$AIRFLOW_HOME/hubspot_prefs/ledgers/<dag>/<run>/<task>.csv``. Put it on shared or object
+        storage when a retry may run on another worker: its checkpoint lives next to it.
     :param batch_size: inputs per request (at most the API's batch maximum, 100 by default).
     :param max_in_flight: requests in flight at once inside the task.
     :param max_failure_ratio: share of sent inputs that may fail before the task fails (0 by default:
         any failure fails the task, after the ledger is written).
-    :param fail_on_empty_input: an input without a single address fails the task (default True).
+    :param fail_on_empty_input: an input without a single valid address fails the task (default
+        True), after the ledger says why each line was refused.
+    :param checkpoint_interval: seconds between ledger checkpoints while sending (default 60; 0
+        writes the ledger only at the end, on kill and when sending stops).
     :param dry_run: validate, de-duplicate and count without sending anything.
     """
 
-    # Ledger outcomes (``client.batching.Outcome`` values) of a change made / already in place.
+    # Ledger outcomes (``ledger.Outcome`` values) of a change made / already in place.
     applied_outcome = "unsubscribed"
     unchanged_outcome = "already_unsubscribed"
 
@@ -44,6 +50,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         max_in_flight: int = 4,
         max_failure_ratio: float = 0.0,
         fail_on_empty_input: bool = True,
+        checkpoint_interval: float = 60.0,
         dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -53,22 +60,19 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self.max_in_flight = max_in_flight
         self.max_failure_ratio = max_failure_ratio
         self.fail_on_empty_input = fail_on_empty_input
+        self.checkpoint_interval = checkpoint_interval
         # BaseOperator has a dry_run() method: keep the flag under another attribute name.
         self.is_dry_run = dry_run
-        self._work_path: str | None = None
-        self._ledger_target: str | None = None
+        self._kill_target: tuple[TaskIdentity, str, Path] | None = None
 
     # -- subclasses -------------------------------------------------------------------------------
 
-    def inputs(self, context: Context) -> Iterable[object]:
+    def records(self, context: Context) -> Iterable[InputRecord]:
+        """The numbered input records (see ``ledger.inputs``)."""
         raise NotImplementedError
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         raise NotImplementedError
-
-    def first_line(self) -> int:
-        """Number of the first input in the ledger (a fan-out chunk starts where its range starts)."""
-        return 1
 
     def wait_target(self) -> dict[str, Any]:
         """Expectation arguments of the trigger (subscription_id/status_state), {} for unsubscribe-all."""
@@ -77,57 +81,97 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     # -- the run ------------------------------------------------------------------------------------
 
     def run_batch(self, context: Context) -> dict[str, Any]:
-        from .._io import default_ledger_path, work_store_path
-        from ..client import HubSpotInputError
-        from ..client.batching import BatchAborted, Outcome, WorkStore
+        from .._io import default_ledger_path, task_identity
+        from ..client.batching import BatchAborted
+        from ..ledger import Outcome, UnreadableInputError
+        from ..ledger.checkpoint import BatchState, LedgerOwnedElsewhereError
+        from ..ledger.store import StaleTryError
 
         if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
             raise AirflowFailException(
                 f"batch_size must be between 1 and {self.hook.max_batch_size}, not {self.batch_size}"
             )
         ledger = str(self.ledger_path or default_ledger_path(context))
-        work = work_store_path(context)
-        self._work_path, self._ledger_target = str(work), ledger
-        store = WorkStore(work)
+        identity = task_identity(context)
+        state = BatchState(
+            identity,
+            ledger,
+            flush_interval=float(self.checkpoint_interval),
+            window_lines=int(self.batch_size) * int(self.max_in_flight) * 10,
+        )
+        self._kill_target = (identity, ledger, state.work_dir)
+        try:
+            store = state.open(lambda: self.records(context))
+        except (UnreadableInputError, LedgerOwnedElsewhereError) as exc:
+            state.close()
+            raise AirflowFailException(str(exc)) from exc
+        except StaleTryError as exc:
+            state.close()
+            raise AirflowFailException(f"Not writing anything: {exc}") from exc
+        except ValueError as exc:  # a CSV column that is not there, an input changed since a checkpoint
+            state.close()
+            raise AirflowFailException(f"Cannot use the input {self._input_name()}: {exc}") from exc
+        if state.resumed == "local":
+            self.log.info("Resuming from this worker's work store (%d inputs)", store.total)
+        elif state.resumed == "checkpoint":
+            self.log.info("Resuming from the checkpoint next to the ledger (%d inputs)", store.total)
         aborted: BatchAborted | None = None
         try:
-            if store.ingested:
-                self.log.info("Resuming from the checkpoint of an earlier try (%d inputs)", store.total)
-            try:
-                store.ingest(self.inputs(context), first_line=self.first_line())
-            except (HubSpotInputError, FileNotFoundError) as exc:
-                raise AirflowFailException(f"Cannot read the input: {exc}") from exc
-            if store.total == 0 and self.fail_on_empty_input:
-                raise AirflowFailException(
-                    "The input holds no address: nothing to do (fail_on_empty_input=True)."
-                )
+            nothing_to_send = self._check_not_empty(store)
             if self.is_dry_run:
                 store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
-            else:
+            elif nothing_to_send is None:
                 try:
-                    asyncio.run(self._send(store))
+                    asyncio.run(self._send(store, state))
                 except BatchAborted as exc:
                     aborted = exc
-            summary = self._finish(store, ledger)
-        finally:
-            store.close()
+            summary = self._summary(store, ledger)
+            state.finish()
+        except StaleTryError as exc:
+            state.close()
+            raise AirflowFailException(f"Stopped without writing: {exc}") from exc
+        except BaseException:
+            try:  # say in the ledger what is known so far; its rows without an answer say "pending"
+                state.write_ledger()
+            except Exception:
+                self.log.exception("Could not write the ledger after the error below")
+            state.close()
+            raise
+        if nothing_to_send is not None:
+            raise AirflowFailException(nothing_to_send)
         if aborted is not None:
             raise AirflowException(
                 f"Batch stopped: {aborted}. The ledger at {ledger} lists every input's outcome; "
                 "a retry of this task run sends only the inputs not done yet."
             )
         self._apply_policy(summary)
-        work.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
-            work.with_name(work.name + suffix).unlink(missing_ok=True)
         if self.wait_for_completion and summary["outcomes"].get("submitted") and not self.is_dry_run:
-            return self.wait_or_defer(
-                context, result=summary, subscribers_path=summary["pending_path"], **self.wait_target()
-            )
+            return self.wait_or_defer(context, result=summary, ledger_path=ledger, **self.wait_target())
         return summary
 
-    async def _send(self, store: WorkStore) -> None:
-        from ..client.batching import Outcome, send_pending
+    def _input_name(self) -> str:
+        return str(getattr(self, "input_path", None) or "given as a list")
+
+    def _check_not_empty(self, store: WorkStore) -> str | None:
+        """Why there is nothing to send, when that should fail the task (after the ledger is written)."""
+        if not self.fail_on_empty_input:
+            return None
+        counts = store.counts()
+        if store.total == 0:
+            return (
+                f"The input {self._input_name()} holds no line at all: nothing to do "
+                "(fail_on_empty_input=True)."
+            )
+        if counts.get("invalid_input", 0) == store.total:
+            return (
+                f"None of the {store.total} line(s) of the input {self._input_name()} is a valid email "
+                "address (fail_on_empty_input=True); the ledger gives each line's reason."
+            )
+        return None
+
+    async def _send(self, store: WorkStore, state: BatchState) -> None:
+        from ..client.batching import send_pending
+        from ..ledger import Outcome
 
         client = await self.hook.get_async_conn()
         try:
@@ -138,38 +182,29 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 max_in_flight=int(self.max_in_flight),
                 applied=Outcome(self.applied_outcome),
                 unchanged=Outcome(self.unchanged_outcome),
+                before_send=state.before_send,
+                after_answer=state.after_answer,
             )
         finally:
             await client.aclose()
 
-    def _finish(self, store: WorkStore, ledger: str) -> dict[str, Any]:
-        from .._io import open_text
-        from ..client.batching import Outcome
-
-        with open_text(ledger, "w") as out:
-            rows = store.export(out)
+    def _summary(self, store: WorkStore, ledger: str) -> dict[str, Any]:
         counts = store.counts()
-        pending_path = None
-        if counts.get(Outcome.SUBMITTED.value):
-            pending_path = ledger + ".pending.txt"
-            with open_text(pending_path, "w") as out:
-                for address in store.addresses_with([Outcome.SUBMITTED]):
-                    out.write(address + "\n")
-        sent = rows - counts.get(Outcome.INVALID_INPUT.value, 0) - counts.get(Outcome.DUPLICATE.value, 0)
+        rows = sum(counts.values())
+        sent = rows - counts.get("invalid_input", 0) - counts.get("duplicate", 0)
         summary = {
             "total_inputs": rows,
             "outcomes": counts,
-            "failed": counts.get(Outcome.FAILED.value, 0),
+            "failed": counts.get("failed", 0),
             "sent": 0 if self.is_dry_run else sent,
             "ledger_path": ledger,
-            "pending_path": pending_path,
             "dry_run": bool(self.is_dry_run),
         }
         self.log.info("Ledger written to %s: %d rows, outcomes %s", ledger, rows, counts)
-        if counts.get(Outcome.INVALID_INPUT.value):
+        if counts.get("invalid_input"):
             self.log.warning(
-                "%d input(s) are not valid addresses and were not sent; see the ledger",
-                counts[Outcome.INVALID_INPUT.value],
+                "%d input line(s) are not valid addresses and were not sent; see the ledger",
+                counts["invalid_input"],
             )
         return summary
 
@@ -187,55 +222,21 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self.log.warning("%d input(s) failed (%.2f%%), within max_failure_ratio", failed, ratio * 100)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from .._io import task_identity
+        from ..ledger import summarize
+        from ..ledger.checkpoint import BatchState
+
         done = super().execute_complete(context, event)
-        confirm_submitted(done["ledger_path"], self.applied_outcome)
-        outcomes = dict(done["outcomes"])
-        outcomes[self.applied_outcome] = outcomes.get(self.applied_outcome, 0) + outcomes.pop("submitted", 0)
-        return {**done, "outcomes": outcomes}
+        ledger = done["ledger_path"]
+        BatchState(task_identity(context), ledger).check_still_current()
+        self.confirm_ledger(ledger, **self.wait_target())
+        counted = summarize(ledger)
+        return {**done, "outcomes": counted["outcomes"], "total_inputs": counted["total_inputs"]}
 
     def on_kill(self) -> None:
-        """Write the ledger as it stands, so that a killed task still says what was done and what not."""
-        if not self._work_path or not self._ledger_target:
+        """Write the ledger as it stands, if this try still owns the state (a stale try only logs)."""
+        if self._kill_target is None:
             return
-        from .._io import open_text
-        from ..client.batching import WorkStore
+        from ..ledger.checkpoint import write_ledger_on_kill
 
-        store = WorkStore(self._work_path)
-        try:
-            with open_text(self._ledger_target, "w") as out:
-                rows = store.export(out)
-            self.log.warning(
-                "Killed: ledger with %d rows written to %s (unsent inputs say 'pending')",
-                rows,
-                self._ledger_target,
-            )
-        finally:
-            store.close()
-
-
-def confirm_submitted(ledger: str, outcome: str) -> int:
-    """Rewrite ``submitted`` rows of a ledger once HubSpot confirmed them, streaming through a temp file."""
-    from .._io import open_text
-
-    changed = 0
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as tmp:
-        with open_text(ledger) as src:
-            reader = csv.reader(src)
-            writer = csv.writer(tmp)
-            header = next(reader)
-            writer.writerow(header)
-            col, reason, status = (
-                header.index("outcome"),
-                header.index("reason"),
-                header.index("operation_status"),
-            )
-            for row in reader:
-                if row[col] == "submitted":
-                    row[col], row[reason], row[status] = outcome, "confirmed COMPLETE by HubSpot", "COMPLETE"
-                    changed += 1
-                writer.writerow(row)
-        tmp.seek(0)
-        with open_text(ledger, "w") as dst:
-            while block := tmp.read(1 << 16):
-                dst.write(block)
-    return changed
+        self.log.warning("Killed: %s", write_ledger_on_kill(*self._kill_target))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..client import AsyncHubSpotPreferencesClient
+    from ..ledger import InputRecord
 
 
 class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
@@ -92,9 +93,11 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         fields = self._request_fields()
         return {"subscription_id": fields["subscription_id"], "status_state": str(fields["status_state"])}
 
-    def inputs(self, context: Context) -> Iterator[object]:
+    def records(self, context: Context) -> Iterator[InputRecord]:
+        from ..ledger.inputs import records_from_values
+
         items = [self.subscriber_ids] if isinstance(self.subscriber_ids, str) else self.subscriber_ids
-        yield from items
+        yield from records_from_values(items)
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         from ..client import status_request
@@ -115,12 +118,13 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
     def _set_one(self, context: Context, subscriber: str, fields: dict[str, Any]) -> Any:
         from .._io import sample
         from ..client import HubSpotError, HubSpotInputError
-        from ..client.batching import Outcome, classify, normalize_address
+        from ..client.batching import classify
+        from ..ledger import Outcome, examine
 
-        address = normalize_address(subscriber)
+        address, problem = examine(subscriber, empty="empty")
         (shown,) = sample([subscriber], self.redact_emails)
         if address is None:
-            raise AirflowFailException(f"subscriber_ids {shown!r} is not a valid email address")
+            raise AirflowFailException(f"subscriber_ids {shown!r} is {problem}")
         try:
             response = self.hook.get_conn().set_status(address, **fields)
         except HubSpotInputError as exc:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..client import AsyncHubSpotPreferencesClient
+    from ..ledger import InputRecord
 
 
 class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
@@ -37,13 +38,13 @@ class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
     def execute(self, context: Context) -> Any:
         from .._io import sample
         from ..client import HubSpotAPIError, HubSpotError, HubSpotInputError
-        from ..client.batching import Outcome, classify, normalize_address
+        from ..client.batching import classify
+        from ..ledger import Outcome, examine
 
-        address = normalize_address(self.subscriber_id)
+        address, problem = examine(self.subscriber_id, empty="empty")
         if address is None:
-            raise AirflowFailException(
-                f"subscriber_id {sample([str(self.subscriber_id)], True)} is not a valid email address"
-            )
+            (shown,) = sample([str(self.subscriber_id)], self.redact_emails)
+            raise AirflowFailException(f"subscriber_id {shown!r} is {problem}")
         try:
             response = self.hook.get_conn().unsubscribe_all(
                 address, business_unit_id=self.resolved_business_unit(), verbose=True
@@ -78,20 +79,24 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
 
     Input comes from ``subscribers`` (a list, or an upstream task's XCom) or from ``input_path``
     (a local path or object-storage URI: one address a line, or the ``csv_column`` of a CSV),
-    read as a stream. Addresses are trimmed, lower-cased and de-duplicated; malformed ones go to
-    the ledger as ``invalid_input`` and are never sent. Chunks of ``batch_size`` go to
+    read as a stream. Every line (CSV record) is one input with its own line number: blank lines,
+    empty cells, undecodable bytes and malformed addresses go to the ledger as ``invalid_input``
+    with the reason and are never sent; a byte-order mark, surrounding spaces and invisible
+    characters are dropped. Addresses are lower-cased and de-duplicated. Chunks of ``batch_size`` go to
     POST /statuses/batch/unsubscribe-all with at most ``max_in_flight`` requests at once.
 
-    The ledger (CSV: line, input, subscriber_id, outcome, reason, category, correlation_id,
-    operation_status) has one row per input, outcome one of ``unsubscribed``,
-    ``already_unsubscribed``, ``submitted``, ``invalid_input``, ``duplicate``, ``failed``,
-    ``not_attempted``. XCom gets a summary (counts, ledger path), never the addresses.
+    The ledger (see ``airflow_provider_hubspot_prefs.ledger``) has one row per input line, outcome
+    one of ``unsubscribed``, ``already_unsubscribed``, ``submitted``, ``invalid_input``,
+    ``duplicate``, ``failed``, ``not_attempted``. XCom gets a summary (counts, ledger path), never
+    the addresses.
 
     :param subscribers: addresses (templated; an XComArg works).
     :param input_path: instead, a file of addresses (templated).
     :param csv_column: read this column of a CSV with a header row.
-    :param input_range: ``[start, stop)`` of the addresses in ``input_path`` to handle, for
-        fan-out over chunks of one file (see ``utils.fanout``).
+    :param encoding: the file's encoding when it is not UTF-8 (e.g. ``cp1252``); a UTF-16 file
+        with a byte-order mark is recognised by itself.
+    :param input_range: ``[start, stop)`` of the input records (lines, or CSV records) to handle,
+        for fan-out over chunks of one file (see ``utils.fanout``).
     See ``HubSpotBatchBaseOperator`` for the ledger, batching and failure policy, and
     ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
     """
@@ -100,6 +105,7 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         "subscribers",
         "input_path",
         "csv_column",
+        "encoding",
         "input_range",
         "ledger_path",
         "business_unit_id",
@@ -113,6 +119,7 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         subscribers: Iterable[str] | str | None = None,
         input_path: str | None = None,
         csv_column: str | None = None,
+        encoding: str | None = None,
         input_range: Sequence[int] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -120,9 +127,12 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         self.subscribers = subscribers
         self.input_path = input_path
         self.csv_column = csv_column
+        self.encoding = encoding
         self.input_range = input_range
 
-    def inputs(self, context: Context) -> Iterator[object]:
+    def records(self, context: Context) -> Iterator[InputRecord]:
+        from ..ledger.inputs import open_input, records_from_text, records_from_values
+
         start, stop = (
             (None, None) if not self.input_range else (int(self.input_range[0]), int(self.input_range[1]))
         )
@@ -130,18 +140,12 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
             raise AirflowFailException("Give subscribers or input_path, not both.")
         if self.subscribers is not None:
             items = [self.subscribers] if isinstance(self.subscribers, str) else self.subscribers
-            yield from islice(items, start, stop)
+            yield from records_from_values(islice(items, start, stop), start=start or 0)
             return
         if not self.input_path:
             raise AirflowFailException("Give subscribers or input_path: there is no input.")
-        from .._io import open_text
-        from ..client.batching import iter_lines
-
-        with open_text(self.input_path) as handle:
-            yield from islice(iter_lines(handle, self.csv_column or None), start, stop)
-
-    def first_line(self) -> int:
-        return int(self.input_range[0]) + 1 if self.input_range else 1
+        with open_input(self.input_path, self.encoding or None) as stream:
+            yield from islice(records_from_text(stream, self.csv_column or None), start, stop)
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         business_unit = self.resolved_business_unit()

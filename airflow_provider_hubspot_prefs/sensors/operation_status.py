@@ -29,6 +29,10 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
     :param subscriber_ids: an address or a list of addresses (templated; an XComArg works).
     :param subscribers_path: instead, a file of addresses, one a line (local path or URI); an
         empty string means there is nothing to wait for.
+    :param ledger_path: instead, a batch operator's ledger (templated, e.g. from its XCom): the
+        sensor waits for its ``submitted`` rows and, once HubSpot reports them COMPLETE, rewrites
+        them with their real outcome (changed by the run, or already so before it, told apart by
+        HubSpot's status timestamps against each row's first send).
     :param subscription_id: subscription to check (with ``status_state``).
     :param status_state: SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED (with ``subscription_id``).
     :param business_unit_id: business unit of the reads; default the connection's.
@@ -42,6 +46,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
     template_fields: Sequence[str] = (
         "subscriber_ids",
         "subscribers_path",
+        "ledger_path",
         "subscription_id",
         "status_state",
         "business_unit_id",
@@ -54,6 +59,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         *,
         subscriber_ids: str | list[str] | None = None,
         subscribers_path: str | None = None,
+        ledger_path: str | None = None,
         subscription_id: int | None = None,
         status_state: str | None = None,
         business_unit_id: int | None = None,
@@ -66,6 +72,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.subscriber_ids = subscriber_ids
         self.subscribers_path = subscribers_path
+        self.ledger_path = ledger_path
         self.subscription_id = subscription_id
         self.status_state = status_state
         self.business_unit_id = business_unit_id
@@ -77,6 +84,10 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         self._last: CheckResult | None = None
 
     def _subscribers(self) -> list[str]:
+        if self.ledger_path:
+            from ..ledger import submitted_addresses
+
+            return submitted_addresses(self.ledger_path)
         if self.subscribers_path:
             from .._io import read_addresses
 
@@ -128,6 +139,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             )
         self._pending = result.pending
         if result.done:
+            self._confirm_ledger()
             return True
         self.log.info(
             "%d contact(s) still pending (operation status %s)",
@@ -146,11 +158,13 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             return None
         from ..triggers.operation_status import HubSpotOperationStatusTrigger
 
+        by_file = bool(self.subscribers_path or self.ledger_path)
         self.defer(
             trigger=HubSpotOperationStatusTrigger(
                 hubspot_conn_id=self.hubspot_conn_id,
-                subscriber_ids=None if self.subscribers_path else self._subscribers(),
+                subscriber_ids=None if by_file else self._subscribers(),
                 subscribers_path=str(self.subscribers_path) if self.subscribers_path else None,
+                ledger_path=str(self.ledger_path) if self.ledger_path else None,
                 subscription_id=None if self.subscription_id is None else int(self.subscription_id),
                 status_state=self.status_state,
                 business_unit_id=self._business_unit(),
@@ -168,7 +182,25 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         pending = self._pending or []
         return f"Still pending: {len(pending)} contact(s), e.g. {sample(pending, self.redact_emails)}."
 
+    def _confirm_ledger(self) -> None:
+        if not self.ledger_path:
+            return
+        from ..client.verification import Expectation, confirm_ledger
+
+        async def confirm() -> dict[str, int]:
+            client = await self.hook.get_async_conn()
+            try:
+                expectation = Expectation.build(self.subscription_id, self.status_state)
+                return await confirm_ledger(
+                    client, str(self.ledger_path), expectation, business_unit_id=self._business_unit()
+                )
+            finally:
+                await client.aclose()
+
+        self.log.info("Ledger %s confirmed: %s", self.ledger_path, asyncio.run(confirm()))
+
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from ..triggers.operation_status import raise_for_event
 
         self.log.info(raise_for_event(event))
+        self._confirm_ledger()

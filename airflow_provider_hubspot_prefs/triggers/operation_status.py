@@ -23,6 +23,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
     :param hubspot_conn_id: the ``hubspot_prefs`` connection.
     :param subscriber_ids: contacts to check, or None when ``subscribers_path`` is given.
     :param subscribers_path: local path or object-storage URI of a file of addresses.
+    :param ledger_path: instead, a batch ledger: its ``submitted`` rows are the contacts to check.
     :param subscription_id: with ``status_state``, wait for that subscription status; without
         both, wait until the contacts are unsubscribed from all email.
     :param business_unit_id: business unit of the reads (None: the portal).
@@ -38,6 +39,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         hubspot_conn_id: str,
         subscriber_ids: list[str] | None = None,
         subscribers_path: str | None = None,
+        ledger_path: str | None = None,
         subscription_id: int | None = None,
         status_state: str | None = None,
         business_unit_id: int | None = None,
@@ -52,6 +54,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         self.hubspot_conn_id = hubspot_conn_id
         self.subscriber_ids = subscriber_ids
         self.subscribers_path = subscribers_path
+        self.ledger_path = ledger_path
         self.subscription_id = subscription_id
         self.status_state = status_state
         self.business_unit_id = business_unit_id
@@ -67,6 +70,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
                 "hubspot_conn_id": self.hubspot_conn_id,
                 "subscriber_ids": self.subscriber_ids,
                 "subscribers_path": self.subscribers_path,
+                "ledger_path": self.ledger_path,
                 "subscription_id": self.subscription_id,
                 "status_state": self.status_state,
                 "business_unit_id": self.business_unit_id,
@@ -106,9 +110,12 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
 
     async def _subscribers(self) -> list[str]:
         from .._io import read_addresses
+        from ..ledger import submitted_addresses
 
         if self.subscriber_ids is not None:
             return list(self.subscriber_ids)
+        if self.ledger_path:
+            return await asyncio.to_thread(submitted_addresses, self.ledger_path)
         return await asyncio.to_thread(read_addresses, self.subscribers_path)
 
     async def _poll(self, client: Any, pending: list[str], expectation: Expectation) -> dict[str, Any]:

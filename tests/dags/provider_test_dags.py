@@ -125,6 +125,31 @@ with DAG(
     )
 dags[dag.dag_id] = dag
 
+# Real files: a CSV column or plain lines, any encoding; the operator waits for PENDING writes.
+with DAG(
+    "test_batch_unsubscribe_file",
+    schedule=None,
+    start_date=START,
+    params={
+        "input_path": Param("", type="string"),
+        "ledger_path": Param("", type="string"),
+        "csv_column": Param("", type="string"),
+        "encoding": Param("", type="string"),
+    },
+) as dag:
+    HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe",
+        input_path="{{ params.input_path }}",
+        ledger_path="{{ params.ledger_path }}",
+        csv_column="{{ params.csv_column }}",
+        encoding="{{ params.encoding }}",
+        wait_for_completion=True,
+        check_interval=0.2,
+        timeout=60,
+        batch_size=50,
+    )
+dags[dag.dag_id] = dag
+
 with DAG("test_bad_status_state", schedule=None, start_date=START) as dag:
     HubSpotSetSubscriptionStatusOperator(
         task_id="typo",
@@ -149,6 +174,7 @@ with DAG(
         max_in_flight=2,
         retries=2,
         retry_delay=timedelta(seconds=1),
+        checkpoint_interval=1,
     )
 dags[dag.dag_id] = dag
 

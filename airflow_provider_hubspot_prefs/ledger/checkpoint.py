@@ -1,0 +1,264 @@
+"""Who owns a batch's state, and how it survives a retry on this machine or on another.
+
+Three things hold a batch task instance's state:
+
+- the **work store** (``store.WorkStore``): a private SQLite file on the worker, exact to the
+  request (each input's first send time is committed before it is sent);
+- the **ledger** (CSV at ``ledger_path``): written at the end, on kill, and every
+  ``flush_interval`` seconds while sending; rows not answered yet say ``pending``;
+- the **checkpoint** (``<ledger_path>.checkpoint.json``, next to the ledger): which task instance
+  and which try own the state, a version bumped on every write, and the *send windows*: before a
+  line is first sent, a window ``[first, last, since]`` covering it is saved, so that a retry that
+  cannot see the work store (another worker) knows which unanswered inputs may have been applied and
+  from when, and attributes HubSpot's answers truthfully.
+
+A try resumes from its own machine's work store when nobody wrote the checkpoint since that store
+last did (it is then the newest state); otherwise it rebuilds the store from the input, the ledger
+and the send windows. A try older than the checkpoint's owner writes nothing (``StaleTryError``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .files import read_rows, write_atomically
+from .inputs import InputRecord
+from .store import StaleTryError, WorkStore, private_umask, sweep_stale
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+
+
+class LedgerOwnedElsewhereError(ValueError):
+    """The ledger path already holds the state of another task instance: it is not this run's."""
+
+
+@dataclass(frozen=True)
+class TaskIdentity:
+    """What makes a task instance unique, kept whole (hashed for file names, never lossy)."""
+
+    deployment: str
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    @property
+    def key(self) -> str:
+        parts = [self.deployment, self.dag_id, self.run_id, self.task_id, self.map_index]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+    def describe(self) -> str:
+        mapped = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id} / {self.run_id} / {self.task_id}{mapped}"
+
+
+def default_work_dir() -> Path:
+    """``$HUBSPOT_PREFS_WORK_DIR``, else a per-user private folder in the system temp dir."""
+    chosen = os.environ.get("HUBSPOT_PREFS_WORK_DIR")
+    return Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"hubspot_prefs_work-{os.getuid()}"
+
+
+class BatchState:
+    """The state of one batch task instance's try: its work store, ledger and checkpoint.
+
+    :param identity: the task instance and try.
+    :param ledger: where the ledger goes (local path or object-storage URI).
+    :param work_dir: folder of the local work store (default: private folder in the temp dir).
+    :param flush_interval: seconds between ledger checkpoints while sending (0: only at the end).
+    :param window_lines: how many lines one send window covers ahead of the line being sent.
+    """
+
+    def __init__(
+        self,
+        identity: TaskIdentity,
+        ledger: str,
+        *,
+        work_dir: Path | None = None,
+        flush_interval: float = 60.0,
+        window_lines: int = 4000,
+    ) -> None:
+        self.identity = identity
+        self.ledger = ledger
+        self.checkpoint_path = ledger + ".checkpoint.json"
+        self.work_dir = work_dir or default_work_dir()
+        name = hashlib.sha256(f"{identity.key}\n{ledger}".encode()).hexdigest()[:40]
+        self.work_path = self.work_dir / f"{name}.sqlite"
+        self.flush_interval = flush_interval
+        self.window_lines = window_lines
+        self.store: WorkStore | None = None
+        self.resumed: str | None = None  # how this try found its state: None, "local", "checkpoint"
+        self._state: dict[str, Any] = {}
+        self._last_flush = time.monotonic()
+
+    # -- the checkpoint file ---------------------------------------------------------------------
+
+    def _load(self) -> dict[str, Any] | None:
+        from .._io import open_text
+
+        try:
+            with open_text(self.checkpoint_path) as handle:
+                state = json.load(handle)
+        except FileNotFoundError:
+            return None
+        if state.get("owner") != self.identity.key:
+            raise LedgerOwnedElsewhereError(
+                f"{self.ledger} already holds the ledger of another task run ({state.get('task')}); "
+                f"give {self.identity.describe()} a ledger_path of its own"
+            )
+        return dict(state)
+
+    def _check_current(self, state: dict[str, Any] | None) -> None:
+        if state is not None and int(state.get("try_number", 0)) > self.identity.try_number:
+            raise StaleTryError(
+                f"try {state['try_number']} of {self.identity.describe()} has taken over; "
+                f"try {self.identity.try_number} writes nothing more"
+            )
+
+    def _save(self, **changes: Any) -> None:
+        """Write the checkpoint with ``changes``, unless a newer try took over since."""
+        current = self._load()
+        self._check_current(current)
+        state = {**self._state, **changes}
+        state["version"] = int((current or {}).get("version", 0)) + 1
+        state["updated_at"] = time.time()
+        write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
+        self._state = state
+        assert self.store is not None
+        self.store.set_meta("checkpoint_version", state["version"])
+
+    # -- a try's life ----------------------------------------------------------------------------
+
+    def open(self, records: Callable[[], Iterable[InputRecord]]) -> WorkStore:
+        """Claim the state for this try and return the work store to send from."""
+        with private_umask():
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.chmod(0o700)
+        swept = sweep_stale(self.work_dir)
+        if swept:
+            log.info("Removed %d work store(s) untouched for a week", swept)
+        state = self._load()
+        self._check_current(state)
+        local = WorkStore.open_existing(self.work_path)
+        if local is not None:
+            local.check_owner(self.identity.try_number)
+        if (
+            local is not None
+            and local.ingested
+            and state is not None
+            and local.get_meta("checkpoint_version") == str(state.get("version"))
+        ):
+            self.resumed = "local"
+            store = local
+        else:
+            if local is not None:
+                local.remove()
+            store = WorkStore(self.work_path)
+            store.ingest(records())
+            if state is not None:
+                self.resumed = "checkpoint"
+                if state.get("ledger"):
+                    store.restore(read_rows(self.ledger), self.checkpoint_path)
+                for first, last, since in state.get("windows", []):
+                    store.mark_sent_window(int(first), int(last), float(since))
+        store.reopen_retried()
+        store.claim(self.identity.try_number)
+        self.store = store
+        self._state = {
+            "format": FORMAT,
+            "owner": self.identity.key,
+            "task": self.identity.describe(),
+            "windows": [],
+            "sent_through": 0,
+            "ledger": None,
+            **(state or {}),
+            "try_number": self.identity.try_number,
+            "complete": False,
+        }
+        self._save()
+        return store
+
+    def check_still_current(self) -> None:
+        """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger)."""
+        self._check_current(self._load())
+
+    def before_send(self, lines: list[int]) -> None:
+        """Called before a chunk is sent: stop if a newer try took over; cover it by a send window."""
+        assert self.store is not None
+        self.store.check_owner(self.identity.try_number)
+        last = max(lines)
+        through = int(self._state["sent_through"])
+        if last > through:
+            upto = last + self.window_lines
+            self._save(windows=[*self._state["windows"], [through + 1, upto, time.time()]], sent_through=upto)
+
+    def after_answer(self) -> None:
+        """Called after a chunk's outcome is recorded: checkpoint the ledger now and then."""
+        if self.flush_interval > 0 and time.monotonic() - self._last_flush >= self.flush_interval:
+            self.write_ledger()
+
+    def write_ledger(self) -> int:
+        """Write the ledger from the work store (never over a complete one with an incomplete one)."""
+        assert self.store is not None
+        store = self.store
+        self._last_flush = time.monotonic()
+        self._check_current(self._load())
+        store.check_owner(self.identity.try_number)
+        complete = store.pending_count() == 0
+        written = self._state.get("ledger") or {}
+        if written.get("complete") and not complete:
+            log.debug("Ledger checkpoint skipped: %s is complete and this state is not yet", self.ledger)
+            return 0
+
+        def export(out: IO[str]) -> int:
+            return store.export(out)
+
+        rows = write_atomically(self.ledger, export)
+        self._save(ledger={"rows": rows, "complete": complete})
+        return rows
+
+    def finish(self) -> int:
+        """Write the final ledger, mark the checkpoint complete and remove the work store."""
+        rows = self.write_ledger()
+        self._save(complete=True)
+        self.close(remove=True)
+        return rows
+
+    def close(self, *, remove: bool = False) -> None:
+        if self.store is not None:
+            self.store.remove() if remove else self.store.close()
+            self.store = None
+
+
+def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | None = None) -> str:
+    """What ``on_kill`` does: write the ledger as it stands, only if this try still owns the state.
+
+    Returns what happened, for the log. Never creates a store, never overwrites a newer try's work.
+    """
+    state = BatchState(identity, ledger, work_dir=work_dir)
+    store = WorkStore.open_existing(state.work_path)
+    if store is None:
+        return "no work store left (the task finished or another try removed it); ledger untouched"
+    state.store = store
+    try:
+        loaded = state._load()
+        if loaded is None:
+            return "no checkpoint was written (nothing was sent); ledger untouched"
+        state._state = loaded
+        rows = state.write_ledger()
+    except (StaleTryError, LedgerOwnedElsewhereError) as exc:
+        return f"ledger untouched: {exc}"
+    finally:
+        state.close()
+    return f"ledger with {rows} rows written to {ledger} (unanswered inputs say 'pending')"

@@ -1,0 +1,133 @@
+"""Ledger files: written whole or not at all, read back, summed up, merged and confirmed.
+
+A local ledger is written beside its target and renamed over it (readers never see half a file); on
+object storage an object is published whole when its upload completes. Files are created 0600 in
+folders created 0700: a ledger holds addresses.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from .outcomes import LEDGER_COLUMNS, Outcome
+from .store import parse_iso_utc, private_umask
+
+T = TypeVar("T")
+
+# How far HubSpot's clock may run behind ours when telling "changed by this run" from "was already
+# so": a misjudgement only swaps the two, never loses a row.
+CLOCK_SKEW_TOLERANCE = 2.0
+
+
+def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
+    """Call ``write`` with a text stream whose content replaces ``location`` only once complete."""
+    from .._io import storage_path
+
+    path = storage_path(location)
+    if not isinstance(path, Path):
+        with path.open("w", encoding="utf-8", newline="") as out:
+            return write(out)
+    with private_umask():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        aside = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            with open(aside, "w", encoding="utf-8", newline="") as out:
+                result = write(out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(aside, path)
+        finally:
+            aside.unlink(missing_ok=True)
+    return result
+
+
+def read_rows(location: Any) -> Iterator[dict[str, str]]:
+    """The rows of a ledger of this provider, streamed; ``ValueError`` for any other CSV."""
+    from .._io import open_text
+
+    with open_text(location) as handle:
+        reader = csv.reader(handle)
+        header = tuple(next(reader, ()))
+        if header != LEDGER_COLUMNS:
+            raise ValueError(f"{location} is not a ledger of this provider version (header {list(header)})")
+        for row in reader:
+            yield dict(zip(LEDGER_COLUMNS, row, strict=True))  # a short row is a damaged file
+
+
+def summarize(location: Any) -> dict[str, Any]:
+    """Counts of a ledger: ``{"ledger_path", "total_inputs", "outcomes": {outcome: n}}``."""
+    counts: Counter[str] = Counter(row["outcome"] for row in read_rows(location))
+    return {"ledger_path": str(location), "total_inputs": sum(counts.values()), "outcomes": dict(counts)}
+
+
+def merge_ledgers(ledger_paths: Iterable[str], out_path: str) -> dict[str, Any]:
+    """Concatenate chunk ledgers (given in range order) into ``out_path``; return its summary."""
+    counts: Counter[str] = Counter()
+
+    def write(out: IO[str]) -> None:
+        writer = csv.writer(out)
+        writer.writerow(LEDGER_COLUMNS)
+        for path in ledger_paths:
+            for row in read_rows(path):
+                counts[row["outcome"]] += 1
+                writer.writerow(row[c] for c in LEDGER_COLUMNS)
+
+    write_atomically(out_path, write)
+    return {"ledger_path": out_path, "total_inputs": sum(counts.values()), "outcomes": dict(counts)}
+
+
+def submitted_addresses(location: Any) -> list[str]:
+    """Addresses whose rows still say ``submitted``: what a wait has to confirm."""
+    return [row["subscriber_id"] for row in read_rows(location) if row["outcome"] == Outcome.SUBMITTED.value]
+
+
+def attribute(first_sent_at: float | None, changed_at: float | None) -> bool:
+    """Whether a state HubSpot reports was reached by this run: its timestamp is not older than our send."""
+    if changed_at is None:
+        return False
+    if first_sent_at is None:
+        return True
+    return changed_at >= first_sent_at - CLOCK_SKEW_TOLERANCE
+
+
+def confirm_submitted(
+    location: Any, reached_at: Mapping[str, float], applied: Outcome, unchanged: Outcome
+) -> Counter[str]:
+    """Bring ``submitted`` rows whose contact HubSpot now reports in the requested state to their outcome.
+
+    ``reached_at`` maps an address to the timestamp HubSpot gives that state. A state dated from this
+    run's first send on was this run's change (``applied``); an older one was already so
+    (``unchanged``), whatever the write's answer said. Rows not in ``reached_at`` stay submitted.
+    Returns how many rows took each outcome.
+    """
+    changed: Counter[str] = Counter()
+
+    def rows() -> Iterator[dict[str, str]]:
+        for row in read_rows(location):
+            when = reached_at.get(row["subscriber_id"]) if row["outcome"] == Outcome.SUBMITTED.value else None
+            if when is not None:
+                mine = attribute(parse_iso_utc(row["first_sent_at"]), when)
+                row["outcome"] = (applied if mine else unchanged).value
+                row["reason"] = (
+                    "confirmed COMPLETE by HubSpot"
+                    if mine
+                    else "confirmed COMPLETE; HubSpot's status dates from before this run sent it"
+                )
+                row["operation_status"] = "COMPLETE"
+                changed[row["outcome"]] += 1
+            yield row
+
+    def write(out: IO[str]) -> None:
+        # The new file is complete before it replaces the one being read (see write_atomically).
+        writer = csv.writer(out)
+        writer.writerow(LEDGER_COLUMNS)
+        writer.writerows([row[c] for c in LEDGER_COLUMNS] for row in rows())
+
+    if reached_at:
+        write_atomically(location, write)
+    return changed

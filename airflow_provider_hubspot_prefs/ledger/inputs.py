@@ -1,0 +1,223 @@
+"""Reading inputs as a person means them: every physical line (or CSV record) is one numbered input.
+
+A file is read as bytes and decoded line by line, so that one undecodable line is one
+``invalid_input`` with its line number instead of a failed file. A UTF-8 or UTF-16 byte-order mark
+(what spreadsheets write) is a file signature, not part of the first address. Blank lines and empty
+cells keep their number and get a row. Files that are no text at all (a directory, gzip, zip,
+binary) are refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ..client.validation import MAX_EMAIL_LENGTH, is_plausible_email
+
+# Never part of an address, invisible on screen: stripped from both ends, refused inside.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad\u180e"
+_EDGES = re.compile(rf"^[\s{_INVISIBLE}]+|[\s{_INVISIBLE}]+$")
+_SNIFF = 8192
+_SIGNATURES = (
+    (b"\x1f\x8b", "a gzip file; decompress it first"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx workbook?); export it as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.xls?); export it as CSV"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+class UnreadableInputError(ValueError):
+    """The input cannot be read as text at all: retrying will not help."""
+
+    def __init__(self, location: object, reason: str) -> None:
+        self.location = str(location)
+        self.reason = reason
+        super().__init__(f"cannot read the input {self.location}: {reason}")
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One input: its line number, its text as the ledger shows it, and what to send (or why not)."""
+
+    line: int
+    text: str
+    address: str | None
+    problem: str | None = None
+
+
+def _sniff_encoding(head: bytes, location: object, encoding: str | None) -> str:
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            raise UnreadableInputError(location, f"it is {what}")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"  # Excel's "Unicode Text"
+    if encoding:
+        return encoding
+    if b"\x00" in head:
+        raise UnreadableInputError(location, "it holds NUL bytes, so it is not a text file")
+    return "utf-8-sig"
+
+
+@contextmanager
+def open_input(location: Any, encoding: str | None = None) -> Iterator[IO[str]]:
+    """A text stream over a local path or object-storage URI, or ``UnreadableInputError``.
+
+    Undecodable bytes become lone surrogates (``surrogateescape``) for ``examine`` to report; a
+    leading BOM is dropped. ``encoding`` overrides the UTF-8 default (``latin-1``, ``cp1252``, ...).
+    """
+    from .._io import storage_path
+
+    path = storage_path(location)
+    try:
+        if encoding:
+            codecs.lookup(encoding)
+        with path.open("rb") as probe:
+            head = probe.read(_SNIFF)
+        chosen = _sniff_encoding(head, location, encoding)
+        with path.open("rb") as raw:
+            errors = "surrogateescape" if codecs.lookup(chosen).name.startswith("utf-8") else "strict"
+            stream = io.TextIOWrapper(raw, encoding=chosen, errors=errors, newline="")
+            try:
+                yield stream
+            finally:
+                stream.detach()
+    except LookupError:
+        raise UnreadableInputError(location, f"unknown encoding {encoding!r}") from None
+    except IsADirectoryError:
+        raise UnreadableInputError(location, "it is a directory, not a file") from None
+    except FileNotFoundError:
+        raise UnreadableInputError(location, "no such file") from None
+    except PermissionError:
+        raise UnreadableInputError(location, "permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableInputError(location, f"not {exc.encoding} ({exc.reason})") from None
+
+
+def shown(value: str) -> str:
+    """The text as the ledger shows it: undecodable bytes as ``\\xNN``."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _char(ch: str) -> str:
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "?").split(" ")[0]
+
+
+def describe_problem(value: str) -> str | None:
+    """Why ``value`` (trimmed) cannot be sent as an address, naming the character and position.
+
+    The text says where and what, never the address itself, so it is safe in logs with redaction on.
+    """
+    if not value:
+        return "empty"
+    for index, ch in enumerate(value, start=1):
+        if "\udc80" <= ch <= "\udcff":
+            return (
+                f"not valid UTF-8 (byte 0x{ord(ch) - 0xDC00:02X} at position {index}); "
+                "set encoding= if the file is in another encoding"
+            )
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            what = "a space" if ch == " " else _char(ch)
+            return f"contains {what} at position {index}"
+        if ch in '<>"(),;:[]\\':
+            hint = "; give the bare address, not a display name" if ch in "<>" else ""
+            return f"contains {ch!r} at position {index}{hint}"
+    for index, ch in enumerate(value, start=1):
+        plain = unicodedata.normalize("NFKC", ch)
+        if ord(ch) > 127 and plain != ch:
+            return f"contains {_char(ch)} at position {index}, a look-alike of {plain!r}"
+    scripts = {_script(ch) for ch in value if ch.isalpha()}
+    if "LATIN" in scripts and len(scripts) > 1:
+        index, ch = next((i, c) for i, c in enumerate(value, 1) if c.isalpha() and _script(c) != "LATIN")
+        return f"mixes scripts: {_char(ch)} at position {index} among Latin letters (a look-alike?)"
+    ats = [i for i, ch in enumerate(value, start=1) if ch == "@"]
+    if not ats:
+        return "has no '@'"
+    if len(ats) > 1:
+        return f"has {len(ats)} '@' (positions {', '.join(map(str, ats))})"
+    local, _, domain = value.partition("@")
+    if not local:
+        return "has nothing before the '@'"
+    if not domain:
+        return "has nothing after the '@'"
+    if "." not in domain:
+        return "has no '.' in the domain"
+    if domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        return "has an empty label in the domain ('.' at its start or end, or '..')"
+    if len(value) > MAX_EMAIL_LENGTH:
+        return f"is {len(value)} characters long (at most {MAX_EMAIL_LENGTH})"
+    if not is_plausible_email(value):
+        return "is not a valid email address"
+    return None
+
+
+def examine(value: object, *, empty: str = "empty line") -> tuple[str | None, str | None]:
+    """``(address to send, None)`` or ``(None, why not)`` for one input value."""
+    if not isinstance(value, str):
+        return None, f"not text but {type(value).__name__}"
+    trimmed = _EDGES.sub("", value)
+    if not trimmed:
+        return None, empty
+    problem = describe_problem(trimmed)
+    if problem is not None:
+        return None, f"not a valid email address: {problem}"
+    return trimmed.lower(), None
+
+
+def records_from_values(values: Iterable[object], start: int = 0) -> Iterator[InputRecord]:
+    """Inputs given as a list (or XCom): line ``n`` is the n-th value, counted from 1."""
+    for line, value in enumerate(values, start=start + 1):
+        address, problem = examine(value, empty="empty value")
+        text = value if isinstance(value, str) else repr(value)
+        yield InputRecord(line, shown(text), address, problem)
+
+
+def _find_column(header: list[str], wanted: str) -> int:
+    cleaned = [_EDGES.sub("", h) for h in header]
+    if wanted in cleaned:
+        return cleaned.index(wanted)
+    folded = [h.casefold() for h in cleaned]
+    if folded.count(wanted.strip().casefold()) == 1:
+        return folded.index(wanted.strip().casefold())
+    found = ", ".join(repr(h) for h in header) or "no header"
+    raise ValueError(f"{wanted!r} is not a column of the input (found: {found})")
+
+
+def records_from_text(stream: Iterable[str], csv_column: str | None = None) -> Iterator[InputRecord]:
+    """One record per physical line, or per CSV record (numbered by the line it starts on).
+
+    With ``csv_column`` the first line is the header (not an input); a missing column raises
+    ``ValueError`` naming the columns found.
+    """
+    if csv_column is None:
+        for line, raw in enumerate(stream, start=1):
+            value = raw.rstrip("\r\n")
+            address, problem = examine(value)
+            yield InputRecord(line, shown(value), address, problem)
+        return
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    column = _find_column(header, csv_column)
+    previous_end = reader.line_num
+    for cells in reader:
+        line, previous_end = previous_end + 1, reader.line_num
+        if not cells:
+            yield InputRecord(line, "", None, "empty line")
+            continue
+        value = cells[column] if column < len(cells) else ""
+        address, problem = examine(value, empty=f"empty cell in column {csv_column!r}")
+        yield InputRecord(line, shown(value), address, problem)

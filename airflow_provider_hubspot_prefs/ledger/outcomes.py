@@ -1,0 +1,65 @@
+"""The ledger's vocabulary: its columns, the outcomes an input can end in, and one row of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+# The ledger's columns, in file order. ``correlation_id`` is the request's (HubSpot support asks for
+# it); ``error_id`` is the id HubSpot gave one error inside a batch answer; ``first_sent_at`` is when
+# the input was first sent (UTC), which is how a change is told from "was already so".
+LEDGER_COLUMNS = (
+    "line",
+    "input",
+    "subscriber_id",
+    "outcome",
+    "reason",
+    "category",
+    "correlation_id",
+    "error_id",
+    "operation_status",
+    "first_sent_at",
+)
+
+
+class Outcome(str, Enum):
+    """Where each input ended. Every input line gets exactly one."""
+
+    UNSUBSCRIBED = "unsubscribed"  # this run changed it
+    ALREADY_UNSUBSCRIBED = "already_unsubscribed"  # it was so before this run
+    STATUS_SET = "status_set"
+    ALREADY_IN_STATE = "already_in_state"
+    SUBMITTED = "submitted"  # accepted by HubSpot, operation still PENDING/PROCESSING
+    INVALID_INPUT = "invalid_input"  # not an address (empty, malformed, undecodable); never sent
+    DUPLICATE = "duplicate"  # same address as an earlier line, sent once
+    FAILED = "failed"  # HubSpot (or the network) refused it; see reason
+    NOT_ATTEMPTED = "not_attempted"  # dry run, or the task stopped before sending it
+    PENDING = "pending"  # only in a checkpoint or a killed task's ledger: no answer recorded yet
+
+
+# Outcomes that need nothing more from this task.
+DONE_OUTCOMES = frozenset(
+    {
+        Outcome.UNSUBSCRIBED,
+        Outcome.ALREADY_UNSUBSCRIBED,
+        Outcome.STATUS_SET,
+        Outcome.ALREADY_IN_STATE,
+        Outcome.INVALID_INPUT,
+        Outcome.DUPLICATE,
+    }
+)
+# Outcomes a retry sends again (the writes set states, so a resend cannot apply anything twice).
+RETRIED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.NOT_ATTEMPTED, Outcome.PENDING})
+
+
+@dataclass(frozen=True)
+class Row:
+    """An outcome to record for one input line."""
+
+    line: int
+    outcome: Outcome
+    reason: str | None = None
+    category: str | None = None
+    correlation_id: str | None = None
+    operation_status: str | None = None
+    error_id: str | None = None

@@ -1,0 +1,313 @@
+"""The work store: one task instance's batch state in a private SQLite file on the worker.
+
+It de-duplicates without holding the input in memory, hands out pending chunks, records each
+input's outcome and when it was first sent, and survives a killed process, so that a retry on the
+same machine resumes exactly. It also records which try owns it, so that a try that is no longer
+the current one notices and stops. The durable copy of this state lives next to the ledger (see
+``checkpoint``); this file is a fast local cache of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from .inputs import InputRecord
+from .outcomes import LEDGER_COLUMNS, RETRIED_OUTCOMES, Outcome, Row
+
+_INGEST_COMMIT_EVERY = 10_000
+STALE_AFTER_DAYS = 7
+
+
+@contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only (0600 / 0700)."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def iso_utc(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return (
+        datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def parse_iso_utc(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def sweep_stale(folder: Path, days: float = STALE_AFTER_DAYS) -> int:
+    """Remove work stores untouched for ``days`` (left by killed tasks); return how many."""
+    cutoff = time.time() - days * 86400
+    removed = 0
+    for path in folder.glob("*.sqlite*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += path.suffix == ".sqlite"
+        except OSError:
+            continue
+    return removed
+
+
+class StaleTryError(RuntimeError):
+    """A newer try of the same task instance owns the state: this try must not write it."""
+
+
+class WorkStore:
+    """SQLite-backed state of one batch task instance. Use from a single thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with private_umask():
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS inputs (
+                line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
+                category TEXT, correlation_id TEXT, error_id TEXT, operation_status TEXT,
+                sent_at REAL);
+            """
+        )
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> WorkStore | None:
+        """The store at ``path`` if there is one; never creates an empty one."""
+        return cls(path) if Path(path).exists() else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def remove(self) -> None:
+        """Close and delete the store with its WAL files."""
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+
+    @property
+    def owner_try(self) -> int:
+        return int(self.get_meta("try_number") or 0)
+
+    def claim(self, try_number: int) -> None:
+        """Make ``try_number`` the owner, unless a newer try already is (``StaleTryError``)."""
+        if self.owner_try > try_number:
+            raise StaleTryError(
+                f"try {self.owner_try} owns this task's work store; try {try_number} is stale"
+            )
+        self.set_meta("try_number", try_number)
+
+    def check_owner(self, try_number: int) -> None:
+        if self.owner_try > try_number:
+            raise StaleTryError(
+                f"try {self.owner_try} took over this task's work store from try {try_number}"
+            )
+
+    @property
+    def ingested(self) -> bool:
+        """True once the whole input has been read in (a resumed run does not read it again)."""
+        return self.get_meta("ingested") == "1"
+
+    @property
+    def total(self) -> int:
+        return int(self.get_meta("total") or 0)
+
+    # -- ingestion and resume ------------------------------------------------------------------
+
+    def ingest(self, records: Iterable[InputRecord]) -> None:
+        """Read every input once: invalid and duplicate ones get their outcome now."""
+        db = self._db
+        db.execute("BEGIN")
+        db.execute("DELETE FROM inputs")
+        insert = "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)"
+        rows: list[tuple[int, str, str | None, str | None, str | None]] = []
+        count = 0
+        invalid = Outcome.INVALID_INPUT.value
+        for record in records:
+            count += 1
+            outcome = None if record.address is not None else invalid
+            rows.append((record.line, record.text, record.address, outcome, record.problem))
+            if len(rows) >= _INGEST_COMMIT_EVERY:
+                db.executemany(insert, rows)
+                rows.clear()
+        db.executemany(insert, rows)
+        # Every later line of an address already seen is a duplicate of its first line: one set-based
+        # pass instead of a lookup per line.
+        db.execute("CREATE INDEX IF NOT EXISTS inputs_address ON inputs(address, line)")
+        db.execute(
+            "UPDATE inputs SET outcome = ?, reason = 'same address as line ' || firsts.first "
+            "FROM (SELECT address, MIN(line) AS first FROM inputs WHERE address IS NOT NULL "
+            "GROUP BY address) AS firsts "
+            "WHERE inputs.address = firsts.address AND inputs.line > firsts.first",
+            (Outcome.DUPLICATE.value,),
+        )
+        self.set_meta("ingested", "1")
+        self.set_meta("total", count)
+        db.execute("COMMIT")
+
+    def reopen_retried(self) -> None:
+        """Inputs an earlier try left failed, not attempted or unanswered become pending again."""
+        wanted = [o.value for o in RETRIED_OUTCOMES]
+        self._db.execute(
+            "UPDATE inputs SET outcome=NULL, reason=NULL, category=NULL, correlation_id=NULL, error_id=NULL, "
+            f"operation_status=NULL WHERE outcome IN ({','.join('?' * len(wanted))})",
+            wanted,
+        )
+
+    def restore(self, ledger_rows: Iterable[dict[str, str]], source: str) -> int:
+        """Take the outcomes of a ledger written by an earlier try of this task (the durable checkpoint).
+
+        Each row must describe the same input at the same line, else the input changed since and
+        ``ValueError`` says where. Returns the number of rows taken.
+        """
+        db = self._db
+        db.execute("BEGIN")
+        taken = 0
+        for row in ledger_rows:
+            line = int(row["line"])
+            found = db.execute("SELECT raw FROM inputs WHERE line=?", (line,)).fetchone()
+            if found is None or found[0] != row["input"]:
+                db.execute("ROLLBACK")
+                raise ValueError(
+                    f"the input changed since the checkpoint {source} was written (line {line} differs); "
+                    "give this run a new ledger_path, or restore the original input"
+                )
+            outcome = row["outcome"] or None
+            db.execute(
+                "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
+                "operation_status=?, sent_at=COALESCE(?, sent_at) WHERE line=?",
+                (
+                    outcome,
+                    row.get("reason") or None,
+                    row.get("category") or None,
+                    row.get("correlation_id") or None,
+                    row.get("error_id") or None,
+                    row.get("operation_status") or None,
+                    parse_iso_utc(row.get("first_sent_at")),
+                    line,
+                ),
+            )
+            taken += 1
+        db.execute("COMMIT")
+        return taken
+
+    def mark_sent_window(self, first_line: int, last_line: int, since: float) -> None:
+        """Inputs of ``[first_line, last_line]`` without an answer may have been sent from ``since`` on."""
+        self._db.execute(
+            "UPDATE inputs SET sent_at = MIN(COALESCE(sent_at, ?), ?) "
+            "WHERE line BETWEEN ? AND ? AND address IS NOT NULL",
+            (since, since, first_line, last_line),
+        )
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM inputs WHERE outcome IS NULL").fetchone()[0])
+
+    def pending_chunks(self, size: int) -> Iterator[list[tuple[int, str]]]:
+        """Chunks of ``(line, address)`` still without an outcome, in input order."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT line, address FROM inputs WHERE outcome IS NULL AND line > ? ORDER BY line LIMIT ?",
+                (last, size),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(int(r[0]), str(r[1])) for r in rows]
+
+    def start_attempt(self, lines: list[int], at: float) -> float | None:
+        """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.
+
+        Returns when an earlier attempt sent any of them first, if one did: an attempt whose try
+        was killed before its answer was recorded may have been applied by HubSpot.
+        """
+        marks = ",".join("?" * len(lines))
+        (earlier,) = self._db.execute(
+            f"SELECT MIN(sent_at) FROM inputs WHERE line IN ({marks})", lines
+        ).fetchone()
+        self._db.execute(
+            f"UPDATE inputs SET sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})", [at, *lines]
+        )
+        return None if earlier is None else float(earlier)
+
+    def record(self, rows: Iterable[Row]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
+            "operation_status=? WHERE line=?",
+            [
+                (
+                    r.outcome.value,
+                    r.reason,
+                    r.category,
+                    r.correlation_id,
+                    r.error_id,
+                    r.operation_status,
+                    r.line,
+                )
+                for r in rows
+            ],
+        )
+        self._db.execute("COMMIT")
+
+    def mark_remaining(self, outcome: Outcome, reason: str) -> int:
+        cur = self._db.execute(
+            "UPDATE inputs SET outcome=?, reason=? WHERE outcome IS NULL", (outcome.value, reason)
+        )
+        return int(cur.rowcount)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT COALESCE(outcome, 'pending'), COUNT(*) FROM inputs GROUP BY 1")
+        return {str(k): int(v) for k, v in rows}
+
+    def addresses_with(self, outcomes: Iterable[Outcome]) -> Iterator[str]:
+        wanted = [o.value for o in outcomes]
+        marks = ",".join("?" * len(wanted))
+        for (address,) in self._db.execute(
+            f"SELECT address FROM inputs WHERE outcome IN ({marks}) ORDER BY line", wanted
+        ):
+            yield str(address)
+
+    def export(self, out: IO[str]) -> int:
+        """Write the ledger CSV (header plus one row per input) and return the number of rows."""
+        writer = csv.writer(out)
+        writer.writerow(LEDGER_COLUMNS)
+        count = 0
+        cursor = self._db.execute(
+            "SELECT line, raw, address, COALESCE(outcome, 'pending'), reason, category, correlation_id, "
+            "error_id, operation_status, sent_at FROM inputs ORDER BY line"
+        )
+        while batch := cursor.fetchmany(5000):
+            writer.writerows((*row[:-1], iso_utc(row[-1])) for row in batch)
+            count += len(batch)
+        return count

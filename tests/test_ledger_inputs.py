@@ -1,0 +1,178 @@
+"""Real input files, read as a person means them; the ledger invariant holds for each.
+
+The CSV files here are written by a real spreadsheet (LibreOffice Calc, headless, installed by
+``scripts/install-spreadsheet``): UTF-16 with a byte-order mark as a "Unicode text" export, and
+Windows-1252. Excel's "CSV UTF-8" (BOM + CRLF) is written byte for byte as Excel writes it. Each file
+goes through a DAG run of the batch operator against the emulator.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .dag_support import ledger_rows, provider_dag, states
+from .ledger_support import check_truth
+
+EXCEL_BOM = b"\xef\xbb\xbf"
+
+
+@pytest.fixture(autouse=True)
+def _airflow(airflow_db, hubspot_connection):
+    """DAG runs need the migrated DB and a connection to the emulator."""
+
+
+def spreadsheet_export(tmp: Path, cells: list[list[str]], charset: int) -> Path:
+    """Have LibreOffice Calc read ``cells`` and save them as CSV in ``charset`` (its encoding number)."""
+    if shutil.which("soffice") is None:
+        if os.environ.get("CI"):
+            pytest.fail("soffice is missing: scripts/install-spreadsheet installs it")
+        pytest.skip("LibreOffice is not installed (scripts/install-spreadsheet)")
+    source = tmp / "sheet.csv"
+    with open(source, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(cells)
+    target = tmp / "export"
+    subprocess.run(
+        [
+            "soffice",
+            f"-env:UserInstallation=file://{tmp / 'lo-profile'}",
+            "--headless",
+            "--infilter=CSV:44,34,76,1,,0,false,false",
+            "--convert-to",
+            f"csv:Text - txt - csv (StarCalc):44,34,{charset},1,,0,false,true,false,false,false",
+            "--outdir",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    (exported,) = target.glob("*.csv")
+    return exported
+
+
+def run_file(tmp: Path, path: Path, **params: str) -> tuple[str, list[dict[str, str]]]:
+    ledger = tmp / "ledger.csv"
+    run = provider_dag("test_batch_unsubscribe_file").test(
+        # Every param given: dag.test() keeps an earlier run's conf as the DAG's param values.
+        run_conf={
+            "input_path": str(path),
+            "ledger_path": str(ledger),
+            "csv_column": "",
+            "encoding": "",
+            **params,
+        }
+    )
+    return states(run)["unsubscribe"], ledger_rows(ledger)
+
+
+def sent_addresses(emulator) -> set[str]:
+    return {email for email, _ in emulator.backend.changes}
+
+
+def test_spreadsheet_unicode_text_export_with_bom_empty_row_and_empty_cell(emulator, tmp_path):
+    cells = [
+        ["Name", "Email"],
+        ["Jane", " Jane.Doe@Example.com "],
+        ["", ""],
+        ["Bob", ""],
+        ["Ann, Jr.", "ann@example.org"],
+        ["Zed", "jane.doe@example.com"],
+        ["Eve", "eve@@example.com"],
+    ]
+    export = spreadsheet_export(tmp_path, cells, 65535)  # UTF-16, with a byte-order mark
+    assert export.read_bytes()[:2] == b"\xff\xfe"
+    state, rows = run_file(tmp_path, export, csv_column="Email")
+    assert state == "success"
+    # Every record of the sheet has its row, numbered by its line in the file (the header is line 1).
+    check_truth(emulator, rows, [c[1] for c in cells[1:]], first_line=2)
+    assert [(r["line"], r["outcome"], r["reason"]) for r in rows] == [
+        ("2", "unsubscribed", "UNSUBSCRIBE_FROM_ALL_OCCURRED"),
+        ("3", "invalid_input", "empty cell in column 'Email'"),
+        ("4", "invalid_input", "empty cell in column 'Email'"),
+        ("5", "unsubscribed", "UNSUBSCRIBE_FROM_ALL_OCCURRED"),
+        ("6", "duplicate", "same address as line 2"),
+        ("7", "invalid_input", "not a valid email address: has 2 '@' (positions 4, 5)"),
+    ]
+    assert sent_addresses(emulator) == {"jane.doe@example.com", "ann@example.org"}
+
+
+def test_excel_csv_utf8_bom_header_and_first_address(emulator, tmp_path):
+    # Excel's "CSV UTF-8": a BOM before the header, CRLF line ends, an empty row as an empty line.
+    path = tmp_path / "excel.csv"
+    path.write_bytes(EXCEL_BOM + b"email\r\nfirst.bom@example.com\r\n\r\nsecond@example.com\r\n")
+    state, rows = run_file(tmp_path, path, csv_column="email")
+    assert state == "success"
+    check_truth(emulator, rows, ["first.bom@example.com", "", "second@example.com"], first_line=2)
+    assert [r["outcome"] for r in rows] == ["unsubscribed", "invalid_input", "unsubscribed"]
+    # The first address went to HubSpot without the BOM: the real contact is opted out.
+    assert ("first.bom@example.com", 0) in emulator.backend.wide
+    assert not [email for email, _ in emulator.backend.wide if "\ufeff" in email]
+
+
+def test_plain_file_with_bom_blank_lines_and_invisible_characters(emulator, tmp_path):
+    lines = [
+        "first@example.com",  # after the BOM
+        "",
+        "nbsp@example.com\u00a0",  # a no-break space copied along: trimmed, never sent
+        "",
+        "",
+        "jane\u200b@example.com",  # a zero-width space inside: refused, naming it
+        "j\u0430ne@example.com",  # Cyrillic a: a look-alike address, refused
+        "FIRST@example.com",
+    ]
+    path = tmp_path / "withdrawals.txt"
+    path.write_bytes(EXCEL_BOM + "\r\n".join(lines).encode() + b"\r\n")
+    state, rows = run_file(tmp_path, path)
+    assert state == "success"
+    check_truth(emulator, rows, lines)
+    assert [(r["outcome"], r["reason"]) for r in rows] == [
+        ("unsubscribed", "UNSUBSCRIBE_FROM_ALL_OCCURRED"),
+        ("invalid_input", "empty line"),
+        ("unsubscribed", "UNSUBSCRIBE_FROM_ALL_OCCURRED"),
+        ("invalid_input", "empty line"),
+        ("invalid_input", "empty line"),
+        ("invalid_input", "not a valid email address: contains U+200B ZERO WIDTH SPACE at position 5"),
+        (
+            "invalid_input",
+            "not a valid email address: mixes scripts: U+0430 CYRILLIC SMALL LETTER A at position 2 "
+            "among Latin letters (a look-alike?)",
+        ),
+        ("duplicate", "same address as line 1"),  # the line it repeats, counting blank lines
+    ]
+    assert sent_addresses(emulator) == {"first@example.com", "nbsp@example.com"}
+
+
+def test_a_line_that_is_not_utf8_is_ledgered_and_the_rest_proceeds(emulator, tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(b"ok1@example.com\ncaf\xe9@example.com\nok2@example.com\n")
+    state, rows = run_file(tmp_path, path)
+    assert state == "success"
+    check_truth(emulator, rows, ["ok1@example.com", "caf\\xe9@example.com", "ok2@example.com"])
+    assert rows[1]["outcome"] == "invalid_input"
+    assert rows[1]["reason"].startswith(
+        "not a valid email address: not valid UTF-8 (byte 0xE9 at position 4); set encoding="
+    )
+
+
+def test_spreadsheet_windows_1252_export_needs_and_honours_encoding(emulator, tmp_path):
+    cells = [["email"], ["josé@example.com"], ["zoë@example.org"], ["plain@example.com"]]
+    export = spreadsheet_export(tmp_path, cells, 1)  # Windows-1252
+    assert b"jos\xe9@" in export.read_bytes()
+
+    state, rows = run_file(tmp_path / "as-utf8", export, csv_column="email")
+    assert state == "success"  # read as UTF-8: two lines refused, named, and the rest sent
+    assert [r["outcome"] for r in rows] == ["invalid_input", "invalid_input", "unsubscribed"]
+    assert "set encoding=" in rows[0]["reason"]
+
+    emulator.backend.reset()
+    state, rows = run_file(tmp_path / "as-1252", export, csv_column="email", encoding="cp1252")
+    assert state == "success"
+    check_truth(emulator, rows, ["josé@example.com", "zoë@example.org", "plain@example.com"], first_line=2)
+    assert sent_addresses(emulator) == {"josé@example.com", "zoë@example.org", "plain@example.com"}
