@@ -120,6 +120,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries of 429, 5xx and connection errors (never of other 4xx).",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
                     },
+                    "unreachable_timeout": {
+                        "label": "Unreachable after (seconds)",
+                        "description": "Stop retrying when HubSpot has not answered any request for this "
+                        "long; a batch then stops and its ledger says what was not sent.",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
+                    },
                     "ca_bundle": {
                         "label": "CA bundle",
                         "description": "PEM file of a private certificate authority (e.g. a TLS-inspecting "

@@ -39,6 +39,8 @@ class BatchAborted(HubSpotError):
 
 # ---- classification of HubSpot's answers -----------------------------------------------------------
 
+# NO_STATUS_CHANGE, but HubSpot's status dates from this input's first send on: another attempt of
+# this task run applied it first (an answer that was lost, a killed try, an overlapping try).
 LOST_ANSWER_REASON = "changed by an earlier attempt of this request whose answer was lost"
 
 
@@ -172,10 +174,12 @@ async def send_pending(
 
     async def one(chunk: list[tuple[int, str]]) -> None:
         try:
-            earlier = store.start_attempt([line for line, _ in chunk], time.time())
+            now = time.time()
+            first_sent = store.start_attempt([line for line, _ in chunk], now) or now
             response = await send([address for _, address in chunk])
-            if earlier is not None:
-                response.mark_uncertain(min(earlier, response.uncertain_since or earlier))
+            # Whichever attempt of this task run applied the change, HubSpot's timestamp tells it
+            # from "was already so": judge every answer from the inputs' first send on.
+            response.mark_uncertain(min(first_sent, response.uncertain_since or first_sent))
         except HubSpotError as error:
             if not is_fatal(error):
                 store.record(failed_rows(chunk, error))
@@ -189,10 +193,13 @@ async def send_pending(
         finally:
             slots.release()
         if after_answer is not None:
-            try:
-                after_answer()
-            except StaleTryError as exc:
-                stale.append(exc)
+            after_answer()
+
+    async def guarded(chunk: list[tuple[int, str]]) -> None:
+        try:
+            await one(chunk)
+        except StaleTryError as exc:  # a newer try owns the state: record nothing more, stop
+            stale.append(exc)
 
     for chunk in store.pending_chunks(batch_size):
         await slots.acquire()
@@ -206,7 +213,7 @@ async def send_pending(
                 stale.append(exc)
                 slots.release()
                 break
-        task = asyncio.create_task(one(chunk))
+        task = asyncio.create_task(guarded(chunk))
         running.add(task)
         task.add_done_callback(running.discard)
     if running:

@@ -457,7 +457,7 @@ class _ClientCore:
         silent = now - self._silent_since
         if silent >= self.policy.unreachable_timeout:
             unreachable = HubSpotUnreachableError(
-                f"no answer from HubSpot for {silent:.0f} s (unreachable_timeout "
+                f"no answer from HubSpot for {silent:.1f} s (unreachable_timeout "
                 f"{self.policy.unreachable_timeout:g} s); last error {type(error).__name__}: {error}",
                 method=call.method,
                 endpoint=call.template,

@@ -377,7 +377,10 @@ class ConnectionDropper:
 
 def injected(fault: Fault) -> ApiProblem:
     if fault.status == 429:
-        return PortalBackend.rate_limited(fault.policy_name or "TEN_SECONDLY_ROLLING", {}, fault.retry_after)
+        daily = fault.daily_remaining
+        headers = {} if daily is None else {"X-HubSpot-RateLimit-Daily-Remaining": str(daily)}
+        policy = fault.policy_name or "TEN_SECONDLY_ROLLING"
+        return PortalBackend.rate_limited(policy, headers, fault.retry_after)
     headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
     category = fault.category or ("INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR")
     return ApiProblem(fault.status, category, f"Injected fault: HTTP {fault.status}", headers=headers)

@@ -189,7 +189,9 @@ class Fault:
 
     ``kind`` says what happens:
 
-    - ``error``: answer ``status`` (429 with ``policy_name``, 5xx, 4xx) without running the request;
+    - ``error``: answer ``status`` (429 with ``policy_name`` and, if set, the
+      ``X-HubSpot-RateLimit-Daily-Remaining`` header ``daily_remaining``; 5xx; 4xx) without running
+      the request;
     - ``drop_before`` / ``drop_after``: close the connection without an answer, before or after the
       request was applied (the client cannot know which);
     - ``slow``: apply the request, then answer only after ``delay`` seconds;
@@ -209,6 +211,7 @@ class Fault:
     delay: float = 0.0
     reject_contains: str = ""
     message: str | None = None
+    daily_remaining: int | None = None
     every: int = 1  # hit every n-th matching request only: scattered faults instead of a burst
     seen: int = 0
 

@@ -17,6 +17,7 @@ from ..client import (
     HubSpotPreferencesClient,
     OAuthRefreshAuth,
     PrivateAppTokenAuth,
+    RetryPolicy,
     token_url,
 )
 from ..client.client import check_base_url, tls_context
@@ -49,6 +50,7 @@ class ConnectionSettings:
     business_unit_id: int | None = None
     timeout: float = 30.0
     max_retries: int = 5
+    unreachable_timeout: float = 30.0
     rate_limit: int = DEFAULT_MAX_REQUESTS
     rate_limit_interval: float = DEFAULT_INTERVAL
     ca_bundle: str | None = None
@@ -112,6 +114,7 @@ def parse_connection(
         business_unit_id = _extra(extras, "business_unit_id")
         timeout = _extra(extras, "timeout")
         max_retries = _extra(extras, "max_retries")
+        unreachable_timeout = _extra(extras, "unreachable_timeout")
         rate_limit = _extra(extras, "rate_limit")
         rate_limit_interval = _extra(extras, "rate_limit_interval")
         ca_bundle = _extra(extras, "ca_bundle")
@@ -128,6 +131,7 @@ def parse_connection(
             business_unit_id=None if business_unit_id is None else int(business_unit_id),
             timeout=30.0 if timeout is None else float(timeout),
             max_retries=5 if max_retries is None else int(max_retries),
+            unreachable_timeout=30.0 if unreachable_timeout is None else float(unreachable_timeout),
             rate_limit=DEFAULT_MAX_REQUESTS if rate_limit is None else int(rate_limit),
             rate_limit_interval=DEFAULT_INTERVAL
             if rate_limit_interval is None
@@ -207,6 +211,7 @@ class HubSpotPreferencesHook(BaseHook):
             "api_version": self._api_version or settings.api_version,
             "timeout": self._timeout if self._timeout is not None else settings.timeout,
             "max_retries": self._max_retries if self._max_retries is not None else settings.max_retries,
+            "retry_policy": RetryPolicy(unreachable_timeout=settings.unreachable_timeout),
             "rate_limit": settings.rate_limit,  # 0: no pacing at all
             "rate_limiter": self._rate_limiter(settings),
             "max_batch_size": self.max_batch_size,

@@ -87,6 +87,7 @@ class WorkStore:
                 sent_at REAL);
             """
         )
+        self._mine: int | None = None  # the try this connection records for, once it claimed the store
 
     @classmethod
     def open_existing(cls, path: str | Path) -> WorkStore | None:
@@ -259,7 +260,16 @@ class WorkStore:
         return None if earlier is None else float(earlier)
 
     def record(self, rows: Iterable[Row]) -> None:
-        self._db.execute("BEGIN")
+        """Record outcomes, unless a newer try took the store over (``StaleTryError``, nothing written).
+
+        The check and the writes are one transaction: a stale try's late answer can never overwrite
+        what the current try recorded.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        if self._mine is not None and self.owner_try > self._mine:
+            self._db.execute("ROLLBACK")
+            owner = self.owner_try
+            raise StaleTryError(f"try {owner} took over this task's work store from try {self._mine}")
         self._db.executemany(
             "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
             "operation_status=? WHERE line=?",

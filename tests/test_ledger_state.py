@@ -1,0 +1,232 @@
+"""A run's state belongs to one try of one task instance, stays private, and survives another worker.
+
+Operators run over real HTTP against the emulator; tries are told apart by their try number, as
+Airflow tells them. The real-deployment versions (a SIGKILLed worker retried by the scheduler, on
+this machine and with the work store gone) are in tests/test_real_airflow.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_hubspot_prefs._io import default_ledger_path
+from airflow_provider_hubspot_prefs.ledger.checkpoint import default_work_dir
+from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+from .batch_try import context
+from .dag_support import ROOT, ledger_rows, provider_dag, states
+from .ledger_support import check_truth, mode
+
+WRITE_PATH = "batch/unsubscribe-all"
+EARLIER = "2026-11-20T10:00:00Z"  # unsubscribed days before the run
+
+
+@pytest.fixture(autouse=True)
+def _airflow(airflow_db, hubspot_connection):
+    """DAG runs need the migrated DB and a connection to the emulator."""
+
+
+def addresses(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}.{i:05d}@example.com" for i in range(count)]
+
+
+def write_input(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return path
+
+
+def writes(emulator) -> int:
+    return sum(1 for r in emulator.backend.request_log if r["path"].endswith(WRITE_PATH))
+
+
+def operator(source: Path, ledger: Path | None, **kwargs) -> HubSpotBatchUnsubscribeAllOperator:
+    return HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe",
+        input_path=str(source),
+        ledger_path=None if ledger is None else str(ledger),
+        **kwargs,
+    )
+
+
+def test_overlapping_tries_the_stale_one_writes_nothing(emulator, tmp_path):
+    """Item 7: try 2 starts while try 1 still waits on slow answers, finishes, and cleans up; try 1
+    then stops and its on_kill leaves try 2's complete ledger alone."""
+    people = addresses("overlap", 3000)
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = tmp_path / "ledger.csv"
+    emulator.control("PATCH", "config", json={"latency_ms": 150})
+    first = operator(source, ledger, max_in_flight=2, checkpoint_interval=0)
+    outcome: dict[str, BaseException] = {}
+
+    def try_one() -> None:
+        try:
+            first.execute(context("manual__overlap", 1))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=try_one)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while writes(emulator) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    emulator.control("PATCH", "config", json={"latency_ms": 0})
+    summary = operator(source, ledger, max_in_flight=4).execute(context("manual__overlap", 2))
+    thread.join(60)
+    assert not thread.is_alive()
+    assert summary["outcomes"] == {"unsubscribed": 3000}
+
+    # Try 1 noticed it was superseded, and said so instead of writing.
+    assert isinstance(outcome.get("error"), AirflowFailException), outcome
+    assert "try 2" in str(outcome["error"]) and "try 1" in str(outcome["error"])
+    complete = ledger.read_bytes()
+    first.on_kill()  # the killed stale try: only logs
+    assert ledger.read_bytes() == complete
+    rows = ledger_rows(ledger)
+    assert check_truth(emulator, rows, people) == {"unsubscribed": 3000}
+    assert json.loads((tmp_path / "ledger.csv.checkpoint.json").read_text())["try_number"] == 2
+
+
+def test_run_ids_differing_only_in_colon_and_plus_share_nothing(emulator, tmp_path):
+    """Item 8: their default ledgers and work stores are distinct; the second run sends its own."""
+    source_a = write_input(tmp_path / "a.txt", addresses("runa", 300))
+    source_b = write_input(tmp_path / "b.txt", addresses("runb", 300))
+    run_a, run_b = "scheduled__2026-11-25T00:00:00+00:00", "scheduled__2026-11-25T00:00:00:00:00"
+    # Run a stops at the daily limit: its state stays for a retry that never comes.
+    emulator.control(
+        "POST",
+        "faults",
+        json={"status": 429, "policy_name": "DAILY", "count": 100, "path_endswith": WRITE_PATH},
+    )
+    with pytest.raises(AirflowException, match="daily"):
+        operator(source_a, None).execute(context(run_a, 1))
+    emulator.backend.reset()
+    summary = operator(source_b, None).execute(context(run_b, 1))
+    assert summary["outcomes"] == {"unsubscribed": 300}
+    ledger_a = default_ledger_path(context(run_a, 1))
+    assert summary["ledger_path"] != ledger_a
+    assert {r["outcome"] for r in ledger_rows(ledger_a)} == {"not_attempted"}
+    rows_b = ledger_rows(summary["ledger_path"])
+    assert [r["input"] for r in rows_b] == addresses("runb", 300)
+    assert {email for email, _ in emulator.backend.changes} == set(addresses("runb", 300))
+
+
+def test_a_ledger_path_holding_another_runs_state_is_refused(emulator, tmp_path):
+    source = write_input(tmp_path / "in.txt", addresses("shared", 10))
+    ledger = tmp_path / "ledger.csv"
+    operator(source, ledger).execute(context("manual__first", 1))
+    before = ledger.read_bytes()
+    with pytest.raises(AirflowFailException, match="already holds the ledger of another task run"):
+        operator(source, ledger).execute(context("manual__second", 1))
+    assert ledger.read_bytes() == before
+
+
+@pytest.mark.parametrize("dag_id", ["test_batch_unsubscribe_poll", "test_batch_unsubscribe_deferred"])
+def test_pending_writes_are_confirmed_with_truthful_attribution(emulator, tmp_path, dag_id):
+    """Item 9: HubSpot answers PENDING; contacts unsubscribed before the run end already_unsubscribed."""
+    people = addresses("async", 400)
+    emulator.control(
+        "POST", "contacts", json={"emails": people[::8], "unsubscribed_at": "2026-11-20T10:00:00Z"}
+    )
+    emulator.control("PATCH", "config", json={"processing_delay_ms": 400})
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = tmp_path / "ledger.csv"
+    run = provider_dag(dag_id).test(run_conf={"input_path": str(source), "ledger_path": str(ledger)})
+    assert states(run) == {"unsubscribe": "success"}
+    rows = ledger_rows(ledger)
+    assert check_truth(emulator, rows, people) == {"unsubscribed": 350, "already_unsubscribed": 50}
+    assert {r["subscriber_id"] for r in rows if r["outcome"] == "already_unsubscribed"} == set(people[::8])
+
+
+def test_sensor_given_the_ledger_confirms_submitted_rows(emulator, tmp_path):
+    people = addresses("sensed", 120)
+    emulator.control(
+        "POST", "contacts", json={"emails": people[:20], "unsubscribed_at": "2026-11-20T10:00:00Z"}
+    )
+    emulator.control("PATCH", "config", json={"processing_delay_ms": 300})
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = tmp_path / "ledger.csv"
+    summary = operator(source, ledger).execute(context("manual__sensed", 1))
+    assert summary["outcomes"] == {"submitted": 120}
+    from airflow_provider_hubspot_prefs.sensors import HubSpotOperationStatusSensor
+
+    sensor = HubSpotOperationStatusSensor(
+        task_id="wait", ledger_path=str(ledger), poke_interval=0.1, timeout=30
+    )
+    deadline = time.monotonic() + 30
+    while not sensor.poke(context("manual__sensed", 1, "wait")):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rows = ledger_rows(ledger)
+    assert check_truth(emulator, rows, people) == {"unsubscribed": 100, "already_unsubscribed": 20}
+
+
+def test_files_holding_addresses_are_private_and_stale_stores_are_swept(emulator, tmp_path, monkeypatch):
+    """Item 10."""
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "work"))
+    work_dir = default_work_dir()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    stale = work_dir / "left-by-a-killed-task.sqlite"
+    stale.write_bytes(b"")
+    week_ago = time.time() - 8 * 86400
+    os.utime(stale, (week_ago, week_ago))
+    source = write_input(tmp_path / "in.txt", addresses("private", 50))
+    ledger = tmp_path / "new-folder" / "ledger.csv"
+    operator(source, ledger).execute(context("manual__private", 1))
+    assert mode(ledger) == 0o600 and mode(ledger.parent) == 0o700
+    assert mode(str(ledger) + ".checkpoint.json") == 0o600
+    assert mode(work_dir) == 0o700
+    assert not stale.exists()
+    assert not list(work_dir.glob("*.sqlite"))  # this run's own store went with its success
+
+
+def test_retry_on_another_worker_resumes_from_the_checkpoint_next_to_the_ledger(emulator, tmp_path):
+    """Item 11: try 1 is SIGKILLed on "machine A"; try 2 runs with another work dir (machine B)."""
+    people = addresses("moved", 12_000)
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = tmp_path / "shared" / "ledger.csv"
+    emulator.control("PATCH", "config", json={"latency_ms": 30})
+    spec = {
+        "run_id": "manual__moved",
+        "try_number": 1,
+        "operator": {
+            "input_path": str(source),
+            "ledger_path": str(ledger),
+            "max_in_flight": 2,
+            "checkpoint_interval": 0.5,
+        },
+    }
+    env = {**os.environ, "HUBSPOT_PREFS_WORK_DIR": str(tmp_path / "machine-a")}
+    worker = subprocess.Popen([sys.executable, "-m", "tests.batch_try", json.dumps(spec)], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while writes(emulator) < 40:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    before_retry = writes(emulator)
+    emulator.control("PATCH", "config", json={"latency_ms": 0})
+
+    os.environ["HUBSPOT_PREFS_WORK_DIR"] = str(tmp_path / "machine-b")
+    try:
+        retry = operator(source, ledger, checkpoint_interval=0.5)
+        summary = retry.execute(context("manual__moved", 2))
+    finally:
+        del os.environ["HUBSPOT_PREFS_WORK_DIR"]
+    rows = ledger_rows(ledger)
+    # Every contact was changed by this task run, whichever try did it: none reads "already".
+    assert check_truth(emulator, rows, people) == {"unsubscribed": 12_000}
+    assert summary["outcomes"] == {"unsubscribed": 12_000}
+    resent = writes(emulator) - 120
+    print(f"moved worker: {before_retry} writes before the kill, {resent} sent again after it")
+    assert before_retry >= 40 and resent < before_retry  # resumed, not started over
