@@ -230,3 +230,19 @@ def test_retry_on_another_worker_resumes_from_the_checkpoint_next_to_the_ledger(
     resent = writes(emulator) - 120
     print(f"moved worker: {before_retry} writes before the kill, {resent} sent again after it")
     assert before_retry >= 40 and resent < before_retry  # resumed, not started over
+
+
+def test_a_superseded_try_records_nothing_in_the_shared_store(tmp_path):
+    from airflow_provider_hubspot_prefs.ledger import Outcome, Row
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import StaleTryError, WorkStore
+
+    first = WorkStore(tmp_path / "store.sqlite")
+    first.ingest(records_from_values(["a@example.com", "b@example.com"]))
+    first.claim(1)
+    second = WorkStore(tmp_path / "store.sqlite")
+    second.claim(2)
+    second.record([Row(1, Outcome.UNSUBSCRIBED, "UNSUBSCRIBE_FROM_ALL_OCCURRED")])
+    with pytest.raises(StaleTryError, match="try 2 took over"):
+        first.record([Row(1, Outcome.ALREADY_UNSUBSCRIBED, "NO_STATUS_CHANGE")])
+    assert second.counts() == {"unsubscribed": 1, "pending": 1}

@@ -158,6 +158,7 @@ async def send_pending(
     unchanged: Outcome,
     before_send: Callable[[list[int]], None] | None = None,
     after_answer: Callable[[], None] | None = None,
+    resumed: bool = False,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
 
@@ -166,6 +167,11 @@ async def send_pending(
     (a chunk that may have been applied when it happened is failed instead, saying so).
     ``before_send(lines)`` runs before each chunk goes out and may raise ``StaleTryError`` to stop
     everything; ``after_answer()`` runs after each chunk's rows are recorded.
+
+    HubSpot's NO_STATUS_CHANGE is taken at its word unless another attempt of this task run may
+    have applied the change first: an answer was lost, an earlier try sent the input, or
+    ``resumed`` (an earlier try, which may still be running, left this state). Then HubSpot's
+    status timestamp against the input's first send decides.
     """
     slots = asyncio.Semaphore(max_in_flight)
     running: set[asyncio.Task[None]] = set()
@@ -175,11 +181,12 @@ async def send_pending(
     async def one(chunk: list[tuple[int, str]]) -> None:
         try:
             now = time.time()
-            first_sent = store.start_attempt([line for line, _ in chunk], now) or now
+            earlier = store.start_attempt([line for line, _ in chunk], now)
             response = await send([address for _, address in chunk])
-            # Whichever attempt of this task run applied the change, HubSpot's timestamp tells it
-            # from "was already so": judge every answer from the inputs' first send on.
-            response.mark_uncertain(min(first_sent, response.uncertain_since or first_sent))
+            if earlier is not None or resumed:
+                # With two tries in flight the first sender is not always the first applier.
+                first_sent = min(earlier or now, response.uncertain_since or now)
+                response.mark_uncertain(first_sent)
         except HubSpotError as error:
             if not is_fatal(error):
                 store.record(failed_rows(chunk, error))

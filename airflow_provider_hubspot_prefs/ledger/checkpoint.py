@@ -7,14 +7,15 @@ Three things hold a batch task instance's state:
 - the **ledger** (CSV at ``ledger_path``): written at the end, on kill, and every
   ``flush_interval`` seconds while sending; rows not answered yet say ``pending``;
 - the **checkpoint** (``<ledger_path>.checkpoint.json``, next to the ledger): which task instance
-  and which try own the state, a version bumped on every write, and the *send windows*: before a
+  and which try own the state, a version bumped on every write, which work store wrote it, and
+  the *send windows*: before a
   line is first sent, a window ``[first, last, since]`` covering it is saved, so that a retry that
   cannot see the work store (another worker) knows which unanswered inputs may have been applied and
   from when, and attributes HubSpot's answers truthfully.
 
-A try resumes from its own machine's work store when nobody wrote the checkpoint since that store
-last did (it is then the newest state); otherwise it rebuilds the store from the input, the ledger
-and the send windows. A try older than the checkpoint's owner writes nothing (``StaleTryError``).
+A try resumes from its own machine's work store when that store wrote the checkpoint last (it is
+then the newest state); otherwise it rebuilds the store from the input, the ledger and the send
+windows. A try older than the checkpoint's owner writes nothing (``StaleTryError``).
 """
 
 from __future__ import annotations
@@ -130,13 +131,13 @@ class BatchState:
         """Write the checkpoint with ``changes``, unless a newer try took over since."""
         current = self._load()
         self._check_current(current)
+        assert self.store is not None
         state = {**self._state, **changes}
         state["version"] = int((current or {}).get("version", 0)) + 1
         state["updated_at"] = time.time()
+        state["writer"] = self.store.store_id
         write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
         self._state = state
-        assert self.store is not None
-        self.store.set_meta("checkpoint_version", state["version"])
 
     # -- a try's life ----------------------------------------------------------------------------
 
@@ -153,11 +154,14 @@ class BatchState:
         local = WorkStore.open_existing(self.work_path)
         if local is not None:
             local.check_owner(self.identity.try_number)
+        # This machine's store is the newest state when it wrote the checkpoint last: it is always
+        # ahead of what it wrote. Otherwise another store (another worker, or a rebuilt one) wrote
+        # since, and the checkpoint is the truth to rebuild from.
         if (
             local is not None
             and local.ingested
             and state is not None
-            and local.get_meta("checkpoint_version") == str(state.get("version"))
+            and state.get("writer") == local.store_id
         ):
             self.resumed = "local"
             store = local

@@ -13,6 +13,7 @@ import csv
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -88,6 +89,8 @@ class WorkStore:
             """
         )
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
+        if self.get_meta("store_id") is None:
+            self.set_meta("store_id", uuid.uuid4().hex)
 
     @classmethod
     def open_existing(cls, path: str | Path) -> WorkStore | None:
@@ -113,6 +116,11 @@ class WorkStore:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     @property
+    def store_id(self) -> str:
+        """Names this store in the checkpoints it writes (see ``checkpoint.BatchState.open``)."""
+        return str(self.get_meta("store_id"))
+
+    @property
     def owner_try(self) -> int:
         return int(self.get_meta("try_number") or 0)
 
@@ -123,6 +131,7 @@ class WorkStore:
                 f"try {self.owner_try} owns this task's work store; try {try_number} is stale"
             )
         self.set_meta("try_number", try_number)
+        self._mine = try_number  # from now on this connection records only while its try owns the store
 
     def check_owner(self, try_number: int) -> None:
         if self.owner_try > try_number:

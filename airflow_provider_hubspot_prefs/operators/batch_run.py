@@ -184,6 +184,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 unchanged=Outcome(self.unchanged_outcome),
                 before_send=state.before_send,
                 after_answer=state.after_answer,
+                resumed=state.resumed is not None,
             )
         finally:
             await client.aclose()
