@@ -1,8 +1,9 @@
 """Demo: the flagship GDPR DAG, run by ``dag.test()`` against the emulator in asynchronous mode.
 
-Writes an input file with valid, duplicated, malformed and already-unsubscribed addresses, runs
-``hubspot_gdpr_unsubscribe`` (the unsubscribe answers PENDING, the deferrable sensor waits for
-COMPLETE, the verify task reads every contact back) and prints the report and ledger counts.
+Writes an input file the way a spreadsheet exports it (byte-order mark, CRLF, a blank line) with
+valid, duplicated, malformed and already-unsubscribed addresses, runs ``hubspot_gdpr_unsubscribe``
+(the unsubscribe answers PENDING, the deferrable sensor waits for COMPLETE and confirms the
+ledger's rows) and prints the report.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def write_input(path: Path, count: int) -> None:
     lines += ["alice@example.com", "Bob@Example.org"]  # seeded contacts (Bob in another case)
     lines += ["WITHDRAWAL.000001@EXAMPLE.COM", "withdrawal.000002@example.com"]  # duplicates
     lines += ["not-an-address", "jane@@example.com", "spaces in@example.com"]  # malformed
-    lines += ["already.gone@example.com"]  # unsubscribed before the run
+    lines += ["", "already.gone@example.com"]  # a blank line; unsubscribed the day before the run
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")  # Excel's CSV UTF-8
 
 
 def main() -> int:
@@ -73,13 +74,13 @@ def main() -> int:
         )
         input_path = WORK / "withdrawals.txt"
         write_input(input_path, args.addresses)
-        # One contact opted out already, so that the ledger shows 'already_unsubscribed'.
+        # One contact opted out the day before, so that the ledger shows 'already_unsubscribed'.
+        yesterday = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
         httpx.post(
-            f"{url}/communication-preferences/v4/statuses/already.gone%40example.com/unsubscribe-all",
-            params={"channel": "EMAIL"},
-            headers={"Authorization": f"Bearer {DEMO_TOKEN}"},
+            f"{url}/_emulator/contacts",
+            json={"emails": ["already.gone@example.com"], "unsubscribed_at": yesterday},
             timeout=5,
-        )
+        ).raise_for_status()
 
         spec = importlib.util.spec_from_file_location(
             "hubspot_gdpr_unsubscribe", ROOT / "example_dags" / "hubspot_gdpr_unsubscribe.py"

@@ -57,6 +57,9 @@ class AirflowDeployment:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # Where batch tasks keep their work stores: the tests remove it to stand for a retry
+                # that runs on another machine.
+                "HUBSPOT_PREFS_WORK_DIR": str(home / "work-stores"),
             }
         )
         self.env = env
