@@ -34,6 +34,7 @@ class AirflowDeployment:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.crashed: list[subprocess.Popen[bytes]] = []
         airflow = str(Path(sys.executable).with_name("airflow"))
         self.airflow = airflow
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
@@ -55,6 +56,10 @@ class AirflowDeployment:
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                # A crashed scheduler's running tasks are found and reset within seconds (the
+                # overlapping-tries test), not after the defaults' 30 s and 5 min.
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "5",
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "2",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 # Where batch tasks keep their work stores: the tests remove it to stand for a retry
@@ -76,18 +81,33 @@ class AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
         for name in COMPONENTS:
-            args = [self.airflow, name]
-            if name == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port)]
-            log = open(self.home / f"{name}.out", "wb")  # noqa: SIM115 - closed with the process
-            self.processes[name] = subprocess.Popen(
-                args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._start_component(name)
         self.wait_healthy(timeout)
         return self
 
+    def _start_component(self, name: str) -> None:
+        args = [self.airflow, name]
+        if name == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        log = open(self.home / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def kill_and_restart(self, name: str, down_for: float) -> None:
+        """SIGKILL one component's own process (its children live on, as after a crash), then start a
+        new one ``down_for`` seconds later. The old process group is ended with the deployment."""
+        crashed = self.processes.pop(name)
+        os.kill(crashed.pid, signal.SIGKILL)
+        crashed.wait(10)
+        self.crashed.append(crashed)
+        time.sleep(down_for)
+        self._start_component(name)
+
     def stop(self) -> None:
         """End every component's process group, by the PID this deployment started."""
+        for process in self.crashed:  # what a crashed component's children still run
+            _signal_group(process.pid, signal.SIGKILL)
         for process in self.processes.values():
             _signal_group(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20

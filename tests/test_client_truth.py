@@ -1,14 +1,12 @@
-"""What the client tells the ledger must be true: when to stop, how long HubSpot asked to wait, which
-request an outcome came from, and one token request however many callers need one. Over real HTTP
-against the emulator.
+"""What the client tells the ledger must be true: when to stop, how long HubSpot asked to wait, and
+which request an outcome came from. Over real HTTP against the emulator (the single-flight OAuth
+refresh is tested in test_oauth.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -16,18 +14,11 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_hubspot_prefs.client import (
-    AsyncHubSpotPreferencesClient,
-    HubSpotPreferencesClient,
     HubSpotRateLimitError,
     HubSpotServerError,
-    OAuthRefreshAuth,
     RetryPolicy,
-    token_url,
 )
 from airflow_provider_hubspot_prefs.emulator import (
-    DEMO_OAUTH_CLIENT_ID,
-    DEMO_OAUTH_CLIENT_SECRET,
-    DEMO_REFRESH_TOKEN,
     DEMO_TOKEN,
 )
 from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
@@ -101,55 +92,6 @@ def test_client_does_not_retry_a_header_only_daily_429(make_client, emulator):
     with pytest.raises(HubSpotRateLimitError) as caught:
         make_client(retry_policy=RetryPolicy(max_retries=3, initial_delay=0.01)).get_definitions()
     assert caught.value.is_daily and len(api_requests(emulator)) == 1
-
-
-def oauth(emulator) -> OAuthRefreshAuth:
-    return OAuthRefreshAuth(
-        client_id=DEMO_OAUTH_CLIENT_ID,
-        client_secret=DEMO_OAUTH_CLIENT_SECRET,
-        refresh_token=DEMO_REFRESH_TOKEN,
-        token_url=token_url(emulator.url),
-    )
-
-
-def token_requests(emulator) -> int:
-    return int(emulator.control("GET", "requests")["tokenRequests"])
-
-
-def test_oauth_refresh_is_single_flight_across_threads(emulator):
-    """Item 14, sync client: eight threads make their first call at once."""
-    emulator.control("PATCH", "config", json={"latency_ms": 100})  # the token request takes a while
-    with HubSpotPreferencesClient(oauth(emulator), base_url=emulator.url, rate_limit=None) as client:
-        barrier = threading.Barrier(8)
-        errors: list[BaseException] = []
-
-        def call() -> None:
-            barrier.wait()
-            try:
-                client.get_definitions()
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=call) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-    assert not errors and token_requests(emulator) == 1
-
-
-def test_oauth_refresh_is_single_flight_across_tasks(emulator):
-    """Item 14, async client: eight tasks make their first call at once."""
-    emulator.control("PATCH", "config", json={"latency_ms": 100})
-
-    async def calls() -> None:
-        async with AsyncHubSpotPreferencesClient(
-            oauth(emulator), base_url=emulator.url, rate_limit=None
-        ) as client:
-            await asyncio.gather(*(client.get_definitions() for _ in range(8)))
-
-    asyncio.run(calls())
-    assert token_requests(emulator) == 1
 
 
 @pytest.mark.parametrize(

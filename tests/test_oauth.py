@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -101,3 +102,39 @@ def test_async_client_uses_the_same_flow(emulator):
 
     assert asyncio.run(go()).results
     assert token_requests(emulator) == 2
+
+
+def test_oauth_refresh_is_single_flight_across_threads(emulator):
+    """Item 14, sync client: eight threads make their first call at once."""
+    emulator.control("PATCH", "config", json={"latency_ms": 100})  # the token request takes a while
+    with HubSpotPreferencesClient(oauth(emulator), base_url=emulator.url, rate_limit=None) as client:
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            barrier.wait()
+            try:
+                client.get_definitions()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert not errors and token_requests(emulator) == 1
+
+
+def test_oauth_refresh_is_single_flight_across_tasks(emulator):
+    """Item 14, async client: eight tasks make their first call at once."""
+    emulator.control("PATCH", "config", json={"latency_ms": 100})
+
+    async def calls() -> None:
+        async with AsyncHubSpotPreferencesClient(
+            oauth(emulator), base_url=emulator.url, rate_limit=None
+        ) as client:
+            await asyncio.gather(*(client.get_definitions() for _ in range(8)))
+
+    asyncio.run(calls())
+    assert token_requests(emulator) == 1

@@ -386,3 +386,66 @@ def test_connection_form_in_the_ui_offers_our_fields_and_saves_a_working_connect
     paths = [r["path"] for r in hubspot.backend.request_log]
     assert "/communication-preferences/2026-03/statuses/ui.form@example.com/unsubscribe-all" in paths
     assert ("ui.form@example.com", 0) in hubspot.backend.wide
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie is gone for our purpose
+        return handle.read().split(") ", 1)[1][0] != "Z"
+
+
+def test_overlapping_tries_after_a_scheduler_crash_leave_one_true_ledger(airflow, hubspot, data):
+    """The scheduler dies while a batch waits on slow answers; the new scheduler resets the orphaned
+    task and starts try 2 while try 1 still runs. Whatever order they end in, the ledger is try 2's,
+    complete and true, and try 1 writes nothing over it. Runs last: it restarts the scheduler."""
+    config = hubspot.backend.config
+    config.update({"processing_delay_ms": 0, "latency_ms": 400})
+    total = 6_000
+    people = [f"overlap.{i:05d}@example.org" for i in range(total)]
+    source = data / "overlap.txt"
+    source.write_text("".join(f"{address}\n" for address in people))
+    ledger = data / "overlap-ledger.csv"
+    try:
+        before = _write_requests(hubspot)
+        run_id = airflow.trigger(
+            "test_resume_after_kill", {"input_path": str(source), "ledger_path": str(ledger)}
+        )
+        deadline = time.monotonic() + 120
+        while _write_requests(hubspot) - before < 10:
+            assert time.monotonic() < deadline, "the batch did not get going"
+            time.sleep(0.05)
+        (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
+        assert ti["try_number"] == 1 and ti["state"] == "running"
+        first_pid = int(ti["pid"])
+        airflow.kill_and_restart("scheduler", down_for=1)
+
+        deadline = time.monotonic() + 120
+        while True:
+            (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
+            if ti["try_number"] == 2 and ti["state"] == "running":
+                break
+            assert time.monotonic() < deadline, f"no second try started: {ti}"
+            time.sleep(0.1)
+        overlapped = _alive(first_pid)
+        config.update({"latency_ms": 20})
+        assert airflow.wait_for_run("test_resume_after_kill", run_id, timeout=300) == "success"
+    finally:
+        config.update({"processing_delay_ms": ASYNC_CONFIG.processing_delay_ms, "latency_ms": 0})
+
+    assert overlapped, "try 1 had already ended when try 2 ran: the tries did not overlap"
+    # Try 1 either noticed the takeover and stopped, or was killed and its on_kill left the ledger.
+    first = airflow.task_logs("test_resume_after_kill", run_id, "unsubscribe").get("attempt=1.log", "")
+    stopped = "Stopped without writing: try 2 took over" in first
+    assert stopped or "ledger untouched" in first, first[-2000:]
+    print(f"overlap: try 1 still ran when try 2 started; it {'stopped' if stopped else 'was killed'}")
+    with open(ledger, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["input"] for r in rows] == people
+    assert Counter(r["outcome"] for r in rows) == {"unsubscribed": total}
+    changed = {email for email, _ in hubspot.backend.changes if email.startswith("overlap.")}
+    assert changed == set(people)
+    assert not [r for r in hubspot.control("GET", "changes")["repeated"] if r[0].startswith("overlap.")]
+    assert json.loads((data / "overlap-ledger.csv.checkpoint.json").read_text())["try_number"] == 2

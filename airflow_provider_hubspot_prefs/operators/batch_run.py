@@ -145,7 +145,11 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 "a retry of this task run sends only the inputs not done yet."
             )
         self._apply_policy(summary)
-        if self.wait_for_completion and summary["outcomes"].get("submitted") and not self.is_dry_run:
+        if (
+            self.wait_for_completion
+            and summary["outcomes"].get(Outcome.SUBMITTED.value)
+            and not self.is_dry_run
+        ):
             return self.wait_or_defer(context, result=summary, ledger_path=ledger, **self.wait_target())
         return summary
 
@@ -154,6 +158,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
 
     def _check_not_empty(self, store: WorkStore) -> str | None:
         """Why there is nothing to send, when that should fail the task (after the ledger is written)."""
+        from ..ledger import Outcome
+
         if not self.fail_on_empty_input:
             return None
         counts = store.counts()
@@ -162,7 +168,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 f"The input {self._input_name()} holds no line at all: nothing to do "
                 "(fail_on_empty_input=True)."
             )
-        if counts.get("invalid_input", 0) == store.total:
+        if counts.get(Outcome.INVALID_INPUT.value, 0) == store.total:
             return (
                 f"None of the {store.total} line(s) of the input {self._input_name()} is a valid email "
                 "address (fail_on_empty_input=True); the ledger gives each line's reason."
@@ -190,22 +196,24 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             await client.aclose()
 
     def _summary(self, store: WorkStore, ledger: str) -> dict[str, Any]:
+        from ..ledger import Outcome
+
         counts = store.counts()
         rows = sum(counts.values())
-        sent = rows - counts.get("invalid_input", 0) - counts.get("duplicate", 0)
+        sent = rows - counts.get(Outcome.INVALID_INPUT.value, 0) - counts.get(Outcome.DUPLICATE.value, 0)
         summary = {
             "total_inputs": rows,
             "outcomes": counts,
-            "failed": counts.get("failed", 0),
+            "failed": counts.get(Outcome.FAILED.value, 0),
             "sent": 0 if self.is_dry_run else sent,
             "ledger_path": ledger,
             "dry_run": bool(self.is_dry_run),
         }
         self.log.info("Ledger written to %s: %d rows, outcomes %s", ledger, rows, counts)
-        if counts.get("invalid_input"):
+        if counts.get(Outcome.INVALID_INPUT.value):
             self.log.warning(
                 "%d input line(s) are not valid addresses and were not sent; see the ledger",
-                counts["invalid_input"],
+                counts[Outcome.INVALID_INPUT.value],
             )
         return summary
 
