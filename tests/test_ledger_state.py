@@ -49,7 +49,7 @@ def writes(emulator) -> int:
     return sum(1 for r in emulator.backend.request_log if r["path"].endswith(WRITE_PATH))
 
 
-def operator(source: Path, ledger: Path | None, **kwargs) -> HubSpotBatchUnsubscribeAllOperator:
+def operator(source: Path, ledger: Path | str | None, **kwargs) -> HubSpotBatchUnsubscribeAllOperator:
     return HubSpotBatchUnsubscribeAllOperator(
         task_id="unsubscribe",
         input_path=str(source),
@@ -246,3 +246,27 @@ def test_a_superseded_try_records_nothing_in_the_shared_store(tmp_path):
     with pytest.raises(StaleTryError, match="try 2 took over"):
         first.record([Row(1, Outcome.ALREADY_UNSUBSCRIBED, "NO_STATUS_CHANGE")])
     assert second.counts() == {"unsubscribed": 1, "pending": 1}
+
+
+def test_ledger_on_object_storage_carries_the_checkpoint_to_another_worker(emulator, tmp_path, monkeypatch):
+    """The ledger at a URI (``local://`` goes through ObjectStoragePath like s3:// does): try 1 stops
+    at the daily limit on one machine; try 2 on another resumes from what lies next to the ledger."""
+    people = addresses("uri", 1_000)
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = f"local://{tmp_path}/bucket/ledgers/ledger.csv"
+    daily = {"status": 429, "policy_name": "DAILY", "count": 100, "every": 4, "path_endswith": WRITE_PATH}
+    emulator.control("POST", "faults", json=daily)
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "machine-a"))
+    with pytest.raises(AirflowException, match="daily"):
+        operator(source, ledger, max_in_flight=1).execute(context("manual__uri", 1))
+    stopped = ledger_rows(tmp_path / "bucket" / "ledgers" / "ledger.csv")
+    done = sum(r["outcome"] == "unsubscribed" for r in stopped)
+    assert 0 < done < 1_000 and {r["outcome"] for r in stopped} == {"unsubscribed", "not_attempted"}
+
+    emulator.backend.faults.clear()
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "machine-b"))
+    sent_before = writes(emulator)
+    summary = operator(source, ledger).execute(context("manual__uri", 2))
+    assert summary["outcomes"] == {"unsubscribed": 1_000}
+    assert writes(emulator) - sent_before == 10 - done // 100  # only what had no answer
+    check_truth(emulator, ledger_rows(tmp_path / "bucket" / "ledgers" / "ledger.csv"), people)

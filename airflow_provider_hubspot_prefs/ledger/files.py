@@ -7,6 +7,7 @@ folders created 0700: a ledger holds addresses.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 from collections import Counter
@@ -30,6 +31,9 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
 
     path = storage_path(location)
     if not isinstance(path, Path):
+        # Object stores have no folders (a no-op there); a filesystem behind a URI needs them.
+        with contextlib.suppress(OSError, NotImplementedError):
+            path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8", newline="") as out:
             return write(out)
     with private_umask():
