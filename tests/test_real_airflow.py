@@ -143,6 +143,21 @@ def _write_requests(hubspot) -> int:
     return sum(1 for r in hubspot.backend.request_log if r["path"].endswith("batch/unsubscribe-all"))
 
 
+def _start_batch(airflow, hubspot, source: Path, ledger: Path, writes: int) -> tuple[str, dict[str, Any]]:
+    """Trigger the batch DAG and return once its first try has sent ``writes`` batch requests."""
+    before = _write_requests(hubspot)
+    run_id = airflow.trigger(
+        "test_resume_after_kill", {"input_path": str(source), "ledger_path": str(ledger)}
+    )
+    deadline = time.monotonic() + 120
+    while _write_requests(hubspot) - before < writes:
+        assert time.monotonic() < deadline, "the batch did not get going"
+        time.sleep(0.05)
+    (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
+    assert ti["state"] == "running" and ti["try_number"] == 1 and ti["pid"]
+    return run_id, ti
+
+
 @pytest.mark.parametrize("where", ["same worker", "another worker"])
 def test_worker_killed_mid_batch_resumes_from_its_checkpoint(airflow, hubspot, data, where):
     """SIGKILL of the task's process; Airflow retries it; the retry continues where the first stopped.
@@ -160,16 +175,7 @@ def test_worker_killed_mid_batch_resumes_from_its_checkpoint(airflow, hubspot, d
         source.write_text("".join(f"{address}\n" for address in people))
         ledger = data / f"resume-ledger-{name}.csv"
         before = _write_requests(hubspot)
-        run_id = airflow.trigger(
-            "test_resume_after_kill", {"input_path": str(source), "ledger_path": str(ledger)}
-        )
-
-        deadline = time.monotonic() + 120
-        while _write_requests(hubspot) - before < 80:
-            assert time.monotonic() < deadline, "the batch did not get going"
-            time.sleep(0.05)
-        (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
-        assert ti["state"] == "running" and ti["try_number"] == 1 and ti["pid"]
+        run_id, ti = _start_batch(airflow, hubspot, source, ledger, writes=80)
         os.kill(int(ti["pid"]), signal.SIGKILL)
         sent_before_kill = _write_requests(hubspot) - before
         if where == "another worker":
@@ -409,16 +415,7 @@ def test_overlapping_tries_after_a_scheduler_crash_leave_one_true_ledger(airflow
     source.write_text("".join(f"{address}\n" for address in people))
     ledger = data / "overlap-ledger.csv"
     try:
-        before = _write_requests(hubspot)
-        run_id = airflow.trigger(
-            "test_resume_after_kill", {"input_path": str(source), "ledger_path": str(ledger)}
-        )
-        deadline = time.monotonic() + 120
-        while _write_requests(hubspot) - before < 10:
-            assert time.monotonic() < deadline, "the batch did not get going"
-            time.sleep(0.05)
-        (ti,) = airflow.task_instances("test_resume_after_kill", run_id)
-        assert ti["try_number"] == 1 and ti["state"] == "running"
+        run_id, ti = _start_batch(airflow, hubspot, source, ledger, writes=10)
         first_pid = int(ti["pid"])
         airflow.kill_and_restart("scheduler", down_for=1)
 
