@@ -111,6 +111,19 @@ def get_provider_info() -> dict[str, Any]:
                         "per 10 s for private apps, 110 for public apps. 0 turns pacing off.",
                         "schema": {"type": ["integer", "null"], "default": 190, "minimum": 0},
                     },
+                    "rate_limit_redis_conn_id": {
+                        "label": "Shared budget: Redis connection",
+                        "description": "An Airflow Redis connection in which every worker of this app "
+                        "books its requests, so that all of them together stay under the rate limit. Empty: "
+                        "each client paces itself from HubSpot's headers.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "rate_limit_key": {
+                        "label": "Shared budget: key",
+                        "description": "Names the budget in Redis; connections of the same HubSpot app and "
+                        "account must share it. Empty: derived from the token or the OAuth client id.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "rate_limit_interval": {
                         "label": "Rate-limit interval (seconds)",
                         "schema": {"type": ["number", "null"], "default": 10, "minimum": 1},

@@ -4,20 +4,27 @@ A sliding window of *reserved* send times keeps this client under ``max_requests
 ``interval`` seconds. Reservations are made under a lock and never block, so the same limiter
 serves threads and coroutines; the caller sleeps for the delay it is given.
 
-Several workers often share one app's budget. HubSpot tells each of them how much of it is left
-(``X-HubSpot-RateLimit-Remaining``); what the window holds beyond this client's own requests was
-spent by the others, so the limiter lowers its own share accordingly. Workers sharing a budget
-thus slow down together instead of meeting at the 429.
+Several workers often share one app's budget. With a ``shared`` budget (``shared_budget.RedisBudget``)
+every client books its slot in one window that all of them see. Without one, HubSpot tells each
+client how much is left (``X-HubSpot-RateLimit-Remaining``); what the window holds beyond this
+client's own requests was spent by the others, so the limiter lowers its own share accordingly.
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .policy import RateLimitInfo
+
+if TYPE_CHECKING:
+    from .shared_budget import RedisBudget
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUESTS = 190
 DEFAULT_INTERVAL = 10.0
@@ -35,6 +42,8 @@ class RateLimiter:
     :param interval: length of that rolling window, in seconds.
     :param headroom: requests per window left unused, for other callers of the same app.
     :param slack: seconds added to a window before a slot counts as free.
+    :param shared: a budget shared with the app's other clients (Redis); when it fails, this
+        client goes on pacing alone and says so in the log.
     """
 
     def __init__(
@@ -45,6 +54,7 @@ class RateLimiter:
         headroom: int = 0,
         slack: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
+        shared: RedisBudget | None = None,
     ) -> None:
         if max_requests < 1 or interval <= 0:
             raise ValueError("max_requests must be >= 1 and interval > 0")
@@ -58,6 +68,8 @@ class RateLimiter:
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
         self._window = interval  # HubSpot's window, once its headers name one
         self._blocked_until = 0.0
+        self.shared = shared
+        self._shared_failed_at = float("-inf")
 
     @property
     def allowed(self) -> int:
@@ -68,24 +80,47 @@ class RateLimiter:
         """Book the next send slot; return how many seconds to wait before sending."""
         return self.reserve_slot()[0]
 
-    def reserve_slot(self) -> tuple[float, float]:
-        """Book the next send slot: ``(seconds to wait, slot)``; give the slot back to ``answered``."""
+    def reserve_slot(self) -> tuple[float, Any]:
+        """Book the next send slot: ``(seconds to wait, ticket)``; give the ticket back to ``answered``."""
+        shared_wait, booking = 0.0, None
+        if self.shared is not None:
+            shared_wait, booking = self._shared_call(self.shared.reserve) or (0.0, None)
         with self._lock:
             now = self._clock()
             horizon = max(self.interval, self._window) + self.slack
             expired = bisect.bisect_right(self._times, now - horizon)
             del self._times[:expired]
-            slot = max(now, self._blocked_until)
-            for limit, window in ((self.max_requests, self.interval), (self._allowed, self._window)):
+            slot = max(now + shared_wait, self._blocked_until)
+            limits = [(self.max_requests, self.interval)]
+            if booking is None:  # pacing alone: keep to this client's share of what HubSpot says is left
+                limits.append((self._allowed, self._window))
+            for limit, window in limits:
                 limit = max(1, limit - self.headroom)
                 if len(self._times) >= limit:
                     # Free once the request `limit` places back has left the window.
                     slot = max(slot, self._times[-limit] + window + self.slack)
             bisect.insort(self._times, slot)
-            return slot - now, slot
+            return slot - now, slot if booking is None else (slot, booking)
 
-    def answered(self, slot: float) -> None:
-        """The request booked at ``slot`` was answered: from now on it counts from this moment."""
+    def _shared_call(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on the shared budget, or None when it cannot be reached (said once a minute)."""
+        try:
+            return call(*args)
+        except Exception as exc:  # Redis down or unreachable: pace alone, and say so
+            now = self._clock()
+            if now - self._shared_failed_at > 60:
+                name = type(exc).__name__
+                log.warning("Shared rate budget unavailable (%s: %s); pacing this client alone", name, exc)
+            self._shared_failed_at = now
+            return None
+
+    def answered(self, ticket: Any) -> None:
+        """The request booked with ``ticket`` was answered: from now on it counts from this moment."""
+        slot = ticket
+        if isinstance(ticket, tuple):
+            slot, booking = ticket
+            if self.shared is not None:
+                self._shared_call(self.shared.answered, booking)
         with self._lock:
             index = bisect.bisect_left(self._times, slot)
             if index < len(self._times) and self._times[index] == slot:
@@ -96,6 +131,8 @@ class RateLimiter:
         """Adjust this client's share from HubSpot's headers on a response."""
         if info is None or info.remaining is None:
             return
+        if self.shared is not None:
+            self._shared_call(self.shared.observe, info)
         with self._lock:
             server_max = info.max or self.max_requests
             if info.interval_ms:
@@ -107,5 +144,7 @@ class RateLimiter:
 
     def block_for(self, seconds: float) -> None:
         """Hold every sender back (a 429 said so), not just the request that met it."""
+        if self.shared is not None:
+            self._shared_call(self.shared.block_for, seconds)
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -22,6 +23,7 @@ from ..client import (
 )
 from ..client.client import check_base_url, tls_context
 from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter
+from ..client.shared_budget import RedisBudget
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
 
@@ -54,6 +56,8 @@ class ConnectionSettings:
     rate_limit: int = DEFAULT_MAX_REQUESTS
     rate_limit_interval: float = DEFAULT_INTERVAL
     ca_bundle: str | None = None
+    rate_limit_redis_conn_id: str | None = None
+    rate_limit_key: str | None = None
 
     def __repr__(self) -> str:
         auth = "oauth" if self.client_id else "private-app token"
@@ -73,6 +77,14 @@ class ConnectionSettings:
             )
         assert self.token is not None
         return PrivateAppTokenAuth(self.token)
+
+    @property
+    def budget_key(self) -> str:
+        """Names the shared rate budget: one per HubSpot app (and account), never the secret itself."""
+        if self.rate_limit_key:
+            return str(self.rate_limit_key)
+        app = f"oauth:{self.client_id}" if self.client_id else f"token:{self.token}"
+        return hashlib.sha256(app.encode()).hexdigest()[:24]
 
     @property
     def secrets(self) -> list[str]:
@@ -118,6 +130,8 @@ def parse_connection(
         rate_limit = _extra(extras, "rate_limit")
         rate_limit_interval = _extra(extras, "rate_limit_interval")
         ca_bundle = _extra(extras, "ca_bundle")
+        redis_conn_id = _extra(extras, "rate_limit_redis_conn_id")
+        rate_limit_key = _extra(extras, "rate_limit_key")
         if ca_bundle is not None:
             tls_context(str(ca_bundle))  # a missing or broken file is a connection error, now
         return ConnectionSettings(
@@ -137,6 +151,8 @@ def parse_connection(
             if rate_limit_interval is None
             else float(rate_limit_interval),
             ca_bundle=ca_bundle,
+            rate_limit_redis_conn_id=str(redis_conn_id) if redis_conn_id else None,
+            rate_limit_key=str(rate_limit_key) if rate_limit_key else None,
         )
     except (HubSpotError, ValueError, TypeError) as exc:
         raise HubSpotConnectionError(f"Connection {conn_id!r} has a malformed extra: {exc}") from None
@@ -224,8 +240,24 @@ class HubSpotPreferencesHook(BaseHook):
         if not settings.rate_limit:
             return None
         if self._limiter is None:
-            self._limiter = RateLimiter(settings.rate_limit, settings.rate_limit_interval)
+            self._limiter = RateLimiter(
+                settings.rate_limit, settings.rate_limit_interval, shared=self._shared_budget(settings)
+            )
         return self._limiter
+
+    def _shared_budget(self, settings: ConnectionSettings) -> RedisBudget | None:
+        """The app's budget shared by every worker, when the connection names a Redis connection."""
+        if not settings.rate_limit_redis_conn_id:
+            return None
+        try:
+            from airflow.providers.redis.hooks.redis import RedisHook
+        except ImportError:
+            raise HubSpotConnectionError(
+                f"Connection {settings.conn_id!r} sets rate_limit_redis_conn_id, but Airflow's Redis "
+                "provider is not installed: pip install 'airflow-provider-hubspot-prefs[redis]'"
+            ) from None
+        redis = RedisHook(redis_conn_id=settings.rate_limit_redis_conn_id).get_conn()
+        return RedisBudget(redis, settings.budget_key, settings.rate_limit, settings.rate_limit_interval)
 
     @cached_property
     def _client(self) -> HubSpotPreferencesClient:

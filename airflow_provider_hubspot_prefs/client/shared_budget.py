@@ -1,0 +1,125 @@
+"""One HubSpot rate budget shared by every worker of an app, kept in Redis.
+
+HubSpot's 10-second budget is one bucket per app and account: every worker, DAG and deployment
+using the app spends from it. Each client books its send slot in one Redis sorted set per budget
+(a rolling window of slot times, scored with Redis's own clock, so that the workers' clocks do not
+matter); a slot is free once the request ``limit`` places back has left the window, exactly as the
+local ``RateLimiter`` decides for one client.
+
+Safe when a worker dies holding budget: a booking is a time, not a lease, and leaves the window
+by itself. HubSpot's word wins over ours: a 429's ``Retry-After`` holds back every worker (a shared
+"blocked until"), and when HubSpot's headers show more of the window spent than our bookings
+explain (callers outside this Redis), that difference is kept for one window and taken off the
+limit. Nothing here imports Airflow; the client is any ``redis.Redis``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from .policy import RateLimitInfo
+
+log = logging.getLogger(__name__)
+
+# Book a slot: KEYS window, blocked, foreign; ARGV limit, window ms, slack ms, member.
+# Returns {milliseconds to wait, slot score}.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window - slack)
+limit = math.max(1, limit - tonumber(redis.call('GET', KEYS[3]) or '0'))
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+local count = redis.call('ZCARD', KEYS[1])
+if count >= limit then
+  local back = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+  slot = math.max(slot, tonumber(back[2]) + window + slack)
+end
+redis.call('ZADD', KEYS[1], slot, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window * 3 + (slot - now))
+return {slot - now, slot}
+"""
+
+# The request booked as ARGV[1] was answered: from now on it counts from this moment.
+_ANSWERED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < now then redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1]) end
+return 1
+"""
+
+# Hold every worker back for ARGV[1] ms (never shortening a longer hold).
+_BLOCK = """
+local t = redis.call('TIME')
+local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000)
+end
+return 1
+"""
+
+# HubSpot says ARGV[1] requests of the window are spent; what our bookings of the last window do not
+# explain, beyond ARGV[3] of accounting jitter at the window's edge (HubSpot times a request on
+# arrival, we on answer), was spent by callers outside this Redis: keep it for one window (ARGV[2] ms).
+_OBSERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+local ours = redis.call('ZCOUNT', KEYS[1], now - window, now)
+local foreign = math.max(0, tonumber(ARGV[1]) - ours - tonumber(ARGV[3]))
+if foreign > 0 then redis.call('SET', KEYS[2], foreign, 'PX', window) end
+return foreign
+"""
+
+
+class RedisBudget:
+    """A rolling window of ``max_requests`` per ``interval`` seconds shared through Redis.
+
+    :param redis: a ``redis.Redis`` client (e.g. from Airflow's ``RedisHook``).
+    :param key: names the budget: one per HubSpot app and account (see the hook).
+    :param max_requests: the app's budget per window (HubSpot: 100, 190, 250; 110 for public apps).
+    :param interval: the window, in seconds.
+    :param slack: seconds added to a window before a slot counts as free.
+    """
+
+    def __init__(
+        self, redis: Any, key: str, max_requests: int, interval: float, *, slack: float = 0.01
+    ) -> None:
+        if max_requests < 1 or interval <= 0:
+            raise ValueError("max_requests must be >= 1 and interval > 0")
+        self.max_requests = max_requests
+        self.interval = interval
+        self.slack = slack
+        prefix = f"hubspot_prefs:budget:{key}"
+        self._keys = [f"{prefix}:window", f"{prefix}:blocked", f"{prefix}:foreign"]
+        self._reserve = redis.register_script(_RESERVE)
+        self._answered = redis.register_script(_ANSWERED)
+        self._block = redis.register_script(_BLOCK)
+        self._observe = redis.register_script(_OBSERVE)
+        self._window_ms = int(interval * 1000)
+
+    def reserve(self) -> tuple[float, str]:
+        """Book the next shared slot: ``(seconds to wait, booking)``."""
+        member = uuid.uuid4().hex
+        wait_ms, _ = self._reserve(
+            keys=self._keys,
+            args=[self.max_requests, self._window_ms, int(self.slack * 1000), member],
+        )
+        return max(0.0, int(wait_ms) / 1000), member
+
+    def answered(self, member: str) -> None:
+        self._answered(keys=self._keys[:1], args=[member])
+
+    def block_for(self, seconds: float) -> None:
+        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000))])
+
+    def observe(self, info: RateLimitInfo | None) -> None:
+        if info is None or info.remaining is None:
+            return
+        spent = (info.max or self.max_requests) - info.remaining
+        window_ms = info.interval_ms or self._window_ms
+        jitter = max(3, self.max_requests // 50)
+        self._observe(keys=[self._keys[0], self._keys[2]], args=[spent, window_ms, jitter])

@@ -1,0 +1,135 @@
+"""Benchmark: N worker processes spending one HubSpot app's rate budget, with and without Redis.
+
+The emulator allows 190 requests per rolling 10 s and answers after 50 ms (HubSpot Professional,
+one app). N processes (1, 2, 4, 8), each an async client with 4 requests in flight and the
+connection's default pacing (190 per 10 s, each believing the whole budget is its own), together
+send a fixed number of batch unsubscribe-all requests of 100 addresses. For each N it prints the
+ratio of the rolling-window ceiling achieved (fastest possible time / measured time, as in
+throughput.py) and the share of requests HubSpot answered 429, first with the shared budget in
+Redis (``rate_limit_redis_conn_id``), then with the header-driven pacing alone.
+
+    .venv/bin/python benchmarks/shared_budget.py            # 1,140 requests per run (~12 minutes)
+    .venv/bin/python benchmarks/shared_budget.py --quick    # 570 requests per run
+
+Needs redis-server (scripts/install-services); it starts its own on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from _common import emulator, machine, requests_seen
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.redis_service import redis_server
+
+LIMIT, INTERVAL, LATENCY_MS, BATCH, IN_FLIGHT = 190, 10.0, 50, 100, 4
+
+
+def ideal_seconds(requests: int) -> float:
+    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
+
+
+def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any) -> None:
+    import redis
+
+    from airflow_provider_hubspot_prefs.client import (
+        AsyncHubSpotPreferencesClient,
+        PrivateAppTokenAuth,
+        RateLimiter,
+    )
+    from airflow_provider_hubspot_prefs.client.shared_budget import RedisBudget
+    from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
+
+    shared = RedisBudget(redis.Redis.from_url(redis_url), "bench", LIMIT, INTERVAL) if redis_url else None
+    limiter = RateLimiter(LIMIT, INTERVAL, shared=shared)
+
+    async def go() -> None:
+        async with AsyncHubSpotPreferencesClient(
+            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
+        ) as client:
+            left = iter(range(requests))
+
+            async def lane() -> None:
+                for n in left:
+                    chunk = [f"{name}.{n:05d}.{i:03d}@example.com" for i in range(BATCH)]
+                    await client.batch_unsubscribe_all(chunk, verbose=True)
+
+            await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
+
+    if os.environ.get("BENCH_NO_OBSERVE") and shared is not None:
+        shared.observe = lambda info: None  # type: ignore[method-assign]
+    ready.wait()  # every process has imported and built its client: start together
+    asyncio.run(go())
+
+
+def run(workers: int, total: int, redis_url: str | None) -> tuple[float, Counter[int]]:
+    emu_args = [
+        "--latency-ms",
+        str(LATENCY_MS),
+        "--rate-limit",
+        str(LIMIT),
+        "--rate-interval-ms",
+        str(int(INTERVAL * 1000)),
+        "--no-state",
+    ]
+    with emulator(*emu_args) as url:
+        if redis_url:
+            import redis
+
+            redis.Redis.from_url(redis_url).flushdb()
+        share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+        context = multiprocessing.get_context("spawn")
+        ready = context.Barrier(workers + 1)
+        processes = [
+            context.Process(target=worker, args=(url, redis_url, f"w{i}", share[i], ready))
+            for i in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        ready.wait()
+        start_at = time.time()
+        for process in processes:
+            process.join()
+        seen = requests_seen(url)
+    writes = [r for r in seen if r["path"].endswith("batch/unsubscribe-all")]
+    ok = [r for r in writes if r["status"] == 200]
+    elapsed = max(r["time"] for r in ok) - start_at + LATENCY_MS / 1000
+    return elapsed, Counter(r["status"] for r in writes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="570 requests per run instead of 1,140")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8])
+    args = parser.parse_args()
+    total = 570 if args.quick else 1140
+    print(
+        f"machine: {machine()}; {total} requests of {BATCH} addresses per run; budget {LIMIT}/{INTERVAL:g} s"
+    )
+    with tempfile.TemporaryDirectory() as folder, redis_server(Path(folder)) as redis_url:
+        for label, url in (("shared budget (Redis)", redis_url), ("defaults (headers only)", None)):
+            for n in args.workers:
+                elapsed, statuses = run(n, total, url)
+                answered = sum(statuses.values())
+                ratio = ideal_seconds(total) / elapsed
+                print(
+                    f"{label:24s} N={n}: RATIO {ratio:.3f} of the ceiling ({elapsed:.1f} s, ideal "
+                    f"{ideal_seconds(total):.1f} s); 429s {statuses[429]} of {answered} = "
+                    f"{statuses[429] / answered:.2%}"
+                )
+
+
+if __name__ == "__main__":
+    main()
