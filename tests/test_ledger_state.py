@@ -270,3 +270,12 @@ def test_ledger_on_object_storage_carries_the_checkpoint_to_another_worker(emula
     assert summary["outcomes"] == {"unsubscribed": 1_000}
     assert writes(emulator) - sent_before == 10 - done // 100  # only what had no answer
     check_truth(emulator, ledger_rows(tmp_path / "bucket" / "ledgers" / "ledger.csv"), people)
+
+
+def test_a_damaged_checkpoint_fails_clearly_and_touches_nothing(emulator, tmp_path):
+    source = write_input(tmp_path / "in.txt", addresses("damaged", 10))
+    ledger = tmp_path / "ledger.csv"
+    (tmp_path / "ledger.csv.checkpoint.json").write_text('{"owner": "abc", "tr')
+    with pytest.raises(AirflowFailException, match="is not a readable checkpoint"):
+        operator(source, ledger).execute(context("manual__damaged", 1))
+    assert not ledger.exists() and not emulator.backend.changes

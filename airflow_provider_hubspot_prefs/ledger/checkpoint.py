@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 
 
-class LedgerOwnedElsewhereError(ValueError):
+class CheckpointError(ValueError):
+    """The checkpoint next to the ledger cannot be used by this task run: retrying will not help."""
+
+
+class LedgerOwnedElsewhereError(CheckpointError):
     """The ledger path already holds the state of another task instance: it is not this run's."""
 
 
@@ -113,9 +117,15 @@ class BatchState:
                 state = json.load(handle)
         except FileNotFoundError:
             return None
-        if state.get("owner") != self.identity.key:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(
+                f"{self.checkpoint_path} is not a readable checkpoint ({exc}); it was damaged or written by "
+                "something else. Move it and the ledger aside to start this task over."
+            ) from None
+        if not isinstance(state, dict) or state.get("owner") != self.identity.key:
+            owner = state.get("task") if isinstance(state, dict) else "unknown"
             raise LedgerOwnedElsewhereError(
-                f"{self.ledger} already holds the ledger of another task run ({state.get('task')}); "
+                f"{self.ledger} already holds the ledger of another task run ({owner}); "
                 f"give {self.identity.describe()} a ledger_path of its own"
             )
         return dict(state)
@@ -261,7 +271,7 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
             return "no checkpoint was written (nothing was sent); ledger untouched"
         state._state = loaded
         rows = state.write_ledger()
-    except (StaleTryError, LedgerOwnedElsewhereError) as exc:
+    except (StaleTryError, CheckpointError) as exc:
         return f"ledger untouched: {exc}"
     finally:
         state.close()

@@ -84,7 +84,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from .._io import default_ledger_path, task_identity
         from ..client.batching import BatchAborted
         from ..ledger import Outcome, UnreadableInputError
-        from ..ledger.checkpoint import BatchState, LedgerOwnedElsewhereError
+        from ..ledger.checkpoint import BatchState, CheckpointError
         from ..ledger.store import StaleTryError
 
         if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
@@ -102,7 +102,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self._kill_target = (identity, ledger, state.work_dir)
         try:
             store = state.open(lambda: self.records(context))
-        except (UnreadableInputError, LedgerOwnedElsewhereError) as exc:
+        except (UnreadableInputError, CheckpointError) as exc:
             state.close()
             raise AirflowFailException(str(exc)) from exc
         except StaleTryError as exc:
