@@ -113,13 +113,16 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="570 requests per run instead of 1,140")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8])
+    parser.add_argument("--mode", choices=["both", "shared", "headers"], default="both")
     args = parser.parse_args()
     total = 570 if args.quick else 1140
     print(
         f"machine: {machine()}; {total} requests of {BATCH} addresses per run; budget {LIMIT}/{INTERVAL:g} s"
     )
     with tempfile.TemporaryDirectory() as folder, redis_server(Path(folder)) as redis_url:
-        for label, url in (("shared budget (Redis)", redis_url), ("defaults (headers only)", None)):
+        modes = [("shared budget (Redis)", redis_url), ("defaults (headers only)", None)]
+        modes = [m for m in modes if args.mode == "both" or (args.mode == "shared") == (m[1] is not None)]
+        for label, url in modes:
             for n in args.workers:
                 elapsed, statuses = run(n, total, url)
                 answered = sum(statuses.values())
