@@ -8,8 +8,9 @@ ratio of the rolling-window ceiling achieved (fastest possible time / measured t
 throughput.py) and the share of requests HubSpot answered 429, first with the shared budget in
 Redis (``rate_limit_redis_conn_id``), then with the header-driven pacing alone.
 
-    .venv/bin/python benchmarks/shared_budget.py            # 1,140 requests per run (~12 minutes)
+    .venv/bin/python benchmarks/shared_budget.py            # 1,140 requests per run (~9 minutes)
     .venv/bin/python benchmarks/shared_budget.py --quick    # 570 requests per run
+    .venv/bin/python benchmarks/shared_budget.py --mode headers --workers 4   # one line
 
 Needs redis-server (scripts/install-services); it starts its own on a free port.
 """

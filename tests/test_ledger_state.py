@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -279,3 +280,14 @@ def test_a_damaged_checkpoint_fails_clearly_and_touches_nothing(emulator, tmp_pa
     with pytest.raises(AirflowFailException, match="is not a readable checkpoint"):
         operator(source, ledger).execute(context("manual__damaged", 1))
     assert not ledger.exists() and not emulator.backend.changes
+
+
+def test_an_unreadable_input_leaves_no_work_store(emulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "work"))
+    source = tmp_path / "in.txt"
+    source.write_bytes(b"ok@example.com\nnext@example.com\n")  # UTF-8, read as UTF-16 without a BOM
+    with pytest.raises(
+        AirflowFailException, match=re.escape("in.txt: not utf-16 (UTF-16 stream does not start")
+    ):
+        operator(source, tmp_path / "ledger.csv", encoding="utf-16").execute(context("manual__unreadable", 1))
+    assert not list((tmp_path / "work").glob("*.sqlite*"))

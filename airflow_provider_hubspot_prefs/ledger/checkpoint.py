@@ -179,13 +179,17 @@ class BatchState:
             if local is not None:
                 local.remove()
             store = WorkStore(self.work_path)
-            store.ingest(records())
-            if state is not None:
-                self.resumed = "checkpoint"
-                if state.get("ledger"):
-                    store.restore(read_rows(self.ledger), self.checkpoint_path)
-                for first, last, since in state.get("windows", []):
-                    store.mark_sent_window(int(first), int(last), float(since))
+            try:
+                store.ingest(records())
+                if state is not None:
+                    self.resumed = "checkpoint"
+                    if state.get("ledger"):
+                        store.restore(read_rows(self.ledger), self.checkpoint_path)
+                    for first, last, since in state.get("windows", []):
+                        store.mark_sent_window(int(first), int(last), float(since))
+            except BaseException:
+                store.remove()  # half-built from an input that could not be read: nothing to keep
+                raise
         store.reopen_retried()
         store.claim(self.identity.try_number)
         self.store = store

@@ -96,8 +96,9 @@ def open_input(location: Any, encoding: str | None = None) -> Iterator[IO[str]]:
         raise UnreadableInputError(location, "no such file") from None
     except PermissionError:
         raise UnreadableInputError(location, "permission denied") from None
-    except UnicodeDecodeError as exc:
-        raise UnreadableInputError(location, f"not {exc.encoding} ({exc.reason})") from None
+    except UnicodeError as exc:  # a codec that cannot go on (UTF-16 without a BOM, a strict codec's bad byte)
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise UnreadableInputError(location, f"not {encoding or 'UTF-8'} ({reason})") from None
 
 
 def shown(value: str) -> str:
