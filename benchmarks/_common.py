@@ -20,6 +20,22 @@ from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.emulator.server import free_port
 
 WORK = Path(os.environ.get("BENCH_WORK", "/tmp/hubspot_prefs_bench"))
+# HubSpot Professional's private-app budget, answered after 50 ms: the emulator of the rate benchmarks.
+LIMIT, INTERVAL, LATENCY_MS = 190, 10.0, 50
+RATE_LIMITED_EMULATOR = (
+    "--latency-ms",
+    str(LATENCY_MS),
+    "--rate-limit",
+    str(LIMIT),
+    "--rate-interval-ms",
+    str(int(INTERVAL * 1000)),
+    "--no-state",
+)
+
+
+def ideal_seconds(requests: int) -> float:
+    """Fastest possible time for ``requests`` under a rolling window: full windows, then latency."""
+    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
 
 
 @contextmanager

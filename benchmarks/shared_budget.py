@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -28,16 +27,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import emulator, machine, requests_seen
+from _common import (
+    INTERVAL,
+    LATENCY_MS,
+    LIMIT,
+    RATE_LIMITED_EMULATOR,
+    emulator,
+    ideal_seconds,
+    machine,
+    requests_seen,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.redis_service import redis_server
 
-LIMIT, INTERVAL, LATENCY_MS, BATCH, IN_FLIGHT = 190, 10.0, 50, 100, 4
-
-
-def ideal_seconds(requests: int) -> float:
-    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
+BATCH, IN_FLIGHT = 100, 4
 
 
 def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any) -> None:
@@ -67,23 +71,12 @@ def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any
 
             await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
 
-    if os.environ.get("BENCH_NO_OBSERVE") and shared is not None:
-        shared.observe = lambda info: None  # type: ignore[method-assign]
     ready.wait()  # every process has imported and built its client: start together
     asyncio.run(go())
 
 
 def run(workers: int, total: int, redis_url: str | None) -> tuple[float, Counter[int]]:
-    emu_args = [
-        "--latency-ms",
-        str(LATENCY_MS),
-        "--rate-limit",
-        str(LIMIT),
-        "--rate-interval-ms",
-        str(int(INTERVAL * 1000)),
-        "--no-state",
-    ]
-    with emulator(*emu_args) as url:
+    with emulator(*RATE_LIMITED_EMULATOR) as url:
         if redis_url:
             import redis
 

@@ -17,14 +17,21 @@ import asyncio
 import time
 from collections import Counter
 
-from _common import WORK, emulator, machine, requests_seen, task_context, use_connection, write_addresses
+from _common import (
+    INTERVAL,
+    LIMIT,
+    RATE_LIMITED_EMULATOR,
+    WORK,
+    emulator,
+    ideal_seconds,
+    machine,
+    requests_seen,
+    task_context,
+    use_connection,
+    write_addresses,
+)
 
-LIMIT, INTERVAL, LATENCY_MS, BATCH = 190, 10.0, 50, 100
-
-
-def ideal_seconds(requests: int) -> float:
-    """Fastest possible time for ``requests`` under a rolling window: full windows, then latency."""
-    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
+BATCH = 100
 
 
 def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter]:
@@ -70,15 +77,7 @@ def main() -> None:
     parser.add_argument("--addresses", type=int)
     args = parser.parse_args()
     addresses = args.addresses or (60_000 if args.quick else 1_000_000)
-    emu_args = [
-        "--latency-ms",
-        str(LATENCY_MS),
-        "--rate-limit",
-        str(LIMIT),
-        "--rate-interval-ms",
-        str(int(INTERVAL * 1000)),
-        "--no-state",
-    ]
+    emu_args = RATE_LIMITED_EMULATOR
 
     with emulator(*emu_args) as url:
         elapsed, summary, statuses = run_operator(url, addresses)
