@@ -25,18 +25,9 @@ def storage_path(location: Any) -> Any:
 
 
 @contextmanager
-def open_text(location: Any, mode: str = "r") -> Iterator[IO[str]]:
-    """A UTF-8 text stream; local files written here are created 0600 (folders 0700)."""
-    from .ledger.store import private_umask
-
-    path = storage_path(location)
-    if "w" in mode and isinstance(path, Path):
-        with private_umask():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = path.open(mode, encoding="utf-8", newline="")
-    else:
-        handle = path.open(mode, encoding="utf-8", newline="")
-    with handle:
+def open_text(location: Any) -> Iterator[IO[str]]:
+    """Read a UTF-8 text file (files are written by ``ledger.files.write_atomically``, privately)."""
+    with storage_path(location).open("r", encoding="utf-8", newline="") as handle:
         yield handle
 
 

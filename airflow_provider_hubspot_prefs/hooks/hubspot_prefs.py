@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from airflow.sdk import BaseHook
@@ -26,6 +27,9 @@ from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimit
 from ..client.shared_budget import RedisBudget
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
+
+if TYPE_CHECKING:
+    from ..client.verification import Expectation
 
 EXTRA_PREFIX = "extra__hubspot_prefs__"
 OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
@@ -279,6 +283,22 @@ class HubSpotPreferencesHook(BaseHook):
         return AsyncHubSpotPreferencesClient(
             settings.auth(self.redact_emails), **self._client_options(settings)
         )
+
+    def confirm_ledger(
+        self, ledger: str, expectation: Expectation, *, business_unit_id: int | None = None
+    ) -> dict[str, int]:
+        """Bring a batch ledger's ``submitted`` rows to what HubSpot now reports (see
+        ``client.verification.confirm_ledger``); returns how many rows took each outcome."""
+        from ..client.verification import confirm_ledger
+
+        async def confirm() -> dict[str, int]:
+            client = await self.get_async_conn()
+            try:
+                return await confirm_ledger(client, ledger, expectation, business_unit_id=business_unit_id)
+            finally:
+                await client.aclose()
+
+        return asyncio.run(confirm())
 
     def close(self) -> None:
         if "_client" in self.__dict__:

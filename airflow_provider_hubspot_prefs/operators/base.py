@@ -102,20 +102,13 @@ class HubSpotBaseOperator(BaseOperator):
         self, ledger: str, subscription_id: int | None = None, status_state: str | None = None
     ) -> None:
         """Bring the ledger's ``submitted`` rows to what HubSpot now reports, attributed truthfully."""
-        from ..client.verification import Expectation, confirm_ledger
+        from ..client.verification import Expectation
 
         expectation = Expectation.build(subscription_id, status_state)
-
-        async def confirm() -> dict[str, int]:
-            client = await self.hook.get_async_conn()
-            try:
-                return await confirm_ledger(
-                    client, ledger, expectation, business_unit_id=self.resolved_business_unit()
-                )
-            finally:
-                await client.aclose()
-
-        self.log.info("Ledger %s confirmed: %s", ledger, asyncio.run(confirm()))
+        confirmed = self.hook.confirm_ledger(
+            ledger, expectation, business_unit_id=self.resolved_business_unit()
+        )
+        self.log.info("Ledger %s confirmed: %s", ledger, confirmed)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the wait: the task's summary comes back in ``event["carry"]``."""

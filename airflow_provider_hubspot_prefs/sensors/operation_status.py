@@ -185,19 +185,13 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
     def _confirm_ledger(self) -> None:
         if not self.ledger_path:
             return
-        from ..client.verification import Expectation, confirm_ledger
+        from ..client.verification import Expectation
 
-        async def confirm() -> dict[str, int]:
-            client = await self.hook.get_async_conn()
-            try:
-                expectation = Expectation.build(self.subscription_id, self.status_state)
-                return await confirm_ledger(
-                    client, str(self.ledger_path), expectation, business_unit_id=self._business_unit()
-                )
-            finally:
-                await client.aclose()
-
-        self.log.info("Ledger %s confirmed: %s", self.ledger_path, asyncio.run(confirm()))
+        expectation = Expectation.build(self.subscription_id, self.status_state)
+        confirmed = self.hook.confirm_ledger(
+            str(self.ledger_path), expectation, business_unit_id=self._business_unit()
+        )
+        self.log.info("Ledger %s confirmed: %s", self.ledger_path, confirmed)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from ..triggers.operation_status import raise_for_event
