@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .files import read_rows, write_atomically
 from .inputs import InputRecord
@@ -202,7 +202,6 @@ class BatchState:
             "ledger": None,
             **(state or {}),
             "try_number": self.identity.try_number,
-            "complete": False,
         }
         self._save()
         return store
@@ -238,18 +237,13 @@ class BatchState:
         if written.get("complete") and not complete:
             log.debug("Ledger checkpoint skipped: %s is complete and this state is not yet", self.ledger)
             return 0
-
-        def export(out: IO[str]) -> int:
-            return store.export(out)
-
-        rows = write_atomically(self.ledger, export)
+        rows = write_atomically(self.ledger, store.export)
         self._save(ledger={"rows": rows, "complete": complete})
         return rows
 
     def finish(self) -> int:
-        """Write the final ledger, mark the checkpoint complete and remove the work store."""
+        """Write the final ledger and remove the work store."""
         rows = self.write_ledger()
-        self._save(complete=True)
         self.close(remove=True)
         return rows
 
