@@ -32,9 +32,13 @@ def open_text(location: Any) -> Iterator[IO[str]]:
 
 
 def read_addresses(location: Any) -> list[str]:
-    """One address per line (blank lines skipped)."""
-    with open_text(location) as handle:
-        return [line.strip() for line in handle if line.strip()]
+    """One address per line, read as the batch operators read their input (``ledger.inputs``: BOM,
+    encodings, invisible characters); blank lines skipped. A line that is no address is kept as its
+    text, so that a wait names it instead of passing over it."""
+    from .ledger.inputs import open_input, records_from_text
+
+    with open_input(location) as stream:
+        return [r.address or r.text for r in records_from_text(stream) if r.problem != "empty line"]
 
 
 def safe_segment(value: object) -> str:

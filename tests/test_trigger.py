@@ -69,6 +69,14 @@ def test_reads_addresses_from_a_file(make_client, hubspot_connection, tmp_path):
     assert first_event(make(subscribers_path=str(path))).payload["status"] == "success"
 
 
+def test_reads_a_spreadsheet_style_file_as_the_batch_operators_do(make_client, hubspot_connection, tmp_path):
+    make_client().unsubscribe_all(KNOWN)
+    path = tmp_path / "pending.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + KNOWN.upper().encode() + b"\r\n\r\n")  # BOM, CRLF, blank line
+    trigger = make(subscribers_path=str(path), end_time=time.time() + 3)
+    assert first_event(trigger).payload["status"] == "success"
+
+
 def test_canceled_event(make_client, emulator, hubspot_connection):
     emulator.control("PATCH", "config", json={"cancel_next_writes": 1})
     make_client().unsubscribe_all(KNOWN)
