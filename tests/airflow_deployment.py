@@ -1,8 +1,11 @@
 """A real Airflow 3 deployment on loopback for end-to-end tests.
 
-api-server, scheduler, dag-processor and triggerer run as separate processes with the
-LocalExecutor and SQLite in a throwaway AIRFLOW_HOME. Each process leads its own process group,
-and ``stop`` ends every group by the PID it started (SIGTERM, then SIGKILL), also after a failure.
+api-server, scheduler, dag-processor and triggerer run as separate processes in a throwaway
+AIRFLOW_HOME: by default with the LocalExecutor and SQLite; given a database URL and Celery
+``machines``, with the CeleryExecutor, that database and one ``airflow celery worker`` per machine
+(each with its own hostname and temp dir, standing in for separate machines). Each process leads
+its own process group, and ``stop`` ends every group by the PID it started (SIGTERM, then
+SIGKILL), also after a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,41 @@ import httpx
 
 from airflow_provider_hubspot_prefs.emulator.server import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 FINISHED = {"success", "failed"}
 
 
-class AirflowDeployment:
-    """Airflow's components as subprocesses; ``api`` calls the REST API (auth disabled: all admins)."""
+@dataclass
+class CeleryMachines:
+    """Celery workers for a deployment: the broker, and each worker's name and temp dir."""
 
-    def __init__(self, home: Path, dags_folder: str) -> None:
+    broker_url: str
+    temp_dirs: dict[str, Path]
+    concurrency: int = 2
+
+
+class AirflowDeployment:
+    """Airflow's components as subprocesses; ``api`` calls the REST API (auth disabled: all admins).
+
+    :param database_url: SQLAlchemy URL of the metadata database (default: SQLite in ``home``).
+    :param celery: run the CeleryExecutor with these workers (``database_url`` required).
+    :param extra_env: more environment for every component (configuration, DAG settings).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: str,
+        *,
+        database_url: str | None = None,
+        celery: CeleryMachines | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        if celery is not None and database_url is None:
+            raise ValueError("the CeleryExecutor needs a database server (database_url)")
         self.home = home
+        self.celery = celery
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -65,10 +95,27 @@ class AirflowDeployment:
                 # Where batch tasks keep their work stores: the tests remove it to stand for a retry
                 # that runs on another machine.
                 "HUBSPOT_PREFS_WORK_DIR": str(home / "work-stores"),
+                # Marks every process of this deployment: task processes lead process groups of
+                # their own, so ``stop`` also finds them by this.
+                "E2E_DEPLOYMENT": str(home),
             }
         )
-        self.env = env
+        if database_url is not None:
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = database_url
+        if celery is not None:
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": celery.broker_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database_url}",
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(celery.concurrency),
+                }
+            )
+            # A task's work store goes to its worker's own temp dir, as on separate machines.
+            del env["HUBSPOT_PREFS_WORK_DIR"]
+        self.env = {**env, **(extra_env or {})}
         self.http = httpx.Client(base_url=f"{self.url}/api/v2", timeout=30)
+        self._below: set[int] = set()  # processes below the components when ``stop`` began
         self.seen_states: dict[tuple[str, str, str], list[str]] = defaultdict(list)
         self._previous_sigterm: Any = None
 
@@ -82,17 +129,43 @@ class AirflowDeployment:
         self.cli("db", "migrate")
         for name in COMPONENTS:
             self._start_component(name)
+        for machine in self.celery.temp_dirs if self.celery else ():
+            self._start_component(f"worker-{machine}")
         self.wait_healthy(timeout)
         return self
 
     def _start_component(self, name: str) -> None:
-        args = [self.airflow, name]
+        args, env = [self.airflow, name], self.env
         if name == "api-server":
             args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        if name.startswith("worker-"):
+            args, env = self._worker(name.removeprefix("worker-"))
         log = open(self.home / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
         self.processes[name] = subprocess.Popen(
-            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    def _worker(self, machine: str) -> tuple[list[str], dict[str, str]]:
+        """A Celery worker standing for machine ``machine``: its own hostname and temp dir."""
+        assert self.celery is not None
+        temp = self.celery.temp_dirs[machine]
+        temp.mkdir(parents=True, exist_ok=True)
+        env = {
+            **self.env,
+            "TMPDIR": str(temp),
+            "E2E_MACHINE": machine,
+            # Task instances record the machine's name as their hostname.
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e_machine.hostname",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")])),
+        }
+        args = [self.airflow, "celery", "worker", "--celery-hostname", f"{machine}@%h"]
+        # Both workers write task logs into this home; none serves them (they would share a port).
+        args += ["--skip-serve-logs", "--concurrency", str(self.celery.concurrency)]
+        return args, env
+
+    def worker_ready(self, machine: str) -> bool:
+        output = self.home / f"worker-{machine}.out"
+        return output.exists() and " ready." in output.read_text(errors="replace")
 
     def kill_and_restart(self, name: str, down_for: float) -> None:
         """SIGKILL one component's own process (its children live on, as after a crash), then start a
@@ -104,8 +177,23 @@ class AirflowDeployment:
         time.sleep(down_for)
         self._start_component(name)
 
+    def lose_machine(self, machine: str) -> list[int]:
+        """SIGKILL every process of Celery machine ``machine`` at once: its worker, the worker's pool
+        and every task process (which lead process groups of their own), as when a machine is lost.
+        Returns the PIDs killed."""
+        worker = self.processes.pop(f"worker-{machine}")
+        pids = [worker.pid, *_descendants(worker.pid)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        worker.wait(10)
+        self.crashed.append(worker)
+        return pids
+
     def stop(self) -> None:
-        """End every component's process group, by the PID this deployment started."""
+        """End every component's process group, by the PID this deployment started, and then any
+        process left of this deployment (task processes lead process groups of their own)."""
+        self._below = {pid for p in self.processes.values() for pid in _descendants(p.pid)}
         for process in self.crashed:  # what a crashed component's children still run
             _signal_group(process.pid, signal.SIGKILL)
         for process in self.processes.values():
@@ -117,9 +205,18 @@ class AirflowDeployment:
         for process in self.processes.values():
             _signal_group(process.pid, signal.SIGKILL)  # whatever a group still holds
             process.wait(timeout=10)
+        for pid in self.leftovers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.http.close()
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
+
+    def leftovers(self) -> list[int]:
+        """PIDs of this deployment's processes still running (none after ``stop``): those carrying
+        its mark, and those found below its components when ``stop`` began."""
+        candidates = set(_processes_with(f"E2E_DEPLOYMENT={self.home}")) | self._below
+        return sorted(pid for pid in candidates if _running(pid))
 
     def alive(self) -> dict[str, bool]:
         return {name: process.poll() is None for name, process in self.processes.items()}
@@ -144,7 +241,7 @@ class AirflowDeployment:
                 if all(
                     (last.get(part) or {}).get("status") == "healthy"
                     for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-                ):
+                ) and all(self.worker_ready(m) for m in (self.celery.temp_dirs if self.celery else ())):
                     return
             except (httpx.TransportError, ValueError):
                 pass
@@ -201,9 +298,11 @@ class AirflowDeployment:
             f"{dag_id} {run_id} did not finish in {timeout:.0f} s: {self.poll_run(dag_id, run_id)}"
         )
 
-    def task_logs(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
+    def task_logs(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str]:
         """Every log file of a task in this run (tries and trigger logs), by file name."""
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder /= f"map_index={map_index}"
         return {
             path.name: path.read_text(errors="replace")
             for path in sorted(folder.rglob("*"))
@@ -218,6 +317,39 @@ class AirflowDeployment:
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs of the processes whose environment holds ``marker`` (``NAME=value``)."""
+    wanted, found = marker.encode() + b"\0", []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if wanted in environ.read_bytes():
+                found.append(int(environ.parent.name))
+    return [pid for pid in found if pid != os.getpid()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _descendants(pid: int) -> list[int]:
+    """PIDs of every process below ``pid`` in the process tree."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+            children[int(stat.read_text().rsplit(")", 1)[1].split()[1])].append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -74,7 +74,7 @@ def airflow(hubspot, tmp_path_factory) -> Any:
         yield deployment
     finally:
         deployment.stop()
-        assert not any(deployment.alive().values())
+        assert not any(deployment.alive().values()) and not deployment.leftovers()
 
 
 @pytest.fixture(scope="module")
