@@ -62,6 +62,8 @@ def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any
         async with AsyncHubSpotPreferencesClient(
             PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
         ) as client:
+            # Every process has imported and built its client: start together.
+            await asyncio.to_thread(ready.wait)
             left = iter(range(requests))
 
             async def lane() -> None:
@@ -71,11 +73,12 @@ def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any
 
             await asyncio.gather(*(lane() for _ in range(IN_FLIGHT)))
 
-    ready.wait()  # every process has imported and built its client: start together
     asyncio.run(go())
 
 
-def run(workers: int, total: int, redis_url: str | None) -> tuple[float, Counter[int]]:
+def run(
+    workers: int, total: int, redis_url: str | None, trace: Path | None = None
+) -> tuple[float, Counter[int]]:
     with emulator(*RATE_LIMITED_EMULATOR) as url:
         if redis_url:
             import redis
@@ -94,8 +97,12 @@ def run(workers: int, total: int, redis_url: str | None) -> tuple[float, Counter
         start_at = time.time()
         for process in processes:
             process.join()
+        if any(process.exitcode for process in processes):
+            raise RuntimeError(f"a worker failed: exit codes {[p.exitcode for p in processes]}")
         seen = requests_seen(url)
     writes = [r for r in seen if r["path"].endswith("batch/unsubscribe-all")]
+    if trace is not None:  # every write's arrival time (from the start) and status, for a timeline
+        trace.write_text("".join(f"{r['time'] - start_at:.3f} {r['status']}\n" for r in writes))
     ok = [r for r in writes if r["status"] == 200]
     elapsed = max(r["time"] for r in ok) - start_at + LATENCY_MS / 1000
     return elapsed, Counter(r["status"] for r in writes)
@@ -108,6 +115,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="570 requests per run instead of 1,140")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--mode", choices=["both", "shared", "headers"], default="both")
+    parser.add_argument("--trace", type=Path, help="folder for each run's request timeline")
     args = parser.parse_args()
     total = 570 if args.quick else 1140
     print(
@@ -118,7 +126,8 @@ def main() -> None:
         modes = [m for m in modes if args.mode == "both" or (args.mode == "shared") == (m[1] is not None)]
         for label, url in modes:
             for n in args.workers:
-                elapsed, statuses = run(n, total, url)
+                trace = args.trace / f"{'shared' if url else 'headers'}-{n}.txt" if args.trace else None
+                elapsed, statuses = run(n, total, url, trace)
                 answered = sum(statuses.values())
                 ratio = ideal_seconds(total) / elapsed
                 print(
