@@ -40,22 +40,69 @@ def test_sliding_window_spaces_requests_to_the_budget():
     assert limiter.reserve() == 6.0  # the 5th can go when the 2nd leaves (t+10)
 
 
-def test_share_shrinks_when_headers_show_other_clients():
+def test_share_follows_what_headers_show_of_other_clients():
     clock = FakeClock()
     limiter = RateLimiter(100, 10.0, slack=0, clock=clock)
-    limiter.reserve()
+    _, ticket = limiter.reserve_slot()
     clock.now += 0.1
-    # HubSpot counts 41 requests in its window, one of them ours: 40 came from someone else.
-    limiter.observe(RateLimitInfo(max=100, remaining=59, interval_ms=10_000))
+    # HubSpot counted 41 requests in its window with ours: 40 came from someone else.
+    limiter.answered(ticket, RateLimitInfo(max=100, remaining=59, interval_ms=10_000))
     assert limiter.allowed == 60
-    # The others went quiet and the app's budget is smaller than configured: HubSpot's word wins.
-    limiter.observe(RateLimitInfo(max=50, remaining=49, interval_ms=10_000))
+    # Their requests leaving the window are not room they gave up: for a window, their busiest count holds.
+    clock.now += 5
+    limiter.observe(RateLimitInfo(max=100, remaining=99, interval_ms=10_000))
+    assert limiter.allowed == 60
+    # Half a window more and they are quiet, and the app's budget is smaller than configured:
+    # HubSpot's word wins.
+    clock.now += 10.5
+    limiter.observe(RateLimitInfo(max=50, remaining=50, interval_ms=10_000))
     assert limiter.allowed == 50
-    for _ in range(49):
-        limiter.reserve()
-    assert limiter.reserve() == pytest.approx(
-        9.9
-    )  # the 51st request in the window waits for the 1st to leave
+    assert [limiter.reserve() for _ in range(50)] == [0] * 50
+    # The 51st would wait for the 1st to leave, 10 s from now; as the others may stop sooner, it
+    # books nothing and asks again after a short while...
+    wait, ticket = limiter.reserve_slot()
+    assert not ticket.booked and wait == RateLimiter.RECHECK
+    clock.now += 9.95
+    wait, ticket = limiter.reserve_slot()  # ...until its slot is that close
+    assert ticket.booked and wait == pytest.approx(0.05)
+
+
+def test_growth_stops_at_what_hubspot_says_is_free():
+    clock = FakeClock()
+    limiter = RateLimiter(100, 10.0, slack=0, clock=clock)
+    _, first = limiter.reserve_slot()
+    clock.now += 0.05
+    # Others are filling the same window fast: 19 of theirs when our first request arrived...
+    limiter.answered(first, RateLimitInfo(max=100, remaining=80, interval_ms=10_000))
+    _, second = limiter.reserve_slot()
+    clock.now += 0.05
+    # ...and 38 one round trip later, with 60 left: about 19 more of theirs are on their way now.
+    limiter.answered(second, RateLimitInfo(max=100, remaining=60, interval_ms=10_000))
+    assert limiter.allowed == 62
+    # So this client takes 60 - 19 = 41 more at once, not the 60 its share would allow.
+    assert [limiter.reserve() for _ in range(41)] == [0] * 41
+    wait, ticket = limiter.reserve_slot()
+    assert not ticket.booked and wait == RateLimiter.RECHECK
+
+
+def test_others_leaving_the_window_is_not_room_they_gave_up():
+    """Requests HubSpot counted before ours was sent, and 429s, are told apart from our own."""
+    clock = FakeClock()
+    limiter = RateLimiter(100, 10.0, slack=0, clock=clock)
+    tickets = [limiter.reserve_slot()[1] for _ in range(30)]
+    clock.now += 0.1
+    # The window was full when our 30 arrived: the others hold 70. One of ours was refused.
+    limiter.answered(tickets[0], RateLimitInfo(max=100, remaining=0, interval_ms=10_000), refused=True)
+    for ticket in tickets[1:]:
+        limiter.answered(ticket, RateLimitInfo(max=100, remaining=0, interval_ms=10_000))
+    assert limiter.allowed == 29  # the others hold 71: the refused one was not counted as ours
+    # 10 s on, requests are leaving HubSpot's window faster than they are replaced:
+    clock.now += 10.2
+    limiter.observe(RateLimitInfo(max=100, remaining=60, interval_ms=10_000))
+    assert limiter.allowed == 29  # their busiest count holds for the window in which they refill
+    clock.now += 16
+    limiter.observe(RateLimitInfo(max=100, remaining=100, interval_ms=10_000))
+    assert limiter.allowed == 100  # a window and a half later they are gone: the room is ours
 
 
 def test_429_holds_every_sender_back():
@@ -96,11 +143,16 @@ def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_pa
 
     counts_a, counts_b = asyncio.run(both())
     assert counts_a == {"unsubscribed": 600} and counts_b == {"unsubscribed": 600}
-    statuses = Counter(r["status"] for r in api_requests(emulator))
+    seen = api_requests(emulator)
+    statuses = Counter(r["status"] for r in seen)
     print(f"two clients, one budget: {dict(statuses)}")
     assert statuses[200] == 120  # every chunk landed exactly once
-    assert statuses[429] > 0  # the budget really was contended...
-    assert statuses[429] < statuses[200]  # ...and the clients slowed down instead of hammering it
+    # The budget really was contended: 120 requests at 20 a second take at least 5 s after the first
+    # 20 (each client alone would have sent its 60 at once)...
+    ok = sorted(r["time"] for r in seen if r["status"] == 200)
+    assert ok[-1] - ok[0] >= 5 - 0.5
+    # ...and the clients kept to it from HubSpot's headers instead of hammering it.
+    assert statuses[429] <= 0.05 * statuses[200]
     assert all((p, 0) in emulator.backend.wide for group in people.values() for p in group)
 
 

@@ -405,10 +405,6 @@ class _ClientCore:
             self._check_reachable(call, error)
         if response is not None:
             self._silent_since = None
-            info = RateLimitInfo.from_headers(response.headers)
-            self.rate_limit = info or self.rate_limit
-            if self.limiter is not None:
-                self.limiter.observe(info)
             if response.is_success:
                 return None
         throttled = response is not None and response.status_code == 429
@@ -497,13 +493,21 @@ class _ClientCore:
                 model.mark_uncertain(attempts.uncertain_since)
         return model, None
 
-    def before_send(self) -> tuple[float, float]:
-        """``(seconds to wait, slot)`` so that this request stays within the rate limit."""
-        return self.limiter.reserve_slot() if self.limiter is not None else (0.0, 0.0)
+    def before_send(self) -> tuple[float, Any]:
+        """``(seconds to wait, ticket)`` so that this request stays within the rate limit."""
+        return self.limiter.reserve_slot() if self.limiter is not None else (0.0, None)
 
-    def answered(self, slot: float) -> None:
-        if self.limiter is not None:
-            self.limiter.answered(slot)
+    def sending(self, ticket: Any) -> None:
+        if self.limiter is not None and ticket is not None:
+            self.limiter.sending(ticket)
+
+    def answered(self, ticket: Any, response: httpx.Response | None) -> None:
+        """The request booked with ``ticket`` ended, with ``response`` or without an answer."""
+        info = RateLimitInfo.from_headers(response.headers) if response is not None else None
+        self.rate_limit = info or self.rate_limit
+        if self.limiter is not None and ticket is not None:
+            refused = response is not None and response.status_code == 429
+            self.limiter.answered(ticket, info, refused=refused)
 
     @staticmethod
     def parse(call: PreparedCall, response: httpx.Response) -> Any:
@@ -629,15 +633,19 @@ class HubSpotPreferencesClient:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
             pause, slot = self._core.before_send()
+            while slot is not None and not slot.booked:
+                time.sleep(pause)
+                pause, slot = self._core.before_send()
             if pause > 0:
                 time.sleep(pause)
+            self._core.sending(slot)
             sent_at = time.time()
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
             except httpx.TransportError as exc:
                 error = exc
             finally:
-                self._core.answered(slot)
+                self._core.answered(slot, response)
             model, wait = self._core.conclude(attempts, sent_at, response, error)
             if wait is None:
                 return model
@@ -878,8 +886,12 @@ class AsyncHubSpotPreferencesClient:
             response: httpx.Response | None = None
             error: httpx.TransportError | None = None
             pause, slot = self._core.before_send()
+            while slot is not None and not slot.booked:
+                await asyncio.sleep(pause)
+                pause, slot = self._core.before_send()
             if pause > 0:
                 await asyncio.sleep(pause)
+            self._core.sending(slot)
             sent_at = time.time()
             try:
                 response = await self._http.request(
@@ -888,7 +900,7 @@ class AsyncHubSpotPreferencesClient:
             except httpx.TransportError as exc:
                 error = exc
             finally:
-                self._core.answered(slot)
+                self._core.answered(slot, response)
             model, wait = self._core.conclude(attempts, sent_at, response, error)
             if wait is None:
                 return model

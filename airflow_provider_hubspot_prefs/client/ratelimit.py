@@ -6,8 +6,11 @@ serves threads and coroutines; the caller sleeps for the delay it is given.
 
 Several workers often share one app's budget. With a ``shared`` budget (``shared_budget.RedisBudget``)
 every client books its slot in one window that all of them see. Without one, HubSpot tells each
-client how much is left (``X-HubSpot-RateLimit-Remaining``); what the window holds beyond this
-client's own requests was spent by the others, so the limiter lowers its own share accordingly.
+client how much is left (``X-HubSpot-RateLimit-Remaining``), counted when the request arrived; what
+HubSpot's window held beyond this client's own requests sent by then was spent by the others. The
+client keeps to what the others left it at their busiest in the last window (so their requests
+leaving the window do not read as room they gave up), and grows into free room only as far as
+HubSpot's latest count, less what the others sent in one round trip, says is really free.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import bisect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .policy import RateLimitInfo
@@ -28,6 +33,28 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUESTS = 190
 DEFAULT_INTERVAL = 10.0
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One booked request: its send slot, and its booking in the shared budget (if any)."""
+
+    slot: float
+    booking: str | None = None
+    booked: bool = True  # False: nothing booked; ask again after the wait
+    sent: float | None = None  # when it really went (a busy process sends after its slot)
+
+
+@dataclass(frozen=True)
+class _Count:
+    """HubSpot's count as a response showed it: when we saw it, the others' part, what was left."""
+
+    seen_at: float
+    sent_at: float
+    server_max: int
+    ours: int
+    others: int
+    remaining: int
 
 
 class RateLimiter:
@@ -45,6 +72,18 @@ class RateLimiter:
     :param shared: a budget shared with the app's other clients (Redis); when it fails, this
         client goes on pacing alone and says so in the log.
     """
+
+    # How long HubSpot's latest count may steer growth into free room (later ones replace it).
+    FRESH = 2.0
+    # How long, in windows, the others' busiest count is remembered: longer than the window in
+    # which they replace their requests as these leave it (a shorter memory reads their requests
+    # leaving as room given up, and meets 429s), at the cost of taking over the room of a client
+    # that stopped only this much later.
+    REMEMBER = 1.5
+    # Pacing alone, a slot further off than this is not booked: the caller asks again then, since
+    # room may free sooner (another client stops) and a booked slot would sleep through it.
+    RECHECK = 0.5
+    NOISE = 2
 
     def __init__(
         self,
@@ -65,6 +104,10 @@ class RateLimiter:
         self._clock = clock
         self._lock = threading.Lock()
         self._times: list[float] = []  # when each request in the window counts from, ascending
+        self._sent: list[float] = []  # each request's send slot, ascending: HubSpot's view of ours
+        self._counts: deque[_Count] = deque()  # HubSpot's counts seen in the last window
+        self._latest: _Count | None = None  # the count of the most recently sent answered request
+        self._round_trip = 0.0
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
         self._window = interval  # HubSpot's window, once its headers name one
         self._blocked_until = 0.0
@@ -80,27 +123,53 @@ class RateLimiter:
         """Book the next send slot; return how many seconds to wait before sending."""
         return self.reserve_slot()[0]
 
-    def reserve_slot(self) -> tuple[float, Any]:
-        """Book the next send slot: ``(seconds to wait, ticket)``; give the ticket back to ``answered``."""
+    def reserve_slot(self) -> tuple[float, _Ticket]:
+        """Book the next send slot: ``(seconds to wait, ticket)``; give the ticket back to ``answered``.
+
+        A ticket that is not ``booked`` books nothing: wait, then ask again."""
         shared_wait, booking = 0.0, None
         if self.shared is not None:
             shared_wait, booking = self._shared_call(self.shared.reserve) or (0.0, None)
         with self._lock:
             now = self._clock()
             horizon = max(self.interval, self._window) + self.slack
-            expired = bisect.bisect_right(self._times, now - horizon)
-            del self._times[:expired]
-            slot = max(now + shared_wait, self._blocked_until)
-            limits = [(self.max_requests, self.interval)]
+            del self._times[: bisect.bisect_right(self._times, now - horizon)]
+            del self._sent[: bisect.bisect_right(self._sent, now - 2 * horizon)]
+            slot = max(
+                now + shared_wait, self._blocked_until, self._free_at(self.max_requests, self.interval)
+            )
             if booking is None:  # pacing alone: keep to this client's share of what HubSpot says is left
-                limits.append((self._allowed, self._window))
-            for limit, window in limits:
-                limit = max(1, limit - self.headroom)
-                if len(self._times) >= limit:
-                    # Free once the request `limit` places back has left the window.
-                    slot = max(slot, self._times[-limit] + window + self.slack)
+                by_share = self._free_at(self._share(now), self._window)
+                if by_share - max(now, slot) > self.RECHECK:
+                    # Set by the others' use, which may end sooner (a client stops): book nothing
+                    # yet, ask again in a while.
+                    return self.RECHECK, _Ticket(by_share, booked=False)
+                slot = max(slot, by_share)
             bisect.insort(self._times, slot)
-            return slot - now, slot if booking is None else (slot, booking)
+            bisect.insort(self._sent, slot)
+            return slot - now, _Ticket(slot, booking)
+
+    def _free_at(self, limit: int, window: float) -> float:
+        """When this client may hold one more request under ``limit`` per ``window``: once the
+        request ``limit`` places back has left the window."""
+        limit = max(1, limit - self.headroom)
+        return self._times[-limit] + window + self.slack if len(self._times) >= limit else float("-inf")
+
+    def _share(self, now: float) -> int:
+        """How many requests this client may hold in HubSpot's window now, pacing alone."""
+        return min(self._allowed, self._free_room(now))
+
+    def _free_room(self, now: float) -> int:
+        """How many requests this client may hold in the window, by HubSpot's latest count: those it
+        holds, plus what was left then, less its own sent since and what the others send meanwhile."""
+        latest = self._latest
+        if latest is None or now - latest.seen_at > self.FRESH:
+            return self.max_requests
+        ours_since = len(self._sent) - bisect.bisect_right(self._sent, latest.sent_at)
+        # The others' requests sent in one round trip before that count: as many are on their way now.
+        earlier = [c.others for c in self._counts if latest.seen_at - self._round_trip <= c.seen_at]
+        on_their_way = max(0, latest.others - min(earlier, default=latest.others))
+        return len(self._times) + max(0, latest.remaining - ours_since - on_their_way)
 
     def _shared_call(self, call: Callable[..., Any], *args: Any) -> Any:
         """``call(*args)`` on the shared budget, or None when it cannot be reached (said once a minute)."""
@@ -114,33 +183,70 @@ class RateLimiter:
             self._shared_failed_at = now
             return None
 
-    def answered(self, ticket: Any) -> None:
-        """The request booked with ``ticket`` was answered: from now on it counts from this moment."""
-        slot = ticket
-        if isinstance(ticket, tuple):
-            slot, booking = ticket
-            if self.shared is not None:
-                self._shared_call(self.shared.answered, booking)
+    def sending(self, ticket: _Ticket) -> None:
+        """The request booked with ``ticket`` goes now: HubSpot orders ours by when they really went."""
         with self._lock:
-            index = bisect.bisect_left(self._times, slot)
-            if index < len(self._times) and self._times[index] == slot:
-                del self._times[index]
-                bisect.insort(self._times, max(slot, self._clock()))
+            now = self._clock()
+            sent = ticket.sent if ticket.sent is not None else ticket.slot
+            index = bisect.bisect_left(self._sent, sent)
+            if index < len(self._sent) and self._sent[index] == sent:
+                del self._sent[index]
+            bisect.insort(self._sent, now)
+            ticket.sent = now
 
-    def observe(self, info: RateLimitInfo | None) -> None:
-        """Adjust this client's share from HubSpot's headers on a response."""
+    def answered(self, ticket: _Ticket, info: RateLimitInfo | None = None, *, refused: bool = False) -> None:
+        """The request booked with ``ticket`` was answered (with HubSpot's ``info`` headers, if any):
+        learn from HubSpot's count, and from now on count the request from this moment.
+
+        ``refused``: HubSpot answered 429. Whether it counted such a request is not documented, so
+        the request still holds its place in this client's window, but it is no longer taken for
+        one of ours in HubSpot's counts (which would make the others' part look smaller)."""
+        sent = ticket.sent if ticket.sent is not None else ticket.slot
+        if refused:
+            with self._lock:
+                index = bisect.bisect_left(self._sent, sent)
+                if index < len(self._sent) and self._sent[index] == sent:
+                    del self._sent[index]
+        self.observe(info, sent_at=sent)
+        if self.shared is not None and ticket.booking is not None:
+            self._shared_call(self.shared.answered, ticket.booking)
+        with self._lock:
+            now = self._clock()
+            self._round_trip = max(0.0, now - sent)
+            index = bisect.bisect_left(self._times, ticket.slot)
+            if index < len(self._times) and self._times[index] == ticket.slot:
+                del self._times[index]
+                bisect.insort(self._times, max(ticket.slot, now))
+
+    def observe(self, info: RateLimitInfo | None, sent_at: float | None = None) -> None:
+        """Learn from HubSpot's headers on the answer to a request sent at ``sent_at`` (default: now)."""
         if info is None or info.remaining is None:
             return
+        now = self._clock()
+        sent_at = now if sent_at is None else sent_at
         if self.shared is not None:
-            self._shared_call(self.shared.observe, info)
+            self._shared_call(self.shared.observe, info, max(0.0, now - sent_at))
         with self._lock:
             server_max = info.max or self.max_requests
             if info.interval_ms:
                 self._window = info.interval_ms / 1000
-            now = self._clock()
-            mine = sum(1 for t in self._times if now - self._window < t <= now)
-            others = max(0, (server_max - info.remaining) - mine)
-            self._allowed = max(1, server_max - others)
+            # Ours that HubSpot counted with this request: those sent in the window before it.
+            # (One sent a round trip before the window's start may have reached HubSpot within it.)
+            ours = bisect.bisect_right(self._sent, sent_at) - bisect.bisect_right(
+                self._sent, sent_at - self._window - self._round_trip
+            )
+            others = max(0, server_max - info.remaining - ours)
+            count = _Count(now, sent_at, server_max, ours, others, info.remaining)
+            self._counts.append(count)
+            while self._counts[0].seen_at < now - self.REMEMBER * self._window:
+                self._counts.popleft()
+            if self._latest is None or sent_at >= self._latest.sent_at:
+                self._latest = count
+            # The others hold what they held at their busiest of late: requests of theirs leaving
+            # the window are replaced, not given up. A count can be off by a request or two when
+            # requests in flight together arrive reordered: so few "others" are nobody.
+            busiest = max(c.others for c in self._counts)
+            self._allowed = server_max if busiest <= self.NOISE else max(1, server_max - busiest)
 
     def block_for(self, seconds: float) -> None:
         """Hold every sender back (a 429 said so), not just the request that met it."""

@@ -29,14 +29,12 @@ _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window - slack)
+-- Bookings are kept for two windows: an answer's count may look back one window from its send.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * window - slack)
 limit = math.max(1, limit - tonumber(redis.call('GET', KEYS[3]) or '0'))
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
-local count = redis.call('ZCARD', KEYS[1])
-if count >= limit then
-  local back = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-  slot = math.max(slot, tonumber(back[2]) + window + slack)
-end
+local back = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
+if back[2] then slot = math.max(slot, tonumber(back[2]) + window + slack) end
 redis.call('ZADD', KEYS[1], slot, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window * 3 + (slot - now))
 return {slot - now, slot}
@@ -61,14 +59,14 @@ end
 return 1
 """
 
-# HubSpot says ARGV[1] requests of the window are spent; what our bookings of the last window do not
-# explain, beyond ARGV[3] of accounting jitter at the window's edge (HubSpot times a request on
-# arrival, we on answer), was spent by callers outside this Redis: keep it for one window (ARGV[2] ms).
+# HubSpot says ARGV[1] requests of the window were spent when it counted a request sent ARGV[4] ms ago;
+# what our bookings of the window before that request (and since) do not explain, beyond ARGV[3] of
+# accounting jitter, was spent by callers outside this Redis: keep it for one window (ARGV[2] ms).
 _OBSERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
-local ours = redis.call('ZCOUNT', KEYS[1], now - window, now)
+local ours = redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[4]) - window, now)
 local foreign = math.max(0, tonumber(ARGV[1]) - ours - tonumber(ARGV[3]))
 if foreign > 0 then redis.call('SET', KEYS[2], foreign, 'PX', window) end
 return foreign
@@ -116,10 +114,12 @@ class RedisBudget:
     def block_for(self, seconds: float) -> None:
         self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000))])
 
-    def observe(self, info: RateLimitInfo | None) -> None:
+    def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
+        """HubSpot's count on the answer to a request sent ``age`` seconds ago."""
         if info is None or info.remaining is None:
             return
         spent = (info.max or self.max_requests) - info.remaining
         window_ms = info.interval_ms or self._window_ms
         jitter = max(3, self.max_requests // 50)
-        self._observe(keys=[self._keys[0], self._keys[2]], args=[spent, window_ms, jitter])
+        args = [spent, window_ms, jitter, int(age * 1000)]
+        self._observe(keys=[self._keys[0], self._keys[2]], args=args)
