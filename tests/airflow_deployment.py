@@ -11,6 +11,7 @@ SIGKILL), also after a failure.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -255,6 +256,15 @@ class AirflowDeployment:
         if response.status_code >= 400:
             raise AssertionError(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json() if response.content else None
+
+    def add_connection(
+        self, connection_id: str, conn_type: str, *, extra: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """Create a connection through the REST API (``fields``: host, port, password, ...)."""
+        body = {"connection_id": connection_id, "conn_type": conn_type, **fields}
+        if extra is not None:
+            body["extra"] = json.dumps(extra)
+        self.api("POST", "/connections", json=body)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

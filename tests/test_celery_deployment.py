@@ -15,7 +15,6 @@ ledger. Slow (a few minutes): marked ``e2e``.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from collections import Counter
@@ -72,28 +71,14 @@ def celery_airflow(hubspot, tmp_path_factory) -> Any:
                 "POST", "/pools", json={"name": "hubspot_prefs", "slots": 4, "description": "HubSpot app"}
             )
             redis = urlsplit(redis_url)
-            deployment.api(
-                "POST",
-                "/connections",
-                json={
-                    "connection_id": "hubspot_budget",
-                    "conn_type": "redis",
-                    "host": redis.hostname,
-                    "port": redis.port,
-                    "extra": json.dumps({"db": 1}),
-                },
+            deployment.add_connection(
+                "hubspot_budget", "redis", host=redis.hostname, port=redis.port, extra={"db": 1}
             )
-            deployment.api(
-                "POST",
-                "/connections",
-                json={
-                    "connection_id": "hubspot_prefs_default",
-                    "conn_type": "hubspot_prefs",
-                    "password": DEMO_TOKEN,
-                    "extra": json.dumps(
-                        {"base_url": hubspot.url, "rate_limit_redis_conn_id": "hubspot_budget"}
-                    ),
-                },
+            deployment.add_connection(
+                "hubspot_prefs_default",
+                "hubspot_prefs",
+                password=DEMO_TOKEN,
+                extra={"base_url": hubspot.url, "rate_limit_redis_conn_id": "hubspot_budget"},
             )
             yield deployment
         finally:

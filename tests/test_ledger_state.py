@@ -291,3 +291,27 @@ def test_an_unreadable_input_leaves_no_work_store(emulator, tmp_path, monkeypatc
     ):
         operator(source, tmp_path / "ledger.csv", encoding="utf-16").execute(context("manual__unreadable", 1))
     assert not list((tmp_path / "work").glob("*.sqlite*"))
+
+
+def test_a_superseded_try_on_another_machine_stops_at_its_next_chunk(tmp_path):
+    """Try 1 and try 2 on different machines share only the ledger's checkpoint: try 1 finds try 2's
+    there before its next chunk, and stops in the same words as when they share a work store."""
+    from dataclasses import replace
+
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import StaleTryError
+
+    first_try = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    people = ["a@example.com", "b@example.com"]
+    first = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a")
+    first.OWNER_CHECK_INTERVAL = 0  # look at every chunk (every 5 s by default)
+    first.open(lambda: records_from_values(people))
+    first.before_send([1])
+    second = BatchState(replace(first_try, try_number=2), ledger, work_dir=tmp_path / "machine-b")
+    second.open(lambda: records_from_values(people))
+    with pytest.raises(StaleTryError, match="try 2 took over dag / run / t; try 1 writes nothing more"):
+        first.before_send([2])
+    first.close()
+    second.close()

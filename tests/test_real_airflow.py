@@ -54,21 +54,15 @@ def airflow(hubspot, tmp_path_factory) -> Any:
         deployment.start()
         # The default connection, through the REST API: OAuth, so that client secret and refresh
         # token travel through every task that the secrets check below reads.
-        deployment.api(
-            "POST",
-            "/connections",
-            json={
-                "connection_id": "hubspot_prefs_default",
-                "conn_type": "hubspot_prefs",
-                "extra": json.dumps(
-                    {
-                        "base_url": hubspot.url,
-                        "client_id": OAUTH_CLIENT_ID,
-                        "client_secret": OAUTH_CLIENT_SECRET,
-                        "refresh_token": REFRESH_TOKEN,
-                        "rate_limit": 100_000,
-                    }
-                ),
+        deployment.add_connection(
+            "hubspot_prefs_default",
+            "hubspot_prefs",
+            extra={
+                "base_url": hubspot.url,
+                "client_id": OAUTH_CLIENT_ID,
+                "client_secret": OAUTH_CLIENT_SECRET,
+                "refresh_token": REFRESH_TOKEN,
+                "rate_limit": 100_000,
             },
         )
         yield deployment

@@ -85,6 +85,9 @@ class BatchState:
     :param window_lines: how many lines one send window covers ahead of the line being sent.
     """
 
+    # Seconds between looks at the checkpoint for a newer try while sending within a window.
+    OWNER_CHECK_INTERVAL = 5.0
+
     def __init__(
         self,
         identity: TaskIdentity,
@@ -106,6 +109,7 @@ class BatchState:
         self.resumed: str | None = None  # how this try found its state: None, "local", "checkpoint"
         self._state: dict[str, Any] = {}
         self._last_flush = time.monotonic()
+        self._last_owner_check = time.monotonic()
 
     # -- the checkpoint file ---------------------------------------------------------------------
 
@@ -133,7 +137,7 @@ class BatchState:
     def _check_current(self, state: dict[str, Any] | None) -> None:
         if state is not None and int(state.get("try_number", 0)) > self.identity.try_number:
             raise StaleTryError(
-                f"try {state['try_number']} of {self.identity.describe()} has taken over; "
+                f"try {state['try_number']} took over {self.identity.describe()}; "
                 f"try {self.identity.try_number} writes nothing more"
             )
 
@@ -219,6 +223,13 @@ class BatchState:
         if last > through:
             upto = last + self.window_lines
             self._save(windows=[*self._state["windows"], [through + 1, upto, time.time()]], sent_through=upto)
+        elif time.monotonic() - self._last_owner_check >= self.OWNER_CHECK_INTERVAL:
+            # A newer try on another machine shows only in the checkpoint: look now and then, not
+            # only when the next window is saved (thousands of lines on).
+            self.check_still_current()
+        else:
+            return
+        self._last_owner_check = time.monotonic()
 
     def after_answer(self) -> None:
         """Called after a chunk's outcome is recorded: checkpoint the ledger now and then."""
