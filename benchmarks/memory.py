@@ -28,14 +28,14 @@ def one_run(url: str, addresses: int) -> None:
     source = WORK / f"memory-{addresses}.txt"
     if not source.exists():
         write_addresses(source, addresses)
+    context = task_context(f"memory_{addresses}")
+    # A ledger of this run's own: a ledger path keeps the task run that wrote it (checkpoint).
+    ledger = WORK / f"memory-{addresses}-{context['ti'].run_id}.csv"
     operator = HubSpotBatchUnsubscribeAllOperator(
-        task_id=f"memory_{addresses}",
-        input_path=str(source),
-        ledger_path=str(WORK / f"memory-{addresses}.csv"),
-        max_in_flight=4,
+        task_id=f"memory_{addresses}", input_path=str(source), ledger_path=str(ledger), max_in_flight=4
     )
     started = time.monotonic()
-    summary = operator.execute(task_context(f"memory_{addresses}"))
+    summary = operator.execute(context)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -47,6 +47,8 @@ def one_run(url: str, addresses: int) -> None:
             }
         )
     )
+    for written in (ledger, ledger.with_name(f"{ledger.name}.checkpoint.json")):
+        written.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -39,15 +39,17 @@ def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter]:
 
     use_connection(url, rate_limit=LIMIT, rate_limit_interval=INTERVAL)
     source = write_addresses(WORK / f"throughput-{addresses}.txt", addresses, prefix=f"t{time.time_ns()}")
+    context = task_context("throughput")
+    # A ledger of this run's own: a ledger path keeps the task run that wrote it (checkpoint).
+    ledger = WORK / f"throughput-{context['ti'].run_id}.csv"
     operator = HubSpotBatchUnsubscribeAllOperator(
-        task_id="throughput",
-        input_path=str(source),
-        ledger_path=str(WORK / "throughput-ledger.csv"),
-        max_in_flight=4,
+        task_id="throughput", input_path=str(source), ledger_path=str(ledger), max_in_flight=4
     )
     started = time.monotonic()
-    summary = operator.execute(task_context("throughput"))
+    summary = operator.execute(context)
     elapsed = time.monotonic() - started
+    for written in (ledger, ledger.with_name(f"{ledger.name}.checkpoint.json")):
+        written.unlink(missing_ok=True)
     return elapsed, summary, Counter(r["status"] for r in requests_seen(url))
 
 
