@@ -51,8 +51,6 @@ class _Count:
 
     seen_at: float
     sent_at: float
-    server_max: int
-    ours: int
     others: int
     remaining: int
 
@@ -73,7 +71,7 @@ class RateLimiter:
         client goes on pacing alone and says so in the log.
     """
 
-    # How long HubSpot's latest count may steer growth into free room (later ones replace it).
+    # How long HubSpot's latest count may limit growth into free room (later ones replace it).
     FRESH = 2.0
     # How long, in windows, the others' busiest count is remembered: longer than the window in
     # which they replace their requests as these leave it (a shorter memory reads their requests
@@ -236,7 +234,7 @@ class RateLimiter:
                 self._sent, sent_at - self._window - self._round_trip
             )
             others = max(0, server_max - info.remaining - ours)
-            count = _Count(now, sent_at, server_max, ours, others, info.remaining)
+            count = _Count(now, sent_at, others, info.remaining)
             self._counts.append(count)
             while self._counts[0].seen_at < now - self.REMEMBER * self._window:
                 self._counts.popleft()
