@@ -8,7 +8,7 @@ Several workers often share one app's budget. With a ``shared`` budget (``shared
 every client books its slot in one window that all of them see. Without one, HubSpot tells each
 client how much is left (``X-HubSpot-RateLimit-Remaining``), counted when the request arrived; what
 HubSpot's window held beyond this client's own requests sent by then was spent by the others. The
-client keeps to what the others left it at their busiest in the last window (so their requests
+client keeps to what the others left it at their busiest in the last window and a half (so their requests
 leaving the window do not read as room they gave up), and grows into free room only as far as
 HubSpot's latest count, less what the others sent in one round trip, says is really free.
 """
@@ -35,6 +35,15 @@ DEFAULT_MAX_REQUESTS = 190
 DEFAULT_INTERVAL = 10.0
 
 
+def _discard(ascending: list[float], value: float) -> bool:
+    """Remove one ``value`` from the sorted list ``ascending``; False if it is not there."""
+    index = bisect.bisect_left(ascending, value)
+    if index < len(ascending) and ascending[index] == value:
+        del ascending[index]
+        return True
+    return False
+
+
 @dataclass(eq=False)
 class _Ticket:
     """One booked request: its send slot, and its booking in the shared budget (if any)."""
@@ -42,7 +51,11 @@ class _Ticket:
     slot: float
     booking: str | None = None
     booked: bool = True  # False: nothing booked; ask again after the wait
-    sent: float | None = None  # when it really went (a busy process sends after its slot)
+    sent: float = -1.0  # when it really went (a busy process sends after its slot); the slot until then
+
+    def __post_init__(self) -> None:
+        if self.sent < 0:
+            self.sent = self.slot
 
 
 @dataclass(frozen=True)
@@ -185,10 +198,7 @@ class RateLimiter:
         """The request booked with ``ticket`` goes now: HubSpot orders ours by when they really went."""
         with self._lock:
             now = self._clock()
-            sent = ticket.sent if ticket.sent is not None else ticket.slot
-            index = bisect.bisect_left(self._sent, sent)
-            if index < len(self._sent) and self._sent[index] == sent:
-                del self._sent[index]
+            _discard(self._sent, ticket.sent)
             bisect.insort(self._sent, now)
             ticket.sent = now
 
@@ -199,21 +209,16 @@ class RateLimiter:
         ``refused``: HubSpot answered 429. Whether it counted such a request is not documented, so
         the request still holds its place in this client's window, but it is no longer taken for
         one of ours in HubSpot's counts (which would make the others' part look smaller)."""
-        sent = ticket.sent if ticket.sent is not None else ticket.slot
         if refused:
             with self._lock:
-                index = bisect.bisect_left(self._sent, sent)
-                if index < len(self._sent) and self._sent[index] == sent:
-                    del self._sent[index]
-        self.observe(info, sent_at=sent)
+                _discard(self._sent, ticket.sent)
+        self.observe(info, sent_at=ticket.sent)
         if self.shared is not None and ticket.booking is not None:
             self._shared_call(self.shared.answered, ticket.booking)
         with self._lock:
             now = self._clock()
-            self._round_trip = max(0.0, now - sent)
-            index = bisect.bisect_left(self._times, ticket.slot)
-            if index < len(self._times) and self._times[index] == ticket.slot:
-                del self._times[index]
+            self._round_trip = max(0.0, now - ticket.sent)
+            if _discard(self._times, ticket.slot):
                 bisect.insort(self._times, max(ticket.slot, now))
 
     def observe(self, info: RateLimitInfo | None, sent_at: float | None = None) -> None:
