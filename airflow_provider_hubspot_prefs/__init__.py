@@ -115,13 +115,22 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Shared budget: Redis connection",
                         "description": "An Airflow Redis connection in which every worker of this app "
                         "books its requests, so that all of them together stay under the rate limit. Empty: "
-                        "each client paces itself from HubSpot's headers.",
+                        "the processes of each machine share a budget file, and machines learn of each other "
+                        "from HubSpot's headers.",
                         "schema": {"type": ["string", "null"]},
+                    },
+                    "rate_limit_machine_budget": {
+                        "label": "Shared budget: processes of one machine",
+                        "description": "Without a Redis connection, the processes of one machine book "
+                        "their requests in one file of the work folder, so that together they stay under "
+                        "the rate limit. Off: each client paces itself from HubSpot's headers alone.",
+                        "schema": {"type": ["boolean", "null"], "default": True},
                     },
                     "rate_limit_key": {
                         "label": "Shared budget: key",
-                        "description": "Names the budget in Redis; connections of the same HubSpot app and "
-                        "account must share it. Empty: derived from the token or the OAuth client id.",
+                        "description": "Names the shared budget; connections of the same HubSpot app and "
+                        "account must share it. Empty: derived from the base URL and the token or the OAuth "
+                        "client id.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "rate_limit_interval": {

@@ -46,6 +46,13 @@ def emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture(autouse=True)
+def own_work_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own work folder: the work stores, and the rate budget the processes of one
+    machine share (a test's requests must not hold back the next test's)."""
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path_factory.mktemp("work")))
+
+
+@pytest.fixture(autouse=True)
 def fresh_portal(request: pytest.FixtureRequest) -> None:
     if "emulator" not in request.fixturenames:
         return

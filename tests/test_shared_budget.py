@@ -1,12 +1,19 @@
-"""One HubSpot rate budget shared by several clients through a real redis-server, over real HTTP."""
+"""One HubSpot rate budget shared by several clients: through a real redis-server (every machine)
+and through a file (the processes of one machine), over real HTTP. Both budgets are held to the
+same tests."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import multiprocessing
+import stat
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,7 +24,9 @@ from airflow_provider_hubspot_prefs.client import (
     RateLimiter,
     RetryPolicy,
 )
+from airflow_provider_hubspot_prefs.client.machine_budget import MachineBudget
 from airflow_provider_hubspot_prefs.client.policy import RateLimitInfo
+from airflow_provider_hubspot_prefs.client.ratelimit import SharedBudget
 from airflow_provider_hubspot_prefs.client.shared_budget import RedisBudget
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
@@ -40,59 +49,82 @@ def redis_client(redis_url):
     client.close()
 
 
-def budget(redis_client, limit: int, interval: float, key: str = "app") -> RedisBudget:
-    return RedisBudget(redis_client, key, limit, interval)
+def open_budget(where: str, limit: int, interval: float) -> SharedBudget:
+    """A client's handle on the budget at ``where``: a Redis URL, or the path of a budget file."""
+    if where.startswith("redis://"):
+        return RedisBudget(redis.Redis.from_url(where), "app", limit, interval)
+    return MachineBudget(Path(where), limit, interval)
 
 
-def test_three_clients_sharing_a_budget_meet_no_429(emulator, redis_client):
+@pytest.fixture(params=["redis", "machine"])
+def where(request, tmp_path) -> str:
+    """Where the workers of one app keep their budget: Redis (flushed), or a new budget file."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_client")  # flushes the database
+        return str(request.getfixturevalue("redis_url"))
+    return str(tmp_path / "rate_budgets" / "app.sqlite")
+
+
+@pytest.fixture
+def budget(where) -> Callable[[int, float], SharedBudget]:
+    return lambda limit, interval: open_budget(where, limit, interval)
+
+
+def send_as_a_worker(url: str, where: str, name: str) -> None:
+    """One worker process: its own client and limiter, 40 requests of 10 addresses."""
+
+    async def send() -> None:
+        limiter = RateLimiter(20, 1.0, shared=open_budget(where, 20, 1.0))
+        async with AsyncHubSpotPreferencesClient(
+            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
+        ) as client:
+            for i in range(0, 400, 10):
+                chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
+                await client.batch_unsubscribe_all(chunk, verbose=True)
+
+    asyncio.run(send())
+
+
+def test_three_worker_processes_sharing_a_budget_meet_no_429(emulator, where):
     """Each believes it may use the whole budget; the shared window keeps them under it together."""
     emulator.control(
         "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
     )
-
-    async def worker(name: str) -> int:
-        limiter = RateLimiter(20, 1.0, shared=budget(redis_client, 20, 1.0))
-        client = AsyncHubSpotPreferencesClient(
-            PrivateAppTokenAuth(DEMO_TOKEN), base_url=emulator.url, rate_limiter=limiter
-        )
-        async with client:
-            for i in range(0, 400, 10):
-                chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
-                await client.batch_unsubscribe_all(chunk, verbose=True)
-        return 40
-
-    async def all_three() -> list[int]:
-        return await asyncio.gather(*(worker(name) for name in "abc"))
-
-    started = time.monotonic()
-    asyncio.run(all_three())
-    elapsed = time.monotonic() - started
-    statuses = Counter(r["status"] for r in api_requests(emulator))
-    assert statuses == {200: 120}  # not one 429
-    assert elapsed >= (120 - 20) / 20  # and not faster than the shared budget allows
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=send_as_a_worker, args=(emulator.url, where, n)) for n in "abc"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    requests = api_requests(emulator)
+    assert Counter(r["status"] for r in requests) == {200: 120}  # not one 429
+    # ...and not faster than the shared budget allows: 100 requests after the first window's 20.
+    times = sorted(r["time"] for r in requests)
+    assert times[-1] - times[0] >= (120 - 20) / 20 - 0.1
 
 
-def test_bookings_of_a_dead_worker_free_themselves(redis_client):
-    dead = budget(redis_client, 5, 0.5)
+def test_bookings_of_a_dead_worker_free_themselves(budget):
+    dead = budget(5, 0.5)
     for _ in range(5):
         dead.reserve()  # booked, never answered: the worker died
-    survivor = budget(redis_client, 5, 0.5)
+    survivor = budget(5, 0.5)
     wait, _ = survivor.reserve()
     assert 0.3 < wait <= 0.55  # the dead bookings leave the window; nothing is held forever
     time.sleep(wait)
     assert survivor.reserve()[0] < 0.05  # the window holds only the survivor's own booking now
 
 
-def test_a_429_holds_back_every_worker(redis_client):
-    one, other = budget(redis_client, 100, 10.0), budget(redis_client, 100, 10.0)
+def test_a_429_holds_back_every_worker(budget):
+    one, other = budget(100, 10.0), budget(100, 10.0)
     assert other.reserve()[0] < 0.05
     one.block_for(1.5)  # HubSpot answered 429 with Retry-After 1.5 to the first worker
     wait, _ = other.reserve()
     assert 1.3 < wait <= 1.5
 
 
-def test_hubspots_headers_count_callers_outside_this_redis(redis_client):
-    shared = budget(redis_client, 100, 10.0)
+def test_hubspots_headers_count_callers_outside_the_budget(budget):
+    shared = budget(100, 10.0)
     shared.reserve()
     # HubSpot says 91 of 100 are spent, but only one was booked here: 90 went elsewhere, of which
     # 87 count (3 requests of jitter are allowed for at a window's edge). 13 remain for us.
@@ -152,3 +184,65 @@ def test_connection_extra_selects_the_redis_budget(
     ).execute(context("manual__shared", 1))
     assert summary["outcomes"] == {"unsubscribed": 300}
     assert redis_client.zcard("hubspot_prefs:budget:k1:window") == 3  # the three requests, booked
+
+
+def hook_with(monkeypatch, emulator, **extra: Any):
+    from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotPreferencesHook
+
+    connection = {
+        "conn_type": "hubspot_prefs",
+        "password": DEMO_TOKEN,
+        "extra": {"base_url": emulator.url, **extra},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT", json.dumps(connection))
+    return HubSpotPreferencesHook()
+
+
+def test_by_default_the_processes_of_one_machine_share_a_private_budget_file(emulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "work"))
+    hook = hook_with(monkeypatch, emulator)
+    limiter = hook._rate_limiter(hook.settings)
+    assert isinstance(limiter.shared, MachineBudget)
+    path = limiter.shared.path
+    assert path.parent == tmp_path / "work" / "rate_budgets"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    # A second hook (another task process) of the same app and HubSpot books in the same file...
+    other = hook_with(monkeypatch, emulator)
+    assert other._rate_limiter(other.settings).shared.path == path
+    # ...another HubSpot address (here: no emulator) is another budget, and the file names no secret.
+    elsewhere = hook_with(monkeypatch, emulator, base_url="https://api.hubapi.com")
+    assert elsewhere._rate_limiter(elsewhere.settings).shared.path != path
+    assert DEMO_TOKEN not in path.name
+
+    async def send() -> None:
+        async with await hook.get_async_conn() as client:
+            await client.batch_unsubscribe_all(["booked@example.com"], verbose=True)
+
+    asyncio.run(send())
+    assert MachineBudget(path, 1, 10.0).reserve()[0] > 9  # the request above holds the window's one slot
+
+
+def test_a_connection_can_turn_the_machine_budget_off(emulator, monkeypatch):
+    hook = hook_with(monkeypatch, emulator, rate_limit_machine_budget=False)
+    assert hook._rate_limiter(hook.settings).shared is None
+    hook = hook_with(monkeypatch, emulator, rate_limit_machine_budget="false")  # as the form sends it
+    assert hook._rate_limiter(hook.settings).shared is None
+    from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotConnectionError
+
+    hook = hook_with(monkeypatch, emulator, rate_limit_machine_budget="sometimes")
+    with pytest.raises(HubSpotConnectionError, match="rate_limit_machine_budget must be true or false"):
+        _ = hook.settings
+
+
+def test_an_unusable_work_folder_means_pacing_alone_not_failing(
+    emulator, monkeypatch, tmp_path, caplog, capsys
+):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(not_a_folder))
+    hook = hook_with(monkeypatch, emulator)
+    with caplog.at_level(logging.WARNING):
+        limiter = hook._rate_limiter(hook.settings)
+    assert limiter.shared is None
+    said = caplog.text + capsys.readouterr().out  # the hook logs through Airflow's task logger
+    assert "Rate budget file" in said and "Not a directory" in said and "pacing this client alone" in said

@@ -4,8 +4,9 @@ A sliding window of *reserved* send times keeps this client under ``max_requests
 ``interval`` seconds. Reservations are made under a lock and never block, so the same limiter
 serves threads and coroutines; the caller sleeps for the delay it is given.
 
-Several workers often share one app's budget. With a ``shared`` budget (``shared_budget.RedisBudget``)
-every client books its slot in one window that all of them see. Without one, HubSpot tells each
+Several workers often share one app's budget. With a ``shared`` budget (``shared_budget.RedisBudget``
+across machines, ``machine_budget.MachineBudget`` on one) every client books its slot in one window
+that all of them see. Without one, HubSpot tells each
 client how much is left (``X-HubSpot-RateLimit-Remaining``), counted when the request arrived; what
 HubSpot's window held beyond this client's own requests sent by then was spent by the others. The
 client keeps to what the others left it at their busiest in the last window and a half (so their requests
@@ -22,12 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .policy import RateLimitInfo
-
-if TYPE_CHECKING:
-    from .shared_budget import RedisBudget
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +40,16 @@ def _discard(ascending: list[float], value: float) -> bool:
         del ascending[index]
         return True
     return False
+
+
+class SharedBudget(Protocol):
+    """A rolling window that several clients book their requests in: ``shared_budget.RedisBudget``
+    (every machine) or ``machine_budget.MachineBudget`` (the processes of one machine)."""
+
+    def reserve(self) -> tuple[float, str]: ...
+    def answered(self, member: str) -> None: ...
+    def block_for(self, seconds: float) -> None: ...
+    def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None: ...
 
 
 @dataclass(eq=False)
@@ -80,8 +88,8 @@ class RateLimiter:
     :param interval: length of that rolling window, in seconds.
     :param headroom: requests per window left unused, for other callers of the same app.
     :param slack: seconds added to a window before a slot counts as free.
-    :param shared: a budget shared with the app's other clients (Redis); when it fails, this
-        client goes on pacing alone and says so in the log.
+    :param shared: a budget shared with the app's other clients (Redis, or a file on this machine);
+        when it fails, this client goes on pacing alone and says so in the log.
     """
 
     # How long HubSpot's latest count may limit growth into free room (later ones replace it).
@@ -104,7 +112,7 @@ class RateLimiter:
         headroom: int = 0,
         slack: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
-        shared: RedisBudget | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
         if max_requests < 1 or interval <= 0:
             raise ValueError("max_requests must be >= 1 and interval > 0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,8 @@ from ..client import (
     token_url,
 )
 from ..client.client import check_base_url, tls_context
-from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter
+from ..client.machine_budget import MachineBudget
+from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter, SharedBudget
 from ..client.shared_budget import RedisBudget
 from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
@@ -62,6 +64,7 @@ class ConnectionSettings:
     ca_bundle: str | None = None
     rate_limit_redis_conn_id: str | None = None
     rate_limit_key: str | None = None
+    rate_limit_machine_budget: bool = True
 
     def __repr__(self) -> str:
         auth = "oauth" if self.client_id else "private-app token"
@@ -84,11 +87,12 @@ class ConnectionSettings:
 
     @property
     def budget_key(self) -> str:
-        """Names the shared rate budget: one per HubSpot app (and account), never the secret itself."""
+        """Names the shared rate budget: one per HubSpot app (and account) at one address (an
+        emulator is not HubSpot), never the secret itself."""
         if self.rate_limit_key:
             return str(self.rate_limit_key)
         app = f"oauth:{self.client_id}" if self.client_id else f"token:{self.token}"
-        return hashlib.sha256(app.encode()).hexdigest()[:24]
+        return hashlib.sha256(f"{self.base_url}\n{app}".encode()).hexdigest()[:24]
 
     @property
     def secrets(self) -> list[str]:
@@ -136,6 +140,11 @@ def parse_connection(
         ca_bundle = _extra(extras, "ca_bundle")
         redis_conn_id = _extra(extras, "rate_limit_redis_conn_id")
         rate_limit_key = _extra(extras, "rate_limit_key")
+        machine_budget = _extra(extras, "rate_limit_machine_budget")
+        if machine_budget is not None and not isinstance(machine_budget, bool):
+            if str(machine_budget).lower() not in ("true", "false"):
+                raise ValueError(f"rate_limit_machine_budget must be true or false, not {machine_budget!r}")
+            machine_budget = str(machine_budget).lower() == "true"
         if ca_bundle is not None:
             tls_context(str(ca_bundle))  # a missing or broken file is a connection error, now
         return ConnectionSettings(
@@ -157,6 +166,7 @@ def parse_connection(
             ca_bundle=ca_bundle,
             rate_limit_redis_conn_id=str(redis_conn_id) if redis_conn_id else None,
             rate_limit_key=str(rate_limit_key) if rate_limit_key else None,
+            rate_limit_machine_budget=machine_budget is not False,
         )
     except (HubSpotError, ValueError, TypeError) as exc:
         raise HubSpotConnectionError(f"Connection {conn_id!r} has a malformed extra: {exc}") from None
@@ -169,8 +179,11 @@ class HubSpotPreferencesHook(BaseHook):
         private-app access token; or its extras hold ``client_id``, ``client_secret`` and
         ``refresh_token`` for OAuth. Extras ``api_version``, ``business_unit_id``, ``timeout``,
         ``max_retries``, ``base_url``, ``rate_limit`` (requests per ``rate_limit_interval``
-        seconds, default 190 per 10; 0 turns pacing off) tune the client; ``ca_bundle`` names a
-        PEM file of a private certificate authority (TLS verification itself is always on).
+        seconds, default 190 per 10; 0 turns pacing off) tune the client; the processes of one
+        machine share that budget in a file of the work folder (``rate_limit_machine_budget``
+        false: they do not), every machine shares it through ``rate_limit_redis_conn_id`` (an
+        Airflow Redis connection); ``ca_bundle`` names a PEM file of a private certificate
+        authority (TLS verification itself is always on).
     :param api_version: ``v4``, ``2026-03`` or ``2026-09``; overrides the connection's extra.
     :param timeout: seconds per request; overrides the connection's extra.
     :param max_retries: retries of 429/5xx/connection errors; overrides the connection's extra.
@@ -249,10 +262,22 @@ class HubSpotPreferencesHook(BaseHook):
             )
         return self._limiter
 
-    def _shared_budget(self, settings: ConnectionSettings) -> RedisBudget | None:
-        """The app's budget shared by every worker, when the connection names a Redis connection."""
+    def _shared_budget(self, settings: ConnectionSettings) -> SharedBudget | None:
+        """The app's budget shared by every worker: in Redis when the connection names a Redis
+        connection (every machine), else in a file of the work folder (every process of this
+        machine), unless the connection turns that off."""
         if not settings.rate_limit_redis_conn_id:
-            return None
+            if not settings.rate_limit_machine_budget:
+                return None
+            from ..ledger.checkpoint import default_work_dir
+
+            name = hashlib.sha256(settings.budget_key.encode()).hexdigest()[:24]
+            path = default_work_dir() / "rate_budgets" / f"{name}.sqlite"
+            try:
+                return MachineBudget(path, settings.rate_limit, settings.rate_limit_interval)
+            except (OSError, sqlite3.Error) as exc:  # e.g. a read-only disk: pace from headers instead
+                self.log.warning("Rate budget file %s unusable (%s); pacing this client alone", path, exc)
+                return None
         try:
             from airflow.providers.redis.hooks.redis import RedisHook
         except ImportError:
