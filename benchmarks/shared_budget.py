@@ -1,14 +1,18 @@
-"""Benchmark: N worker processes spending one HubSpot app's rate budget, with and without Redis.
+"""Benchmark: N worker processes spending one HubSpot app's rate budget, three ways.
 
 The emulator allows 190 requests per rolling 10 s and answers after 50 ms (HubSpot Professional,
-one app). N processes (1, 2, 4, 8), each an async client with 4 requests in flight and the
-connection's default pacing (190 per 10 s, each believing the whole budget is its own), together
-send a fixed number of batch unsubscribe-all requests of 100 addresses. For each N it prints the
-ratio of the rolling-window ceiling achieved (fastest possible time / measured time, as in
-throughput.py) and the share of requests HubSpot answered 429, first with the shared budget in
-Redis (``rate_limit_redis_conn_id``), then with the header-driven pacing alone.
+one app). N processes (1, 2, 4, 8), each an async client from the hook with 4 requests in flight
+and the connection's default pacing (190 per 10 s, each believing the whole budget is its own),
+together send a fixed number of batch unsubscribe-all requests of 100 addresses. For each N it
+prints the ratio of the rolling-window ceiling achieved (fastest possible time / measured time, as
+in throughput.py) and the share of requests HubSpot answered 429, for three connections:
 
-    .venv/bin/python benchmarks/shared_budget.py            # 1,140 requests per run (~9 minutes)
+- ``redis``: the shared budget in Redis (``rate_limit_redis_conn_id``), as across machines;
+- ``defaults``: nothing set: the processes of one machine share a budget file in the work folder;
+- ``headers``: ``rate_limit_machine_budget`` false: each paces itself from HubSpot's headers
+  alone, as processes on different machines without Redis do.
+
+    .venv/bin/python benchmarks/shared_budget.py            # 1,140 requests per run (~14 minutes)
     .venv/bin/python benchmarks/shared_budget.py --quick    # 570 requests per run
     .venv/bin/python benchmarks/shared_budget.py --mode headers --workers 4   # one line
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -36,6 +42,7 @@ from _common import (
     ideal_seconds,
     machine,
     requests_seen,
+    use_connection,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,24 +51,28 @@ from tests.redis_service import redis_server
 BATCH, IN_FLIGHT = 100, 4
 
 
-def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any) -> None:
-    import redis
+MODES = {
+    "redis": "shared budget (Redis)",
+    "defaults": "defaults (machine budget)",
+    "headers": "headers only",
+}
 
-    from airflow_provider_hubspot_prefs.client import (
-        AsyncHubSpotPreferencesClient,
-        PrivateAppTokenAuth,
-        RateLimiter,
-    )
-    from airflow_provider_hubspot_prefs.client.shared_budget import RedisBudget
-    from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
-    shared = RedisBudget(redis.Redis.from_url(redis_url), "bench", LIMIT, INTERVAL) if redis_url else None
-    limiter = RateLimiter(LIMIT, INTERVAL, shared=shared)
+def connection_extras(mode: str, redis_url: str) -> dict[str, Any]:
+    if mode == "redis":
+        os.environ["AIRFLOW_CONN_BENCH_REDIS"] = redis_url
+        return {"rate_limit_redis_conn_id": "bench_redis"}
+    return {"rate_limit_machine_budget": False} if mode == "headers" else {}
+
+
+def worker(url: str, mode: str, redis_url: str, name: str, requests: int, ready: Any) -> None:
+    from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotPreferencesHook
+
+    logging.getLogger("airflow_provider_hubspot_prefs").setLevel(logging.ERROR)  # each 429 says so
+    use_connection(url, rate_limit=LIMIT, rate_limit_interval=INTERVAL, **connection_extras(mode, redis_url))
 
     async def go() -> None:
-        async with AsyncHubSpotPreferencesClient(
-            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
-        ) as client:
+        async with await HubSpotPreferencesHook().get_async_conn() as client:
             # Every process has imported and built its client: start together.
             await asyncio.to_thread(ready.wait)
             left = iter(range(requests))
@@ -77,18 +88,17 @@ def worker(url: str, redis_url: str | None, name: str, requests: int, ready: Any
 
 
 def run(
-    workers: int, total: int, redis_url: str | None, trace: Path | None = None
+    workers: int, total: int, mode: str, redis_url: str, trace: Path | None = None
 ) -> tuple[float, Counter[int]]:
     with emulator(*RATE_LIMITED_EMULATOR) as url:
-        if redis_url:
-            import redis
+        import redis
 
-            redis.Redis.from_url(redis_url).flushdb()
+        redis.Redis.from_url(redis_url).flushdb()
         share = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
         context = multiprocessing.get_context("spawn")
         ready = context.Barrier(workers + 1)
         processes = [
-            context.Process(target=worker, args=(url, redis_url, f"w{i}", share[i], ready))
+            context.Process(target=worker, args=(url, mode, redis_url, f"w{i}", share[i], ready))
             for i in range(workers)
         ]
         for process in processes:
@@ -114,7 +124,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="570 requests per run instead of 1,140")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4, 8])
-    parser.add_argument("--mode", choices=["both", "shared", "headers"], default="both")
+    parser.add_argument("--mode", choices=["all", *MODES], default="all")
     parser.add_argument("--trace", type=Path, help="folder for each run's request timeline")
     args = parser.parse_args()
     total = 570 if args.quick else 1140
@@ -122,16 +132,16 @@ def main() -> None:
         f"machine: {machine()}; {total} requests of {BATCH} addresses per run; budget {LIMIT}/{INTERVAL:g} s"
     )
     with tempfile.TemporaryDirectory() as folder, redis_server(Path(folder)) as redis_url:
-        modes = [("shared budget (Redis)", redis_url), ("defaults (headers only)", None)]
-        modes = [m for m in modes if args.mode == "both" or (args.mode == "shared") == (m[1] is not None)]
-        for label, url in modes:
+        # The machine budget's file goes to a work folder of this run: spawned workers inherit it.
+        os.environ["HUBSPOT_PREFS_WORK_DIR"] = str(Path(folder) / "work")
+        for mode in MODES if args.mode == "all" else [args.mode]:
             for n in args.workers:
-                trace = args.trace / f"{'shared' if url else 'headers'}-{n}.txt" if args.trace else None
-                elapsed, statuses = run(n, total, url, trace)
+                trace = args.trace / f"{mode}-{n}.txt" if args.trace else None
+                elapsed, statuses = run(n, total, mode, redis_url, trace)
                 answered = sum(statuses.values())
                 ratio = ideal_seconds(total) / elapsed
                 print(
-                    f"{label:24s} N={n}: RATIO {ratio:.3f} of the ceiling ({elapsed:.1f} s, ideal "
+                    f"{MODES[mode]:26s} N={n}: RATIO {ratio:.3f} of the ceiling ({elapsed:.1f} s, ideal "
                     f"{ideal_seconds(total):.1f} s); 429s {statuses[429]} of {answered} = "
                     f"{statuses[429] / answered:.2%}"
                 )
