@@ -124,7 +124,9 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._times: list[float] = []  # when each request in the window counts from, ascending
         self._sent: list[float] = []  # each request's send slot, ascending: HubSpot's view of ours
-        self._counts: deque[_Count] = deque()  # HubSpot's counts seen in the last window
+        self._counts: deque[_Count] = deque()  # HubSpot's counts seen in the remembered time, by time seen
+        # The same counts' ``(seen_at, others)`` with no later count as busy: the first is the busiest.
+        self._busiest: deque[tuple[float, int]] = deque()
         self._latest: _Count | None = None  # the count of the most recently sent answered request
         self._round_trip = 0.0
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
@@ -186,8 +188,13 @@ class RateLimiter:
             return self.max_requests
         ours_since = len(self._sent) - bisect.bisect_right(self._sent, latest.sent_at)
         # The others' requests sent in one round trip before that count: as many are on their way now.
-        earlier = [c.others for c in self._counts if latest.seen_at - self._round_trip <= c.seen_at]
-        on_their_way = max(0, latest.others - min(earlier, default=latest.others))
+        since = latest.seen_at - self._round_trip
+        fewest = latest.others
+        for count in reversed(self._counts):  # newest first: only the last round trip's are read
+            if count.seen_at < since:
+                break
+            fewest = min(fewest, count.others)
+        on_their_way = max(0, latest.others - fewest)
         return len(self._times) + max(0, latest.remaining - ours_since - on_their_way)
 
     def _shared_call(self, call: Callable[..., Any], *args: Any) -> Any:
@@ -249,14 +256,20 @@ class RateLimiter:
             others = max(0, server_max - info.remaining - ours)
             count = _Count(now, sent_at, others, info.remaining)
             self._counts.append(count)
-            while self._counts[0].seen_at < now - self.REMEMBER * self._window:
+            while self._busiest and self._busiest[-1][1] <= others:
+                self._busiest.pop()
+            self._busiest.append((now, others))
+            forget_before = now - self.REMEMBER * self._window
+            while self._counts[0].seen_at < forget_before:
                 self._counts.popleft()
+            while self._busiest[0][0] < forget_before:
+                self._busiest.popleft()
             if self._latest is None or sent_at >= self._latest.sent_at:
                 self._latest = count
             # The others hold what they held at their busiest of late: requests of theirs leaving
             # the window are replaced, not given up. A count can be off by a request or two when
             # requests in flight together arrive reordered: so few "others" are nobody.
-            busiest = max(c.others for c in self._counts)
+            busiest = self._busiest[0][1]
             self._allowed = server_max if busiest <= self.NOISE else max(1, server_max - busiest)
 
     def block_for(self, seconds: float) -> None:
