@@ -205,7 +205,8 @@ def test_by_default_the_processes_of_one_machine_share_a_private_budget_file(emu
     assert isinstance(limiter.shared, MachineBudget)
     path = limiter.shared.path
     assert path.parent == tmp_path / "work" / "rate_budgets"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [stat.S_IMODE(f.stat().st_mode) for f in (path.parent, path.parent.parent)] == [0o700, 0o700]
     # A second hook (another task process) of the same app and HubSpot books in the same file...
     other = hook_with(monkeypatch, emulator)
     assert other._rate_limiter(other.settings).shared.path == path

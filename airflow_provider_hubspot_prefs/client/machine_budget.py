@@ -66,7 +66,9 @@ class MachineBudget:
         self._lock = (
             threading.Lock()
         )  # one connection, used by the sync client's and the async clients' threads
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Every folder it creates is private, the work folder above included (mkdir's parents are not).
+        for folder in reversed([f for f in (path.parent, *path.parent.parents) if not f.exists()]):
+            folder.mkdir(mode=0o700, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         # Autocommit mode: each call below is one explicit IMMEDIATE transaction, so that two
         # processes never book the same free slot.
