@@ -23,6 +23,7 @@ from airflow_provider_hubspot_prefs.client import (
     HubSpotValidationError,
     PrivateAppTokenAuth,
     RetryPolicy,
+    SetStatusSuccessReason,
 )
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.emulator.server import free_port
@@ -211,6 +212,39 @@ def test_wrong_shape_is_a_response_error():
         client.get_definitions()
     assert not caught.value.truncated  # a wrong shape is not retried: it would come back the same
     assert not caught.value.may_have_applied  # a read
+    assert "OperationResponse[SubscriptionDefinition]" in str(caught.value)
+
+
+def test_fields_hubspot_adds_later_do_not_break_reading_an_answer():
+    status = {
+        "channel": "EMAIL",
+        "source": "API",
+        "status": "UNSUBSCRIBED",
+        "subscriberIdString": "new@example.com",
+        "subscriptionId": "1001",  # a number sent as a string is still read as the number
+        "timestamp": "2026-11-25T10:00:00.123Z",
+        "setStatusSuccessReason": "UNSUBSCRIBE_FROM_ALL_OCCURRED",
+        "someFutureField": {"nested": [1, 2]},
+    }
+    body = {
+        "status": "COMPLETE",
+        "results": [{"subscriberIdString": "new@example.com", "statuses": [status], "futureFlag": True}],
+        "startedAt": "2026-11-25T10:00:00Z",
+        "completedAt": "2026-11-25T10:00:01Z",
+        "futureEnvelopeField": "x",
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
+    answer = client.batch_unsubscribe_all(["new@example.com"], verbose=True)
+    (read,) = answer.results[0].statuses
+    assert answer.is_complete and read.subscription_id == 1001
+    assert read.set_status_success_reason is SetStatusSuccessReason.UNSUBSCRIBE_FROM_ALL_OCCURRED
+    assert read.timestamp.timestamp() == pytest.approx(1795600800.123)
+
+    # A field whose value HubSpot's contract does not allow is an error naming where it is.
+    status["status"] = "MAYBE"
+    with pytest.raises(HubSpotResponseError, match=r"results\[0\]\.statuses\[0\]\.status"):
+        client.batch_unsubscribe_all(["new@example.com"], verbose=True)
 
 
 def test_unreadable_answer_to_a_write_may_have_been_applied():

@@ -15,12 +15,12 @@ import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import certifi
 import httpx
-from pydantic import BaseModel, ValidationError
+import msgspec
 
 from .. import __version__
 from .errors import (
@@ -50,6 +50,8 @@ from .models import (
     StatusesResponse,
     StatusState,
     WideStatusesResponse,
+    answer_decoder,
+    answer_name,
     coerce_enum,
 )
 from .policy import RateLimitInfo, RetryPolicy, parse_error
@@ -68,8 +70,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"airflow-provider-hubspot-prefs/{__version__}"
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def check_base_url(base_url: str) -> str:
@@ -100,7 +100,7 @@ class PreparedCall:
     method: str
     template: str
     path: str
-    response_model: type[BaseModel]
+    response_model: Any  # a HubSpotAnswer struct type, or OperationResponse[...] of one
     params: dict[str, Any] | None = None
     json: Any = None
 
@@ -153,7 +153,7 @@ class _Calls:
     def _prepare(
         self,
         endpoint: Endpoint,
-        model: type[BaseModel],
+        model: Any,
         *,
         path_params: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
@@ -512,15 +512,16 @@ class _ClientCore:
     @staticmethod
     def parse(call: PreparedCall, response: httpx.Response) -> Any:
         try:
-            return call.response_model.model_validate_json(response.content)
-        except ValidationError as exc:
+            return answer_decoder(call.response_model).decode(response.content)
+        except msgspec.DecodeError as exc:
+            # A ValidationError is JSON of the wrong shape; any other DecodeError is not JSON at all
+            # (cut off in transit, say), which a retry may mend.
             raise HubSpotResponseError(
-                f"response does not match {call.response_model.__name__}: {exc.error_count()} problem(s), "
-                f"first: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}",
+                f"response does not match {answer_name(call.response_model)}: {exc}",
                 method=call.method,
                 endpoint=call.template,
                 status_code=response.status_code,
-                truncated=exc.errors()[0]["type"] == "json_invalid",
+                truncated=not isinstance(exc, msgspec.ValidationError),
             ) from None
 
 

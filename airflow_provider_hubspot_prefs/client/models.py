@@ -1,16 +1,20 @@
 """Typed models of the Communication Preferences API, written from HubSpot's OpenAPI specs.
 
-Field names follow Python style; aliases carry HubSpot's camelCase. Unknown fields from HubSpot
-are kept (``extra="allow"``) so that a new response field never breaks a running DAG.
+Field names follow Python style; HubSpot's camelCase is their JSON name. Requests are pydantic
+models (checked when built, errors name the field); answers are msgspec structs (decoded and
+checked in one pass from the bytes HubSpot sent).
 """
 
 from __future__ import annotations
 
+import functools
+import typing
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+import msgspec
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from .errors import HubSpotInputError
@@ -121,17 +125,41 @@ class PublicUpdateSubscriptionStatusRequest(HubSpotModel):
 
 
 # ---- responses ------------------------------------------------------------------------------
+#
+# Answers are decoded straight from JSON into these structs (msgspec, which Airflow's Task SDK
+# already depends on): typed and checked in one pass, for less CPU than ``json.loads`` gives
+# untyped dicts (benchmarks/README.md, benchmark 2). Pydantic models of every status of a
+# 100-address answer cost several times that.
 
 
-class ErrorDetail(HubSpotModel):
+@functools.cache
+def answer_decoder(model: Any) -> msgspec.json.Decoder[Any]:
+    """The decoder of one answer type (made once: making one compiles the type). Not strict:
+    numbers sent as strings are read as numbers, as pydantic's models did."""
+    return msgspec.json.Decoder(model, strict=False)
+
+
+def answer_name(model: Any) -> str:
+    """``OperationResponse[PublicStatus]`` for the type of that name (for error messages)."""
+    args = ", ".join(answer_name(a) for a in typing.get_args(model))
+    name = getattr(typing.get_origin(model) or model, "__name__", str(model))
+    return f"{name}[{args}]" if args else name
+
+
+class HubSpotAnswer(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of HubSpot's answers: Python field names, HubSpot's camelCase in JSON. Fields HubSpot
+    adds later are ignored, so that a new response field never breaks a running DAG."""
+
+
+class ErrorDetail(HubSpotAnswer, kw_only=True):
     message: str
     code: str | None = None
-    in_: str | None = Field(default=None, alias="in")
+    in_: str | None = msgspec.field(default=None, name="in")
     sub_category: str | None = None
     context: dict[str, Any] | None = None
 
 
-class StandardError(HubSpotModel):
+class StandardError(HubSpotAnswer, kw_only=True):
     """One failed input of a batch call (``errors[]`` in the operation envelope)."""
 
     status: str
@@ -139,9 +167,9 @@ class StandardError(HubSpotModel):
     message: str
     id: str | None = None
     sub_category: Any = None
-    context: dict[str, list[str]] = Field(default_factory=dict)
-    errors: list[ErrorDetail] = Field(default_factory=list)
-    links: dict[str, str] = Field(default_factory=dict)
+    context: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    errors: list[ErrorDetail] = msgspec.field(default_factory=list)
+    links: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def subscriber_ids(self) -> list[str]:
@@ -152,7 +180,7 @@ class StandardError(HubSpotModel):
         return []
 
 
-class PublicStatus(HubSpotModel):
+class PublicStatus(HubSpotAnswer, kw_only=True):
     channel: Channel
     source: str
     status: StatusState
@@ -166,7 +194,7 @@ class PublicStatus(HubSpotModel):
     subscription_name: str | None = None
 
 
-class PublicWideStatus(HubSpotModel):
+class PublicWideStatus(HubSpotAnswer, kw_only=True):
     channel: Channel
     status: StatusState
     subscriber_id_string: str
@@ -175,22 +203,22 @@ class PublicWideStatus(HubSpotModel):
     business_unit_id: int | None = None
 
 
-class PublicStatusBulkResponse(HubSpotModel):
+class PublicStatusBulkResponse(HubSpotAnswer, kw_only=True):
     subscriber_id_string: str
-    statuses: list[PublicStatus] = Field(default_factory=list)
+    statuses: list[PublicStatus] = msgspec.field(default_factory=list)
 
 
-class PublicBulkOptOutFromAllResponse(HubSpotModel):
+class PublicBulkOptOutFromAllResponse(HubSpotAnswer, kw_only=True):
     subscriber_id_string: str
-    statuses: list[PublicStatus] = Field(default_factory=list)
+    statuses: list[PublicStatus] = msgspec.field(default_factory=list)
 
 
-class PublicWideStatusBulkResponse(HubSpotModel):
+class PublicWideStatusBulkResponse(HubSpotAnswer, kw_only=True):
     subscriber_id_string: str
-    wide_statuses: list[PublicWideStatus] = Field(default_factory=list)
+    wide_statuses: list[PublicWideStatus] = msgspec.field(default_factory=list)
 
 
-class PublicSubscriptionTranslation(HubSpotModel):
+class PublicSubscriptionTranslation(HubSpotAnswer, kw_only=True):
     created_at: int
     description: str
     language_code: str
@@ -199,7 +227,7 @@ class PublicSubscriptionTranslation(HubSpotModel):
     updated_at: int
 
 
-class SubscriptionDefinition(HubSpotModel):
+class SubscriptionDefinition(HubSpotAnswer, kw_only=True):
     id: str
     name: str
     description: str
@@ -214,14 +242,14 @@ class SubscriptionDefinition(HubSpotModel):
     subscription_translations: list[PublicSubscriptionTranslation] | None = None
 
 
-class LinkGenerationResponse(HubSpotModel):
+class LinkGenerationResponse(HubSpotAnswer, kw_only=True):
     subscriber_id_string: str
     manage_preferences_url: str
     unsubscribe_all_url: str
     unsubscribe_single_url: str | None = None
 
 
-class PublicSubscriptionStatus(HubSpotModel):
+class PublicSubscriptionStatus(HubSpotAnswer, kw_only=True):
     id: str
     name: str
     description: str
@@ -233,15 +261,15 @@ class PublicSubscriptionStatus(HubSpotModel):
     preference_group_name: str | None = None
 
 
-class PublicSubscriptionStatusesResponse(HubSpotModel):
+class PublicSubscriptionStatusesResponse(HubSpotAnswer, kw_only=True):
     recipient: str
-    subscription_statuses: list[PublicSubscriptionStatus] = Field(default_factory=list)
+    subscription_statuses: list[PublicSubscriptionStatus] = msgspec.field(default_factory=list)
 
 
 T = TypeVar("T")
 
 
-class OperationResponse(HubSpotModel, Generic[T]):
+class OperationResponse(HubSpotAnswer, Generic[T], dict=True, kw_only=True):
     """HubSpot's operation envelope around ``results``.
 
     ``status`` is where HubSpot says whether the operation is PENDING, PROCESSING, CANCELED or
@@ -249,17 +277,24 @@ class OperationResponse(HubSpotModel, Generic[T]):
     """
 
     status: OperationStatus
-    results: list[T] = Field(default_factory=list)
+    results: list[T] = msgspec.field(default_factory=list)
     started_at: datetime
     completed_at: datetime
     requested_at: datetime | None = None
-    errors: list[StandardError] = Field(default_factory=list)
+    errors: list[StandardError] = msgspec.field(default_factory=list)
     num_errors: int | None = None
     links: dict[str, str] | None = None
 
-    _uncertain_since: float | None = PrivateAttr(default=None)
-    # The request's ``X-HubSpot-Correlation-Id`` (what HubSpot support asks for), set by the client.
-    correlation_id: str | None = Field(default=None, exclude=True)
+    # Not HubSpot's fields, so not in the JSON: the client notes them on the answer (``__dict__``).
+
+    @property
+    def correlation_id(self) -> str | None:
+        """The request's ``X-HubSpot-Correlation-Id`` (what HubSpot support asks for)."""
+        return self.__dict__.get("correlation_id")
+
+    @correlation_id.setter
+    def correlation_id(self, value: str | None) -> None:
+        self.__dict__["correlation_id"] = value
 
     @property
     def is_complete(self) -> bool:
@@ -272,10 +307,10 @@ class OperationResponse(HubSpotModel, Generic[T]):
         HubSpot may have applied that attempt; what it then reports as unchanged, with a status
         timestamp from then on, was changed by this very request.
         """
-        return self._uncertain_since
+        return self.__dict__.get("uncertain_since")
 
     def mark_uncertain(self, since: float) -> None:
-        self._uncertain_since = since
+        self.__dict__["uncertain_since"] = since
 
     @property
     def has_errors(self) -> bool:
