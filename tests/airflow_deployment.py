@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,16 @@ class AirflowDeployment:
         worker.wait(10)
         self.crashed.append(worker)
         return pids
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[AirflowDeployment]:
+        """Started for the ``with`` block, stopped after it (also after a failure), and then not
+        one process of it left."""
+        try:
+            yield self.start()
+        finally:
+            self.stop()
+            assert not any(self.alive().values()) and not self.leftovers()
 
     def stop(self) -> None:
         """End every component's process group, by the PID this deployment started, and then any

@@ -65,8 +65,7 @@ def celery_airflow(hubspot, tmp_path_factory) -> Any:
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
             },
         )
-        try:
-            deployment.start()
+        with deployment.running():
             deployment.api(
                 "POST", "/pools", json={"name": "hubspot_prefs", "slots": 4, "description": "HubSpot app"}
             )
@@ -81,9 +80,6 @@ def celery_airflow(hubspot, tmp_path_factory) -> Any:
                 extra={"base_url": hubspot.url, "rate_limit_redis_conn_id": "hubspot_budget"},
             )
             yield deployment
-        finally:
-            deployment.stop()
-            assert not any(deployment.alive().values()) and not deployment.leftovers()
 
 
 def _writes(hubspot: EmulatorServer) -> list[dict[str, Any]]:

@@ -35,18 +35,12 @@ def hubspot() -> Any:
 
 @pytest.fixture(scope="module")
 def airflow(hubspot, tmp_path_factory) -> Any:
-    deployment = AirflowDeployment(
-        tmp_path_factory.mktemp("airflow-home"), os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
-    )
-    try:
-        deployment.start()
+    home = tmp_path_factory.mktemp("airflow-home")
+    with AirflowDeployment(home, os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).running() as deployment:
         deployment.add_connection(
             "hubspot_prefs_default", "hubspot_prefs", password=DEMO_TOKEN, extra={"base_url": hubspot.url}
         )
         yield deployment
-    finally:
-        deployment.stop()
-        assert not any(deployment.alive().values()) and not deployment.leftovers()
 
 
 def test_mapped_tasks_on_one_machine_share_the_budget_without_429s(airflow, hubspot, tmp_path):

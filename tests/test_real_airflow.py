@@ -47,11 +47,8 @@ def hubspot() -> Any:
 
 @pytest.fixture(scope="module")
 def airflow(hubspot, tmp_path_factory) -> Any:
-    deployment = AirflowDeployment(
-        tmp_path_factory.mktemp("airflow-home"), os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
-    )
-    try:
-        deployment.start()
+    home = tmp_path_factory.mktemp("airflow-home")
+    with AirflowDeployment(home, os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).running() as deployment:
         # The default connection, through the REST API: OAuth, so that client secret and refresh
         # token travel through every task that the secrets check below reads.
         deployment.add_connection(
@@ -66,9 +63,6 @@ def airflow(hubspot, tmp_path_factory) -> Any:
             },
         )
         yield deployment
-    finally:
-        deployment.stop()
-        assert not any(deployment.alive().values()) and not deployment.leftovers()
 
 
 @pytest.fixture(scope="module")
