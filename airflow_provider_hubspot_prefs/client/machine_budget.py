@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .policy import RateLimitInfo
+from .shared_budget import counted_by_hubspot
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS bookings (member TEXT PRIMARY KEY, slot REAL NOT NULL)",
@@ -129,11 +130,10 @@ class MachineBudget:
         """HubSpot's count on the answer to a request sent ``age`` seconds ago: what our bookings of
         the window before that request (and since) do not explain, beyond a little accounting
         jitter, was spent by callers elsewhere; it is taken off the limit for one window."""
-        if info is None or info.remaining is None:
+        counted = counted_by_hubspot(info, self.max_requests, self.interval)
+        if counted is None:
             return
-        spent = (info.max or self.max_requests) - info.remaining
-        window = (info.interval_ms / 1000) if info.interval_ms else self.interval
-        jitter = max(3, self.max_requests // 50)
+        spent, window, jitter = counted
         with self._transaction() as db:
             now = self._clock()
             (ours,) = db.execute(
@@ -142,7 +142,3 @@ class MachineBudget:
             foreign = spent - ours - jitter
             if foreign > 0:
                 db.execute("INSERT OR REPLACE INTO holds VALUES ('foreign', ?, ?)", (foreign, now + window))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -73,6 +73,19 @@ return foreign
 """
 
 
+def counted_by_hubspot(
+    info: RateLimitInfo | None, max_requests: int, interval: float
+) -> tuple[int, float, int] | None:
+    """What an answer's headers say of HubSpot's window, for a shared budget to compare with its
+    bookings: ``(requests spent, window in seconds, requests of accounting jitter to allow)``;
+    None without a count. The jitter covers requests in flight together that arrive reordered."""
+    if info is None or info.remaining is None:
+        return None
+    spent = (info.max or max_requests) - info.remaining
+    window = info.interval_ms / 1000 if info.interval_ms else interval
+    return spent, window, max(3, max_requests // 50)
+
+
 class RedisBudget:
     """A rolling window of ``max_requests`` per ``interval`` seconds shared through Redis.
 
@@ -116,10 +129,9 @@ class RedisBudget:
 
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
         """HubSpot's count on the answer to a request sent ``age`` seconds ago."""
-        if info is None or info.remaining is None:
+        counted = counted_by_hubspot(info, self.max_requests, self.interval)
+        if counted is None:
             return
-        spent = (info.max or self.max_requests) - info.remaining
-        window_ms = info.interval_ms or self._window_ms
-        jitter = max(3, self.max_requests // 50)
-        args = [spent, window_ms, jitter, int(age * 1000)]
+        spent, window, jitter = counted
+        args = [spent, round(window * 1000), jitter, int(age * 1000)]
         self._observe(keys=[self._keys[0], self._keys[2]], args=args)
