@@ -176,3 +176,80 @@ def test_spreadsheet_windows_1252_export_needs_and_honours_encoding(emulator, tm
     assert state == "success"
     check_truth(emulator, rows, ["josé@example.com", "zoë@example.org", "plain@example.com"], first_line=2)
     assert sent_addresses(emulator) == {"josé@example.com", "zoë@example.org", "plain@example.com"}
+
+
+def test_plain_address_shortcut_agrees_with_every_check():
+    """``examine`` skips the per-character checks for plain ASCII addresses; it must never let
+    through what those checks refuse, nor refuse what they accept."""
+    import random
+    import re
+
+    from airflow_provider_hubspot_prefs.ledger import inputs
+
+    def by_the_checks(value: str) -> tuple[str | None, str | None]:
+        trimmed = inputs._EDGES.sub("", value)
+        if not trimmed:
+            return None, "empty line"
+        problem = inputs.describe_problem(trimmed)
+        return (None, f"not a valid email address: {problem}") if problem else (trimmed.lower(), None)
+
+    pieces = [
+        "a",
+        "Z",
+        "0",
+        ".",
+        "..",
+        "-",
+        "_",
+        "+",
+        "@",
+        " ",
+        "\t",
+        "\u00e9",
+        "\u0430",
+        "\u200b",
+        "\ufeff",
+        "<",
+        ">",
+        '"',
+        ",",
+        ";",
+        ":",
+        "\\",
+        "[",
+        "'",
+        "!",
+        "`",
+        "\udc81",
+        "example",
+        ".com",
+        "\u212f",
+    ]
+    rng = random.Random(12)
+    values = [
+        "a@b.co",
+        "x@y",
+        "@b.co",
+        "a@.co",
+        "a@b..co",
+        "a@b.co.",
+        "A.B@C.D",
+        "a" * 250 + "@b.co",
+        "a" * 240 + "@b.co",
+        ".a@b.co",
+        "a@-.-",
+        "a@b.c-",
+    ]
+    values += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 9))) for _ in range(20_000)]
+    plain = ["a", "Z", "0", ".", "-", "_", "+", "'", "example", ".com"]
+
+    def part() -> str:
+        return "".join(rng.choice(plain if rng.random() < 0.9 else pieces) for _ in range(rng.randint(1, 4)))
+
+    values += [f"{part()}@{part()}" for _ in range(20_000)]
+    shortcut = 0
+    for value in values:
+        assert inputs.examine(value) == by_the_checks(value), repr(value)
+        shortcut += bool(len(value) <= 254 and inputs._PLAIN_ADDRESS.fullmatch(value))
+    assert shortcut > 500  # the shortcut is exercised, not only the checks
+    assert re.fullmatch(r"[\x21-\x7e]+", "".join(v for v in values if inputs._PLAIN_ADDRESS.fullmatch(v)))
