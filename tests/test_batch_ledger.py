@@ -186,3 +186,87 @@ def test_on_kill_writes_the_ledger_as_it_stands(tmp_path):
         ("2", "pending"),
         ("3", "pending"),
     ]
+
+
+def test_sending_starts_while_the_input_is_still_being_read(emulator, tmp_path):
+    """A long input is not read whole before the first request: requests go out between blocks."""
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from .batch_try import context
+    from .ledger_support import check_truth
+
+    emulator.control("DELETE", "requests")
+    people = [f"early.{i:05d}@example.com" for i in range(30_000)] + ["early.00007@example.com", "bad"]
+    writes_when_read: list[int] = []
+
+    def read():
+        yield from people
+        writes_when_read.append(len(emulator.control("GET", "requests")["requests"]))
+
+    ledger = tmp_path / "ledger.csv"
+    HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe", subscribers=read(), ledger_path=str(ledger)
+    ).execute(context("manual__early", 1))
+    assert writes_when_read[0] > 0  # of 300 requests: sending did not wait for the end of the input
+    outcomes = check_truth(emulator, ledger_rows(ledger), people)
+    assert outcomes == {"unsubscribed": 30_000, "duplicate": 1, "invalid_input": 1}
+
+
+def test_an_input_unreadable_midway_stops_sending_and_ledgers_every_line_read(emulator, tmp_path):
+    """Sending started before the bad part of the file was reached: what was sent is ledgered
+    truthfully, nothing after the bad part is sent, and the error names the last line read."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from .batch_try import context
+    from .ledger_support import check_truth
+
+    people = [f"midway.{i:05d}@example.com" for i in range(20_000)]
+    source = tmp_path / "in.txt"
+    # cp1252 has no character for byte 0x81: a strict decoder cannot go past it.
+    source.write_bytes(
+        ("\n".join(people[:12_000]) + "\nbroken\x81@example.com\n").encode("latin-1")
+        + ("\n".join(people[12_000:]) + "\n").encode()
+    )
+    ledger = tmp_path / "ledger.csv"
+    with pytest.raises(AirflowFailException) as raised:
+        HubSpotBatchUnsubscribeAllOperator(
+            task_id="unsubscribe", input_path=str(source), ledger_path=str(ledger), encoding="cp1252"
+        ).execute(context("manual__midway", 1))
+    rows = ledger_rows(ledger)
+    read = len(rows)
+    assert 1000 < read <= 12_000
+    assert f"Cannot read the input {source} after line {read}: 'charmap' codec can't decode byte 0x81" in str(
+        raised.value
+    )
+    assert f"the ledger at {ledger} lists the {read} line(s) read" in str(raised.value)
+    outcomes = check_truth(emulator, rows, people[:read])
+    assert outcomes == {"unsubscribed": read}
+    assert len(emulator.backend.changes) == read
+
+
+def test_on_kill_while_the_input_is_still_being_read_leaves_the_ledger_alone(tmp_path):
+    """A ledger lists every line or is not written: killed before the input was read to its end,
+    the ledger is left as it was (the checkpoint's send windows tell the retry what was sent)."""
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import (
+        BatchState,
+        TaskIdentity,
+        write_ledger_on_kill,
+    )
+
+    identity = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    state = BatchState(identity, ledger, work_dir=tmp_path / "work")
+    people = [f"kill.{i:05d}@example.com" for i in range(5000)]
+    store = state.open(lambda: records_from_values(people))
+    assert store.read_through == 1000 and not store.ingested
+    assert write_ledger_on_kill(identity, ledger, tmp_path / "work") == (
+        "ledger untouched: the input was still being read (through line 1000); "
+        "the checkpoint's send windows tell a retry what may have been sent"
+    )
+    assert not (tmp_path / "ledger.csv").exists()
+    assert state.write_ledger() == 0  # nor does a checkpoint while sending write one
+    state.ingestion.read_to_end()
+    assert state.write_ledger() == 5000
+    state.close()

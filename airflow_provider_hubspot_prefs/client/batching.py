@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from ..ledger.files import attribute
+from ..ledger.ingestion import Ingestion
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import StaleTryError, WorkStore
 from .errors import (
@@ -159,8 +160,13 @@ async def send_pending(
     before_send: Callable[[list[int]], None] | None = None,
     after_answer: Callable[[], None] | None = None,
     resumed: bool = False,
+    ingestion: Ingestion | None = None,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
+
+    With ``ingestion`` the input is still being read: it is read on in the same event loop, a
+    block between answers, and chunks go out as soon as the lines are read. If the input cannot
+    be read further, sending stops, the chunks in flight are recorded and ``InputStopped`` raised.
 
     A chunk that fails for good marks its inputs failed with the error's reason. A fatal error
     stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised
@@ -208,9 +214,39 @@ async def send_pending(
         except StaleTryError as exc:  # a newer try owns the state: record nothing more, stop
             stale.append(exc)
 
-    for chunk in store.pending_chunks(batch_size):
+    unread: list[Exception] = []  # why the input could not be read to its end (InputStopped)
+    read_more = asyncio.Event()
+
+    async def read_input() -> None:
+        assert ingestion is not None
+        try:
+            while ingestion.step():
+                read_more.set()
+                await asyncio.sleep(0)  # the answers in between are handled before the next block
+        except Exception as exc:
+            unread.append(exc)
+        finally:
+            read_more.set()
+
+    async def chunks() -> AsyncIterator[list[tuple[int, str]]]:
+        last = 0
+        while not unread:
+            everything_read = ingestion is None or ingestion.done
+            through = None if everything_read else store.read_through
+            chunk = store.next_pending(last, batch_size, through)
+            if not everything_read and len(chunk) < batch_size:
+                read_more.clear()
+                await read_more.wait()
+                continue
+            if not chunk:
+                return
+            last = chunk[-1][0]
+            yield chunk
+
+    reader = None if ingestion is None or ingestion.done else asyncio.create_task(read_input())
+    async for chunk in chunks():
         await slots.acquire()
-        if fatal or stale:
+        if fatal or stale or unread:
             slots.release()
             break
         if before_send is not None:
@@ -225,8 +261,14 @@ async def send_pending(
         task.add_done_callback(running.discard)
     if running:
         await asyncio.gather(*running)
+    if reader is not None:
+        if stale:
+            reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
     if stale:
         raise stale[0]
+    if unread:
+        raise unread[0]
     if fatal:
         remaining = store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal[0]}")
         raise BatchAborted(fatal[0], remaining)

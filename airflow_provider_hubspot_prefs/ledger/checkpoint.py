@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import read_rows, write_atomically
+from .ingestion import Ingestion
 from .inputs import InputRecord
 from .store import StaleTryError, WorkStore, private_umask, sweep_stale
 
@@ -106,6 +107,8 @@ class BatchState:
         self.flush_interval = flush_interval
         self.window_lines = window_lines
         self.store: WorkStore | None = None
+        # A fresh start sends while the input is still being read: this reads the rest (see ``open``).
+        self.ingestion: Ingestion | None = None
         self.resumed: str | None = None  # how this try found its state: None, "local", "checkpoint"
         self._state: dict[str, Any] = {}
         self._last_flush = time.monotonic()
@@ -184,8 +187,11 @@ class BatchState:
                 local.remove()
             store = WorkStore(self.work_path)
             try:
-                store.ingest(records())
-                if state is not None:
+                if state is None:
+                    # Nothing was sent before: sending may start from the first lines read.
+                    self.ingestion = Ingestion(store, records())
+                else:
+                    store.ingest(records())
                     self.resumed = "checkpoint"
                     if state.get("ledger"):
                         store.restore(read_rows(self.ledger), self.checkpoint_path)
@@ -236,11 +242,19 @@ class BatchState:
         if self.flush_interval > 0 and time.monotonic() - self._last_flush >= self.flush_interval:
             self.write_ledger()
 
-    def write_ledger(self) -> int:
-        """Write the ledger from the work store (never over a complete one with an incomplete one)."""
+    def write_ledger(self, *, partial_input: bool = False) -> int:
+        """Write the ledger from the work store (never over a complete one with an incomplete one).
+
+        While the input is still being read the ledger would lack the lines not read yet, so it is
+        not written then, unless ``partial_input``: the input cannot be read further, and the
+        ledger says what happened to each line that was read.
+        """
         assert self.store is not None
         store = self.store
         self._last_flush = time.monotonic()
+        if not store.ingested and not partial_input:
+            log.info("Ledger not written yet: the input is read through line %d only", store.read_through)
+            return 0
         self._check_current(self._load())
         store.check_owner(self.identity.try_number)
         complete = store.pending_count() == 0
@@ -279,6 +293,11 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
         if loaded is None:
             return "no checkpoint was written (nothing was sent); ledger untouched"
         state._state = loaded
+        if not store.ingested:
+            return (
+                f"ledger untouched: the input was still being read (through line {store.read_through}); "
+                "the checkpoint's send windows tell a retry what may have been sent"
+            )
         rows = state.write_ledger()
     except (StaleTryError, CheckpointError) as exc:
         return f"ledger untouched: {exc}"

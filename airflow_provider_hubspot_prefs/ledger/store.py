@@ -151,35 +151,66 @@ class WorkStore:
     # -- ingestion and resume ------------------------------------------------------------------
 
     def ingest(self, records: Iterable[InputRecord]) -> None:
-        """Read every input once: invalid and duplicate ones get their outcome now."""
-        db = self._db
-        db.execute("BEGIN")
-        db.execute("DELETE FROM inputs")
-        insert = "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)"
-        rows: list[tuple[int, str, str | None, str | None, str | None]] = []
-        count = 0
-        invalid = Outcome.INVALID_INPUT.value
+        """Read every input at once: invalid and duplicate ones get their outcome now."""
+        self.begin_ingest()
+        block: list[InputRecord] = []
         for record in records:
-            count += 1
-            outcome = None if record.address is not None else invalid
-            rows.append((record.line, record.text, record.address, outcome, record.problem))
-            if len(rows) >= _INGEST_COMMIT_EVERY:
-                db.executemany(insert, rows)
-                rows.clear()
-        db.executemany(insert, rows)
-        # Every later line of an address already seen is a duplicate of its first line: one set-based
-        # pass instead of a lookup per line.
-        db.execute("CREATE INDEX IF NOT EXISTS inputs_address ON inputs(address, line)")
-        db.execute(
-            "UPDATE inputs SET outcome = ?, reason = 'same address as line ' || firsts.first "
-            "FROM (SELECT address, MIN(line) AS first FROM inputs WHERE address IS NOT NULL "
-            "GROUP BY address) AS firsts "
-            "WHERE inputs.address = firsts.address AND inputs.line > firsts.first",
-            (Outcome.DUPLICATE.value,),
+            block.append(record)
+            if len(block) >= _INGEST_COMMIT_EVERY:
+                self.ingest_block(block)
+                block.clear()
+        self.ingest_block(block)
+        self.end_ingest()
+
+    def begin_ingest(self) -> None:
+        """Start reading the input in blocks (``ingest_block``); what was read before is dropped."""
+        self._db.execute("DELETE FROM inputs")
+        self._db.execute("CREATE INDEX IF NOT EXISTS inputs_address ON inputs(address, line)")
+        self.set_meta("ingested", "0")
+        self.set_meta("read_through", 0)
+
+    def ingest_block(self, block: list[InputRecord]) -> None:
+        """Add the next records in line order, in one transaction; each gets its outcome if it has one.
+
+        A line whose address an earlier line already has (in this block or an earlier one) is a
+        duplicate of the first such line. Sending may start from the lines read so far.
+        """
+        if not block:
+            return
+        db = self._db
+        invalid = Outcome.INVALID_INPUT.value
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)",
+            [
+                (r.line, r.text, r.address, None if r.address is not None else invalid, r.problem)
+                for r in block
+            ],
         )
+        db.execute(
+            "UPDATE inputs SET outcome = :duplicate, reason = 'same address as line ' || firsts.first "
+            "FROM (SELECT address, MIN(line) AS first FROM inputs WHERE address IN "
+            "(SELECT address FROM inputs WHERE line BETWEEN :first AND :last AND address IS NOT NULL) "
+            "GROUP BY address) AS firsts "
+            "WHERE inputs.line BETWEEN :first AND :last AND inputs.address = firsts.address "
+            "AND inputs.line > firsts.first",
+            {"duplicate": Outcome.DUPLICATE.value, "first": block[0].line, "last": block[-1].line},
+        )
+        self.set_meta("read_through", block[-1].line)
+        db.execute("COMMIT")
+
+    def end_ingest(self) -> None:
+        """The whole input is read: a resumed run will not read it again."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM inputs").fetchone()
+        self._db.execute("BEGIN")
         self.set_meta("ingested", "1")
         self.set_meta("total", count)
-        db.execute("COMMIT")
+        self._db.execute("COMMIT")
+
+    @property
+    def read_through(self) -> int:
+        """The last line read in so far (all of them once ``ingested``)."""
+        return int(self.get_meta("read_through") or 0)
 
     def reopen_retried(self) -> None:
         """Inputs an earlier try left failed, not attempted or unanswered become pending again."""
@@ -243,15 +274,18 @@ class WorkStore:
     def pending_chunks(self, size: int) -> Iterator[list[tuple[int, str]]]:
         """Chunks of ``(line, address)`` still without an outcome, in input order."""
         last = 0
-        while True:
-            rows = self._db.execute(
-                "SELECT line, address FROM inputs WHERE outcome IS NULL AND line > ? ORDER BY line LIMIT ?",
-                (last, size),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [(int(r[0]), str(r[1])) for r in rows]
+        while chunk := self.next_pending(last, size):
+            last = chunk[-1][0]
+            yield chunk
+
+    def next_pending(self, after: int, size: int, through: int | None = None) -> list[tuple[int, str]]:
+        """Up to ``size`` ``(line, address)`` without an outcome after line ``after`` (to ``through``)."""
+        rows = self._db.execute(
+            "SELECT line, address FROM inputs WHERE outcome IS NULL AND line > ? AND line <= ? "
+            "ORDER BY line LIMIT ?",
+            (after, through if through is not None else 2**62, size),
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
 
     def start_attempt(self, lines: list[int], at: float) -> float | None:
         """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.

@@ -85,6 +85,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from ..client.batching import BatchAborted
         from ..ledger import Outcome, UnreadableInputError
         from ..ledger.checkpoint import BatchState, CheckpointError
+        from ..ledger.ingestion import InputStopped
         from ..ledger.store import StaleTryError
 
         if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
@@ -117,24 +118,34 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             self.log.info("Resuming from the checkpoint next to the ledger (%d inputs)", store.total)
         aborted: BatchAborted | None = None
         try:
-            nothing_to_send = self._check_not_empty(store)
             if self.is_dry_run:
+                self._read_rest(state)
                 store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
-            elif nothing_to_send is None:
+            else:
                 try:
                     asyncio.run(self._send(store, state))
                 except BatchAborted as exc:
                     aborted = exc
+            nothing_to_send = self._check_not_empty(store)
             summary = self._summary(store, ledger)
             state.finish()
         except StaleTryError as exc:
             state.close()
             raise AirflowFailException(f"Stopped without writing: {exc}") from exc
+        except InputStopped as exc:
+            rows = self._write_ledger_after_error(state, partial_input=True)
+            state.close()
+            raise AirflowFailException(
+                f"Cannot read the input {self._input_name()} after line {exc.read_through}: {exc.cause}. "
+                f"Nothing after that line was sent; the ledger at {ledger} lists the {rows} line(s) read "
+                "and what happened to each."
+            ) from exc
         except BaseException:
-            try:  # say in the ledger what is known so far; its rows without an answer say "pending"
-                state.write_ledger()
-            except Exception:
-                self.log.exception("Could not write the ledger after the error below")
+            try:  # every line gets its row, even if the error came before the input was read to its end
+                self._read_rest(state)
+            except Exception as exc:
+                self.log.warning("The ledger lists only the lines read: %s", exc)
+            self._write_ledger_after_error(state, partial_input=True)
             state.close()
             raise
         if nothing_to_send is not None:
@@ -152,6 +163,19 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         ):
             return self.wait_or_defer(context, result=summary, ledger_path=ledger, **self.wait_target())
         return summary
+
+    @staticmethod
+    def _read_rest(state: BatchState) -> None:
+        if state.ingestion is not None:
+            state.ingestion.read_to_end()
+
+    def _write_ledger_after_error(self, state: BatchState, *, partial_input: bool) -> int:
+        """Say in the ledger what is known so far; its rows without an answer say ``pending``."""
+        try:
+            return state.write_ledger(partial_input=partial_input)
+        except Exception:
+            self.log.exception("Could not write the ledger after the error below")
+            return 0
 
     def _input_name(self) -> str:
         return str(getattr(self, "input_path", None) or "given as a list")
@@ -179,6 +203,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from ..client.batching import send_pending
         from ..ledger import Outcome
 
+        if (state.ingestion is None or state.ingestion.done) and store.pending_count() == 0:
+            return  # nothing to send: no connection needed
         client = await self.hook.get_async_conn()
         try:
             await send_pending(
@@ -191,6 +217,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 before_send=state.before_send,
                 after_answer=state.after_answer,
                 resumed=state.resumed is not None,
+                ingestion=state.ingestion,
             )
         finally:
             await client.aclose()
