@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -237,13 +238,18 @@ def test_an_input_unreadable_midway_stops_sending_and_ledgers_every_line_read(em
     rows = ledger_rows(ledger)
     read = len(rows)
     assert 1000 < read <= 12_000
-    assert f"Cannot read the input {source} after line {read}: 'charmap' codec can't decode byte 0x81" in str(
-        raised.value
+    assert (
+        f"Cannot read the input {source} after line {read}: not cp1252 (character maps to <undefined>)"
+        in str(raised.value)
     )
     assert f"the ledger at {ledger} lists the {read} line(s) read" in str(raised.value)
     outcomes = check_truth(emulator, rows, people[:read])
-    assert outcomes == {"unsubscribed": read}
-    assert len(emulator.backend.changes) == read
+    assert set(outcomes) == {"unsubscribed", "not_attempted"}  # read, but not sent once the error came
+    assert outcomes["unsubscribed"] >= 100  # check_truth: exactly the contacts HubSpot changed
+    unsent = {r["reason"] for r in rows if r["outcome"] == "not_attempted"}
+    assert unsent == {
+        f"not sent: the input could not be read after line {read}: {raised.value.__cause__.cause}"
+    }
 
 
 def test_on_kill_while_the_input_is_still_being_read_leaves_the_ledger_alone(tmp_path):
@@ -270,3 +276,74 @@ def test_on_kill_while_the_input_is_still_being_read_leaves_the_ledger_alone(tmp
     state.ingestion.read_to_end()
     assert state.write_ledger() == 5000
     state.close()
+
+
+def test_the_spooled_ledger_is_the_ledger(tmp_path):
+    """Rows spooled while sending, then the rest: byte for byte the ledger written from the store."""
+    import io
+
+    from airflow_provider_hubspot_prefs.ledger.spool import LedgerSpool, write_ledger
+
+    store = WorkStore(tmp_path / "work.sqlite")
+    store.ingest(
+        records_from_values(["a@example.com", "bad", "b@example.com", "A@example.com", "c@é.com", "d@x.io"])
+    )
+    spool = LedgerSpool(store)
+    assert spool.advance() == 0  # line 1 has no outcome yet
+    store.start_attempt([1, 3], 1_764_000_000.25)
+    store.record([Row(1, Outcome.UNSUBSCRIBED, "UNSUBSCRIBE_FROM_ALL_OCCURRED", None, "corr,1")])
+    assert spool.advance() == 2 and spool.through == 2  # line 3 is still in flight
+    store.record([Row(3, Outcome.FAILED, 'a "quoted", reason', "VALIDATION_ERROR")])
+    marks = [spool.mark()]
+    assert spool.advance() == 2 and spool.through == 4  # lines 5 and 6 are not sent yet
+    for mark in (*marks, spool.mark(), None):
+        written = io.StringIO()
+        assert write_ledger(written, store, mark) == 6
+        whole = io.StringIO()
+        store.export(whole)
+        assert written.getvalue() == whole.getvalue()
+    path = spool.path
+    spool.close()
+    assert not path.exists()
+    store.close()
+
+
+def test_ledger_checkpoints_while_sending_are_always_whole(emulator, tmp_path):
+    """Checkpoints are written by a thread of their own while the sending goes on: every ledger a
+    reader finds meanwhile has a row for every line, and the done ones say what HubSpot did."""
+    import threading
+
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from .batch_try import context
+    from .ledger_support import check_truth
+
+    people = [f"whole.{i:05d}@example.com" for i in range(6000)]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(people) + "\n")
+    ledger = tmp_path / "ledger.csv"
+    emulator.control("PATCH", "config", json={"latency_ms": 40})
+    seen: list[Counter[str]] = []
+    done = threading.Event()
+
+    def read_checkpoints() -> None:
+        while not done.is_set():
+            if ledger.exists():
+                rows = ledger_rows(ledger)
+                assert [int(r["line"]) for r in rows] == list(range(1, 6001))
+                seen.append(Counter(r["outcome"] for r in rows))
+            time.sleep(0.01)
+
+    reader = threading.Thread(target=read_checkpoints)
+    reader.start()
+    try:
+        HubSpotBatchUnsubscribeAllOperator(
+            task_id="unsubscribe", input_path=str(source), ledger_path=str(ledger), checkpoint_interval=0.05
+        ).execute(context("manual__whole", 1))
+    finally:
+        done.set()
+        reader.join()
+    in_between = [c for c in seen if c.get("pending")]
+    assert len(in_between) >= 3, seen  # checkpoints were written while sending
+    assert all(set(c) <= {"pending", "unsubscribed"} for c in in_between)
+    assert check_truth(emulator, ledger_rows(ledger), people) == {"unsubscribed": 6000}

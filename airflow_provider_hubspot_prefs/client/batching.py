@@ -166,7 +166,8 @@ async def send_pending(
 
     With ``ingestion`` the input is still being read: it is read on in the same event loop, a
     block between answers, and chunks go out as soon as the lines are read. If the input cannot
-    be read further, sending stops, the chunks in flight are recorded and ``InputStopped`` raised.
+    be read further, sending stops, the chunks in flight are recorded, the lines read but not sent
+    are marked not attempted, and the reading's error (``InputStopped``) is raised.
 
     A chunk that fails for good marks its inputs failed with the error's reason. A fatal error
     stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised
@@ -268,6 +269,7 @@ async def send_pending(
     if stale:
         raise stale[0]
     if unread:
+        store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {unread[0]}")
         raise unread[0]
     if fatal:
         remaining = store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal[0]}")

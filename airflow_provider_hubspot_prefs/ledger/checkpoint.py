@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from typing import Any
 from .files import read_rows, write_atomically
 from .ingestion import Ingestion
 from .inputs import InputRecord
+from .spool import LedgerSpool, SpoolMark, write_ledger
 from .store import StaleTryError, WorkStore, private_umask, sweep_stale
 
 log = logging.getLogger(__name__)
@@ -110,7 +112,12 @@ class BatchState:
         # A fresh start sends while the input is still being read: this reads the rest (see ``open``).
         self.ingestion: Ingestion | None = None
         self.resumed: str | None = None  # how this try found its state: None, "local", "checkpoint"
+        self.spool: LedgerSpool | None = None
         self._state: dict[str, Any] = {}
+        self._writer_id = ""  # the work store's id, named in the checkpoints it writes
+        self._saving = threading.Lock()  # the sending thread and the ledger checkpoint thread both save
+        self._checkpointing: threading.Thread | None = None
+        self._checkpoint_error: BaseException | None = None
         self._last_flush = time.monotonic()
         self._last_owner_check = time.monotonic()
 
@@ -146,15 +153,15 @@ class BatchState:
 
     def _save(self, **changes: Any) -> None:
         """Write the checkpoint with ``changes``, unless a newer try took over since."""
-        current = self._load()
-        self._check_current(current)
-        assert self.store is not None
-        state = {**self._state, **changes}
-        state["version"] = int((current or {}).get("version", 0)) + 1
-        state["updated_at"] = time.time()
-        state["writer"] = self.store.store_id
-        write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
-        self._state = state
+        with self._saving:
+            current = self._load()
+            self._check_current(current)
+            state = {**self._state, **changes}
+            state["version"] = int((current or {}).get("version", 0)) + 1
+            state["updated_at"] = time.time()
+            state["writer"] = self._writer_id
+            write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
+            self._state = state
 
     # -- a try's life ----------------------------------------------------------------------------
 
@@ -203,6 +210,8 @@ class BatchState:
         store.reopen_retried()
         store.claim(self.identity.try_number)
         self.store = store
+        self._writer_id = store.store_id
+        self.spool = LedgerSpool(store)
         self._state = {
             "format": FORMAT,
             "owner": self.identity.key,
@@ -238,9 +247,52 @@ class BatchState:
         self._last_owner_check = time.monotonic()
 
     def after_answer(self) -> None:
-        """Called after a chunk's outcome is recorded: checkpoint the ledger now and then."""
-        if self.flush_interval > 0 and time.monotonic() - self._last_flush >= self.flush_interval:
-            self.write_ledger()
+        """Called after a chunk's outcome is recorded: spool the rows finished since; checkpoint
+        the ledger now and then, on a thread of its own so that sending goes on meanwhile."""
+        assert self.store is not None
+        if self.spool is not None:
+            self.spool.advance()
+        if self._checkpoint_error is not None:  # the last checkpoint failed: fail as writing it here would
+            error, self._checkpoint_error = self._checkpoint_error, None
+            raise error
+        due = self.flush_interval > 0 and time.monotonic() - self._last_flush >= self.flush_interval
+        if not due or (self._checkpointing is not None and self._checkpointing.is_alive()):
+            return
+        self._last_flush = time.monotonic()
+        if not self._input_read():
+            return
+        mark = self.spool.mark() if self.spool is not None else None
+        self._checkpointing = threading.Thread(
+            target=self._checkpoint, args=(mark,), name="ledger-checkpoint", daemon=True
+        )
+        self._checkpointing.start()
+
+    def _input_read(self) -> bool:
+        """True once the input is read to its end; a ledger written before would lack lines."""
+        assert self.store is not None
+        if self.store.ingested:
+            return True
+        log.info("Ledger not written yet: the input is read through line %d only", self.store.read_through)
+        return False
+
+    def _checkpoint(self, mark: SpoolMark | None) -> None:
+        """The ledger checkpoint thread: its own connection to the work store reads a consistent state."""
+        try:
+            reader = WorkStore(self.work_path)
+            try:
+                self._write(reader, mark)
+            finally:
+                reader.close()
+        except BaseException as exc:
+            self._checkpoint_error = exc
+
+    def _wait_for_checkpoint(self) -> None:
+        if self._checkpointing is not None:
+            self._checkpointing.join()
+            self._checkpointing = None
+        if self._checkpoint_error is not None:  # the ledger is written again now: that write decides
+            log.warning("A ledger checkpoint failed: %s", self._checkpoint_error)
+            self._checkpoint_error = None
 
     def write_ledger(self, *, partial_input: bool = False) -> int:
         """Write the ledger from the work store (never over a complete one with an incomplete one).
@@ -250,11 +302,15 @@ class BatchState:
         ledger says what happened to each line that was read.
         """
         assert self.store is not None
-        store = self.store
+        self._wait_for_checkpoint()
         self._last_flush = time.monotonic()
-        if not store.ingested and not partial_input:
-            log.info("Ledger not written yet: the input is read through line %d only", store.read_through)
+        if not partial_input and not self._input_read():
             return 0
+        if self.spool is not None:
+            self.spool.advance()
+        return self._write(self.store, self.spool.mark() if self.spool is not None else None)
+
+    def _write(self, store: WorkStore, mark: SpoolMark | None) -> int:
         self._check_current(self._load())
         store.check_owner(self.identity.try_number)
         complete = store.pending_count() == 0
@@ -262,7 +318,7 @@ class BatchState:
         if written.get("complete") and not complete:
             log.debug("Ledger checkpoint skipped: %s is complete and this state is not yet", self.ledger)
             return 0
-        rows = write_atomically(self.ledger, store.export)
+        rows = write_atomically(self.ledger, lambda out: write_ledger(out, store, mark))
         self._save(ledger={"rows": rows, "complete": complete})
         return rows
 
@@ -273,6 +329,10 @@ class BatchState:
         return rows
 
     def close(self, *, remove: bool = False) -> None:
+        self._wait_for_checkpoint()
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
         if self.store is not None:
             self.store.remove() if remove else self.store.close()
             self.store = None
@@ -288,6 +348,7 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
     if store is None:
         return "no work store left (the task finished or another try removed it); ledger untouched"
     state.store = store
+    state._writer_id = store.store_id
     try:
         loaded = state._load()
         if loaded is None:

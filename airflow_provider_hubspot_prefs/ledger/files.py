@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -38,7 +39,8 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
             return write(out)
     with private_umask():
         path.parent.mkdir(parents=True, exist_ok=True)
-        aside = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        # Named per thread too: a ledger checkpoint thread and on_kill may write at the same time.
+        aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
         try:
             with open(aside, "w", encoding="utf-8", newline="") as out:
                 result = write(out)

@@ -351,16 +351,29 @@ class WorkStore:
         ):
             yield str(address)
 
+    def ledger_rows(self, after: int = 0, *, batch: int = 5000) -> Iterator[tuple[object, ...]]:
+        """The ledger's rows (without the header) of the lines after ``after``, in line order.
+
+        They are fetched ``batch`` at a time: a reader that stops early pays for little more.
+        """
+        cursor = self._db.execute(
+            "SELECT line, raw, address, COALESCE(outcome, 'pending'), reason, category, correlation_id, "
+            "error_id, operation_status, sent_at FROM inputs WHERE line > ? ORDER BY line",
+            (after,),
+        )
+        try:
+            while rows := cursor.fetchmany(batch):
+                for row in rows:
+                    yield (*row[:-1], iso_utc(row[-1]))
+        finally:
+            cursor.close()
+
     def export(self, out: IO[str]) -> int:
         """Write the ledger CSV (header plus one row per input) and return the number of rows."""
         writer = csv.writer(out)
         writer.writerow(LEDGER_COLUMNS)
         count = 0
-        cursor = self._db.execute(
-            "SELECT line, raw, address, COALESCE(outcome, 'pending'), reason, category, correlation_id, "
-            "error_id, operation_status, sent_at FROM inputs ORDER BY line"
-        )
-        while batch := cursor.fetchmany(5000):
-            writer.writerows((*row[:-1], iso_utc(row[-1])) for row in batch)
-            count += len(batch)
+        for row in self.ledger_rows():
+            writer.writerow(row)
+            count += 1
         return count

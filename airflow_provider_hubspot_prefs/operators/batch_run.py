@@ -135,8 +135,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         except InputStopped as exc:
             rows = self._write_ledger_after_error(state, partial_input=True)
             state.close()
+            why = exc.cause.reason if isinstance(exc.cause, UnreadableInputError) else exc.cause
             raise AirflowFailException(
-                f"Cannot read the input {self._input_name()} after line {exc.read_through}: {exc.cause}. "
+                f"Cannot read the input {self._input_name()} after line {exc.read_through}: {why}. "
                 f"Nothing after that line was sent; the ledger at {ledger} lists the {rows} line(s) read "
                 "and what happened to each."
             ) from exc
