@@ -25,6 +25,7 @@ from collections import Counter
 
 from _common import (
     INTERVAL,
+    LATENCY_MS,
     LIMIT,
     RATE_LIMITED_EMULATOR,
     WORK,
@@ -40,7 +41,8 @@ from _common import (
 BATCH = 100
 
 
-def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter]:
+def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter, float, float]:
+    """``(seconds, summary, statuses, first request after start, ledger done after last request)``."""
     from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
     use_connection(url, rate_limit=LIMIT, rate_limit_interval=INTERVAL)
@@ -51,12 +53,20 @@ def run_operator(url: str, addresses: int) -> tuple[float, dict, Counter]:
     operator = HubSpotBatchUnsubscribeAllOperator(
         task_id="throughput", input_path=str(source), ledger_path=str(ledger), max_in_flight=4
     )
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     summary = operator.execute(context)
-    elapsed = time.monotonic() - started
+    elapsed, ended_at = time.monotonic() - started, time.time()
     for written in (ledger, ledger.with_name(f"{ledger.name}.checkpoint.json")):
         written.unlink(missing_ok=True)
-    return elapsed, summary, Counter(r["status"] for r in requests_seen(url))
+    seen = requests_seen(url)
+    arrivals = sorted(r["time"] for r in seen)  # wall clock at the emulator, same machine
+    return (
+        elapsed,
+        summary,
+        Counter(r["status"] for r in seen),
+        arrivals[0] - started_at,
+        ended_at - arrivals[-1],
+    )
 
 
 def run_baseline(url: str, requests: int) -> float:
@@ -119,7 +129,7 @@ def main() -> None:
     emu_args = RATE_LIMITED_EMULATOR
 
     with emulator(*emu_args) as url:
-        elapsed, summary, statuses = run_operator(url, addresses)
+        elapsed, summary, statuses, first_request, ledger_done = run_operator(url, addresses)
     requests = statuses[200]
     ceiling = addresses / ideal_seconds(requests)
     achieved = addresses / elapsed
@@ -143,6 +153,10 @@ def main() -> None:
     )
     print(f"outcomes: {summary['outcomes']}; failed inputs caused by 429: {failed_by_429}")
     print(
+        f"first request {first_request:.2f} s after the task started; task done (ledger written) "
+        f"{ledger_done:.2f} s after the last request arrived (its answer takes {LATENCY_MS} ms)"
+    )
+    print(
         f"baseline (one request at a time, no pacing): {baseline_rate:,.0f} addresses/s over "
         f"{baseline_requests} requests"
     )
@@ -152,7 +166,7 @@ def main() -> None:
         f"(ceiling {ideal_seconds(sdk_requests):.1f} s); {sdk_statuses[429]} answered 429; "
         f"{sdk_gave_up} of {sdk_requests} requests given up"
     )
-    print(f"RATIO achieved/ceiling = {achieved / ceiling:.3f} (target >= 0.95)")
+    print(f"RATIO achieved/ceiling = {achieved / ceiling:.3f} (target >= 0.98)")
     print(f"RATIO operator/baseline = {achieved / baseline_rate:.2f}")
     print(f"RATIO hubspot-sdk achieved/ceiling = {sdk_ratio:.3f}")
 

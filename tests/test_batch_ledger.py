@@ -284,11 +284,14 @@ def test_the_spooled_ledger_is_the_ledger(tmp_path):
 
     from airflow_provider_hubspot_prefs.ledger.spool import LedgerSpool, write_ledger
 
+    from .ledger_support import mode
+
     store = WorkStore(tmp_path / "work.sqlite")
     store.ingest(
         records_from_values(["a@example.com", "bad", "b@example.com", "A@example.com", "c@é.com", "d@x.io"])
     )
     spool = LedgerSpool(store)
+    assert mode(spool.path) == 0o600  # it holds addresses
     assert spool.advance() == 0  # line 1 has no outcome yet
     store.start_attempt([1, 3], 1_764_000_000.25)
     store.record([Row(1, Outcome.UNSUBSCRIBED, "UNSUBSCRIBE_FROM_ALL_OCCURRED", None, "corr,1")])

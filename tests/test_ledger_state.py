@@ -178,17 +178,19 @@ def test_files_holding_addresses_are_private_and_stale_stores_are_swept(emulator
     work_dir = default_work_dir()
     work_dir.mkdir(parents=True, exist_ok=True)
     stale = work_dir / "left-by-a-killed-task.sqlite"
-    stale.write_bytes(b"")
+    stale_spool = work_dir / "left-by-a-killed-task.sqlite.0123456789abcdef.spool"
     week_ago = time.time() - 8 * 86400
-    os.utime(stale, (week_ago, week_ago))
+    for left in (stale, stale_spool):
+        left.write_bytes(b"")
+        os.utime(left, (week_ago, week_ago))
     source = write_input(tmp_path / "in.txt", addresses("private", 50))
     ledger = tmp_path / "new-folder" / "ledger.csv"
     operator(source, ledger).execute(context("manual__private", 1))
     assert mode(ledger) == 0o600 and mode(ledger.parent) == 0o700
     assert mode(str(ledger) + ".checkpoint.json") == 0o600
     assert mode(work_dir) == 0o700
-    assert not stale.exists()
-    assert not list(work_dir.glob("*.sqlite"))  # this run's own store went with its success
+    assert not stale.exists() and not stale_spool.exists()
+    assert not list(work_dir.glob("*.sqlite*"))  # this run's own store and spool went with its success
 
 
 def test_retry_on_another_worker_resumes_from_the_checkpoint_next_to_the_ledger(emulator, tmp_path):
