@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,7 @@ class BatchState:
         self._saving = threading.Lock()  # the sending thread and the ledger checkpoint thread both save
         self._checkpointing: threading.Thread | None = None
         self._checkpoint_error: BaseException | None = None
+        self.outcomes: Counter[str] | None = None  # of the last ledger this try wrote
         self._last_flush = time.monotonic()
         self._last_owner_check = time.monotonic()
 
@@ -308,25 +310,32 @@ class BatchState:
             return 0
         if self.spool is not None:
             self.spool.advance()
-        return self._write(self.store, self.spool.mark() if self.spool is not None else None)
+        outcomes = self._write(self.store, self.spool.mark() if self.spool is not None else None)
+        if outcomes is None:
+            return 0
+        self.outcomes = outcomes
+        return sum(outcomes.values())
 
-    def _write(self, store: WorkStore, mark: SpoolMark | None) -> int:
+    def _write(self, store: WorkStore, mark: SpoolMark | None) -> Counter[str] | None:
+        """Write the ledger and return its outcome counts; None if it was not written."""
         self._check_current(self._load())
         store.check_owner(self.identity.try_number)
         complete = store.pending_count() == 0
         written = self._state.get("ledger") or {}
         if written.get("complete") and not complete:
             log.debug("Ledger checkpoint skipped: %s is complete and this state is not yet", self.ledger)
-            return 0
-        rows = write_atomically(self.ledger, lambda out: write_ledger(out, store, mark))
-        self._save(ledger={"rows": rows, "complete": complete})
-        return rows
+            return None
+        outcomes = write_atomically(self.ledger, lambda out: write_ledger(out, store, mark))
+        self._save(ledger={"rows": sum(outcomes.values()), "complete": complete})
+        return outcomes
 
-    def finish(self) -> int:
-        """Write the final ledger and remove the work store."""
-        rows = self.write_ledger()
+    def finish(self) -> Counter[str]:
+        """Write the final ledger, remove the work store, and return the ledger's outcome counts."""
+        assert self.store is not None
+        self.write_ledger()
+        outcomes = self.outcomes if self.outcomes is not None else Counter(self.store.counts())
         self.close(remove=True)
-        return rows
+        return outcomes
 
     def close(self, *, remove: bool = False) -> None:
         self._wait_for_checkpoint()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import codecs
 import csv
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,7 +30,7 @@ class SpoolMark:
     path: Path
     size: int
     through: int
-    rows: int
+    outcomes: Counter[str] = field(default_factory=Counter)
 
 
 class LedgerSpool:
@@ -43,7 +44,7 @@ class LedgerSpool:
             self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - kept open
         self._writer = csv.writer(self._file)
         self.through = 0
-        self.rows = 0
+        self.outcomes: Counter[str] = Counter()  # of the rows spooled
 
     def advance(self) -> int:
         """Append the rows finished since the last call, up to the first line without an outcome."""
@@ -53,25 +54,28 @@ class LedgerSpool:
                 break
             self._writer.writerow(row)
             self.through = int(row[0])  # type: ignore[call-overload]
+            self.outcomes[str(row[_OUTCOME])] += 1
             added += 1
-        self.rows += added
         return added
 
     def mark(self) -> SpoolMark:
         """The spool as it stands, for a ledger written from it (on this thread or another)."""
         self._file.flush()
-        return SpoolMark(self.path, self._file.tell(), self.through, self.rows)
+        return SpoolMark(self.path, self._file.tell(), self.through, Counter(self.outcomes))
 
     def close(self) -> None:
         self._file.close()
         self.path.unlink(missing_ok=True)
 
 
-def write_ledger(out: IO[str], store: WorkStore, mark: SpoolMark | None) -> int:
-    """Write the whole ledger CSV: the spool up to ``mark``, then ``store``'s rows after it."""
+def write_ledger(out: IO[str], store: WorkStore, mark: SpoolMark | None) -> Counter[str]:
+    """Write the whole ledger CSV: the spool up to ``mark``, then ``store``'s rows after it.
+
+    Returns the number of rows of each outcome (``pending`` for rows without one).
+    """
     writer = csv.writer(out)
     writer.writerow(LEDGER_COLUMNS)
-    count = 0
+    outcomes: Counter[str] = Counter()
     after = 0
     if mark is not None and mark.size:
         decoder = codecs.getincrementaldecoder("utf-8")()
@@ -83,8 +87,9 @@ def write_ledger(out: IO[str], store: WorkStore, mark: SpoolMark | None) -> int:
                     raise RuntimeError(f"the ledger spool {mark.path} is shorter than {mark.size} bytes")
                 left -= len(block)
                 out.write(decoder.decode(block, final=left == 0))
-        count, after = mark.rows, mark.through
+        outcomes.update(mark.outcomes)
+        after = mark.through
     for row in store.ledger_rows(after=after):
         writer.writerow(row)
-        count += 1
-    return count
+        outcomes[str(row[_OUTCOME])] += 1
+    return outcomes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,9 +126,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                     asyncio.run(self._send(store, state))
                 except BatchAborted as exc:
                     aborted = exc
-            nothing_to_send = self._check_not_empty(store)
-            summary = self._summary(store, ledger)
-            state.finish()
+            outcomes = state.finish()  # the ledger first: it is complete a moment after the last answer
+            nothing_to_send = self._check_not_empty(outcomes)
+            summary = self._summary(outcomes, ledger)
         except StaleTryError as exc:
             state.close()
             raise AirflowFailException(f"Stopped without writing: {exc}") from exc
@@ -181,21 +181,21 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     def _input_name(self) -> str:
         return str(getattr(self, "input_path", None) or "given as a list")
 
-    def _check_not_empty(self, store: WorkStore) -> str | None:
+    def _check_not_empty(self, counts: Mapping[str, int]) -> str | None:
         """Why there is nothing to send, when that should fail the task (after the ledger is written)."""
         from ..ledger import Outcome
 
         if not self.fail_on_empty_input:
             return None
-        counts = store.counts()
-        if store.total == 0:
+        total = sum(counts.values())
+        if total == 0:
             return (
                 f"The input {self._input_name()} holds no line at all: nothing to do "
                 "(fail_on_empty_input=True)."
             )
-        if counts.get(Outcome.INVALID_INPUT.value, 0) == store.total:
+        if counts.get(Outcome.INVALID_INPUT.value, 0) == total:
             return (
-                f"None of the {store.total} line(s) of the input {self._input_name()} is a valid email "
+                f"None of the {total} line(s) of the input {self._input_name()} is a valid email "
                 "address (fail_on_empty_input=True); the ledger gives each line's reason."
             )
         return None
@@ -223,10 +223,10 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         finally:
             await client.aclose()
 
-    def _summary(self, store: WorkStore, ledger: str) -> dict[str, Any]:
+    def _summary(self, outcomes: Mapping[str, int], ledger: str) -> dict[str, Any]:
         from ..ledger import Outcome
 
-        counts = store.counts()
+        counts = dict(outcomes)
         rows = sum(counts.values())
         sent = rows - counts.get(Outcome.INVALID_INPUT.value, 0) - counts.get(Outcome.DUPLICATE.value, 0)
         summary = {
