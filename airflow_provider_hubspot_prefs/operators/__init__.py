@@ -1,8 +1,10 @@
+from .export import HubSpotExportSubscriptionStatusesOperator
 from .status import HubSpotSetSubscriptionStatusOperator
 from .unsubscribe import HubSpotBatchUnsubscribeAllOperator, HubSpotUnsubscribeAllOperator
 
 __all__ = [
     "HubSpotBatchUnsubscribeAllOperator",
+    "HubSpotExportSubscriptionStatusesOperator",
     "HubSpotSetSubscriptionStatusOperator",
     "HubSpotUnsubscribeAllOperator",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -131,21 +130,11 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         self.input_range = input_range
 
     def records(self, context: Context) -> Iterator[InputRecord]:
-        from ..ledger.inputs import open_input, records_from_text, records_from_values
+        from .inputs import input_records
 
-        start, stop = (
-            (None, None) if not self.input_range else (int(self.input_range[0]), int(self.input_range[1]))
+        return input_records(
+            self.subscribers, self.input_path, self.csv_column, self.encoding, self.input_range
         )
-        if self.subscribers is not None and self.input_path:
-            raise AirflowFailException("Give subscribers or input_path, not both.")
-        if self.subscribers is not None:
-            items = [self.subscribers] if isinstance(self.subscribers, str) else self.subscribers
-            yield from records_from_values(islice(items, start, stop), start=start or 0)
-            return
-        if not self.input_path:
-            raise AirflowFailException("Give subscribers or input_path: there is no input.")
-        with open_input(self.input_path, self.encoding or None) as stream:
-            yield from islice(records_from_text(stream, self.csv_column or None), start, stop)
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
         business_unit = self.resolved_business_unit()

@@ -1,0 +1,188 @@
+"""Export what HubSpot holds for a list of contacts: statuses with timestamps and legal basis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from .base import HubSpotBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from ..client.models import BatchStatusesResponse, BatchWideStatusesResponse
+    from ..ledger.status_export import ExportWriter
+    from ..ledger.store import WorkStore
+
+
+class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
+    """Write the communication preferences of a list of contacts to a file, for audits and loads.
+
+    For every distinct valid address of the input (read as the batch operators read theirs:
+    ``subscribers`` or ``input_path`` with ``csv_column`` and ``encoding``), the file gets one row
+    per subscription of the business unit (status, timestamp, legal basis and its explanation,
+    source), one row per unsubscribed-from-all scope, or one ``not_found`` row for an address
+    HubSpot does not know (columns: ``ledger.status_export.EXPORT_COLUMNS``). Rows follow the
+    input's order. Contacts are read ``batch_size`` at a time (POST /statuses/batch/read and
+    /statuses/batch/unsubscribe-all/read), paced by the connection's shared rate budget. The file
+    appears whole or not at all; a local file is created ``0600`` (it holds addresses).
+
+    Returns ``{"output_path", "output_format", "contacts", "rows", "not_found",
+    "invalid_input", "duplicate"}``; no address goes to XCom.
+
+    :param output_path: where the export goes: a local path or an object-storage URI (templated).
+    :param output_format: ``csv`` or ``jsonl``; default from the path (``.jsonl``/``.ndjson``:
+        JSON lines, otherwise CSV).
+    :param subscribers: addresses (templated; an XComArg works).
+    :param input_path: instead, a file of addresses (templated).
+    :param csv_column: read this column of a CSV with a header row.
+    :param encoding: the input file's encoding when it is not UTF-8.
+    :param batch_size: contacts per read request (at most the API's batch maximum, 100).
+    :param max_in_flight: read requests in flight at once.
+    See ``HubSpotBaseOperator`` for the connection and business unit parameters.
+    """
+
+    template_fields: Sequence[str] = (
+        "output_path",
+        "subscribers",
+        "input_path",
+        "csv_column",
+        "encoding",
+        "business_unit_id",
+        "hubspot_conn_id",
+        "api_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        output_path: str,
+        output_format: str | None = None,
+        subscribers: Iterable[str] | str | None = None,
+        input_path: str | None = None,
+        csv_column: str | None = None,
+        encoding: str | None = None,
+        batch_size: int = 100,
+        max_in_flight: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.output_path = output_path
+        self.output_format = output_format
+        self.subscribers = subscribers
+        self.input_path = input_path
+        self.csv_column = csv_column
+        self.encoding = encoding
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+
+    def execute(self, context: Context) -> Any:
+        import uuid
+
+        from ..ledger import Outcome, UnreadableInputError
+        from ..ledger.checkpoint import default_work_dir
+        from ..ledger.files import write_atomically
+        from ..ledger.status_export import export_writer, format_of
+        from ..ledger.store import WorkStore
+        from .inputs import input_records
+
+        try:
+            output_format = format_of(str(self.output_path), self.output_format)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
+            raise AirflowFailException(
+                f"batch_size must be between 1 and {self.hook.max_batch_size}, not {self.batch_size}"
+            )
+        # The input goes through a private work store: de-duplicated without holding it in memory.
+        work = WorkStore(default_work_dir() / f"export-{uuid.uuid4().hex}.sqlite")
+        try:
+            records = input_records(self.subscribers, self.input_path, self.csv_column, self.encoding)
+            try:
+                work.ingest(records)
+            except ValueError as exc:  # UnreadableInputError, a CSV column that is not there
+                name = self.input_path or "given as a list"
+                reason = exc.reason if isinstance(exc, UnreadableInputError) else exc
+                raise AirflowFailException(f"Cannot use the input {name}: {reason}") from exc
+            counts = work.counts()
+            summary: dict[str, Any] = write_atomically(
+                self.output_path,
+                lambda out: asyncio.run(self._export(work, export_writer(out, output_format))),
+            )
+        finally:
+            work.remove()
+        summary.update(
+            output_path=str(self.output_path),
+            output_format=output_format,
+            invalid_input=counts.get(Outcome.INVALID_INPUT.value, 0),
+            duplicate=counts.get(Outcome.DUPLICATE.value, 0),
+        )
+        self.log.info("Exported %s", summary)
+        return summary
+
+    async def _export(self, work: WorkStore, writer: ExportWriter) -> dict[str, int]:
+        from ..client import HubSpotError, HubSpotInputError, HubSpotPermissionError
+
+        client = await self.hook.get_async_conn()
+        business_unit = self.resolved_business_unit()
+        totals = {"contacts": 0, "rows": 0, "not_found": 0}
+
+        async def read(chunk: list[str]) -> list[dict[str, Any]]:
+            statuses = await client.batch_read_statuses(chunk, business_unit_id=business_unit)
+            wide = await client.batch_read_unsubscribe_all(chunk, business_unit_id=business_unit)
+            return rows_for(chunk, statuses, wide)
+
+        def write(rows: list[dict[str, Any]]) -> None:
+            writer.write(rows)
+            totals["rows"] += len(rows)
+            totals["not_found"] += sum(1 for r in rows if r["kind"] == "not_found")
+
+        # Reads overlap, rows are written in the input's order: the oldest read is awaited first.
+        reading: deque[asyncio.Task[list[dict[str, Any]]]] = deque()
+        try:
+            for chunk in work.pending_chunks(int(self.batch_size)):
+                addresses = [address for _, address in chunk]
+                totals["contacts"] += len(addresses)
+                reading.append(asyncio.create_task(read(addresses)))
+                if len(reading) >= int(self.max_in_flight):
+                    write(await reading.popleft())
+            while reading:
+                write(await reading.popleft())
+        except (HubSpotInputError, HubSpotPermissionError) as exc:  # a retry would meet the same answer
+            raise AirflowFailException(f"Nothing was written: {exc}") from exc
+        except HubSpotError as exc:
+            raise AirflowException(f"HubSpot did not answer a read; nothing was written: {exc}") from exc
+        finally:
+            for task in reading:
+                task.cancel()
+            await asyncio.gather(*reading, return_exceptions=True)
+            await client.aclose()
+        return totals
+
+
+def rows_for(
+    chunk: list[str], statuses: BatchStatusesResponse, wide: BatchWideStatusesResponse
+) -> list[dict[str, Any]]:
+    """The export rows of ``chunk``'s contacts, in its order, from HubSpot's two batch answers."""
+    from ..ledger.status_export import not_found_row, subscription_row, unsubscribe_all_row
+
+    unknown: dict[str, str] = {}
+    for answer in (statuses, wide):
+        for error in answer.errors:
+            for subscriber in error.subscriber_ids:
+                unknown.setdefault(subscriber.strip().lower(), error.message)
+    per_subscription = {r.subscriber_id_string.lower(): r.statuses for r in statuses.results}
+    per_scope = {r.subscriber_id_string.lower(): r.wide_statuses for r in wide.results}
+    rows: list[dict[str, Any]] = []
+    for address in chunk:
+        if address not in per_subscription and address not in per_scope:
+            rows.append(not_found_row(address, unknown.get(address, "HubSpot returned nothing for it")))
+            continue
+        ordered = sorted(per_subscription.get(address, []), key=lambda s: s.subscription_id)
+        rows += [subscription_row(s) for s in ordered]
+        rows += [unsubscribe_all_row(w) for w in per_scope.get(address, [])]
+    return rows
