@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,45 @@ def test_large_list_fanout_merges_chunk_ledgers(emulator, tmp_path):
     assert [int(r["line"]) for r in rows] == list(range(1, 1_052))
     assert Counter(r["outcome"] for r in rows)["unsubscribed"] == 1_050
     assert all((p, 0) in emulator.backend.wide for p in people)
+
+
+@pytest.mark.usefixtures("_airflow")
+def test_status_export_announces_its_file_and_the_report_reads_it(emulator, tmp_path):
+    """The export's asset event carries the counts and the path; the report DAG scheduled on the
+    asset reads them from its inlet events."""
+    import csv
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    source = tmp_path / "contacts.txt"
+    source.write_text("alice@example.com\nbob@example.org\nnobody@example.com\nnot-valid\n")
+    run = example_dag("hubspot_status_export").test(
+        run_conf={"input_path": str(source), "export_dir": str(tmp_path / "exports")}
+    )
+    assert states(run) == {"export_statuses": "success"}
+    summary = xcom(run, "export_statuses")
+    with open(summary["output_path"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["subscriber_id"] for r in rows} == {
+        "alice@example.com",
+        "bob@example.org",
+        "nobody@example.com",
+    }
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "hubspot_prefs_status_export", AssetEvent.source_run_id == run.run_id)
+        ).all()
+        assert len(events) == 1
+        extra = dict(events[0].extra)
+    assert extra["output_path"] == summary["output_path"] and extra["contacts"] == 3
+    assert extra["not_found"] == 1 and extra["invalid_input"] == 1 and extra["rows"] == len(rows)
+    assert extra["uri"] == Path(summary["output_path"]).as_uri()
+    assert "alice" not in json.dumps(extra)  # counts and the path, never an address
+
+    report = example_dag("hubspot_status_report").test()
+    assert states(report) == {"report": "success"}
+    assert xcom(report, "report") == extra

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
@@ -109,6 +110,29 @@ class HubSpotBaseOperator(BaseOperator):
             ledger, expectation, business_unit_id=self.resolved_business_unit()
         )
         self.log.info("Ledger %s confirmed: %s", ledger, confirmed)
+
+    def publish_output(self, context: Context, path: str, extra: dict[str, Any]) -> None:
+        """Tell Airflow about a file this task wrote: hook-level lineage for ``path``, and ``extra``
+        (counts and the path, never an address) on the events of the task's Asset outlets, which a
+        DAG scheduled on those assets reads from its inlet events."""
+        from airflow.sdk import Asset
+
+        from .._io import storage_path
+
+        location = storage_path(path)
+        uri = location.resolve().as_uri() if isinstance(location, Path) else str(path)
+        try:
+            from airflow.sdk.lineage import get_hook_lineage_collector
+
+            get_hook_lineage_collector().add_output_asset(context=self.hook, uri=uri)
+        except Exception:  # lineage is a courtesy to lineage readers: it must never fail the task
+            self.log.debug("Hook lineage not recorded for %s", uri, exc_info=True)
+        events = context.get("outlet_events") if hasattr(context, "get") else None
+        if events is None:
+            return
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update({**extra, "uri": uri})
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the wait: the task's summary comes back in ``event["carry"]``."""

@@ -156,6 +156,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 f"Batch stopped: {aborted}. The ledger at {ledger} lists every input's outcome; "
                 "a retry of this task run sends only the inputs not done yet."
             )
+        self.publish_output(context, ledger, summary)
         self._apply_policy(summary)
         if (
             self.wait_for_completion
@@ -268,7 +269,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         BatchState(task_identity(context), ledger).check_still_current()
         self.confirm_ledger(ledger, **self.wait_target())
         counted = summarize(ledger)
-        return {**done, "outcomes": counted["outcomes"], "total_inputs": counted["total_inputs"]}
+        result = {**done, "outcomes": counted["outcomes"], "total_inputs": counted["total_inputs"]}
+        self.publish_output(context, ledger, result)
+        return result
 
     def on_kill(self) -> None:
         """Write the ledger as it stands, if this try still owns the state (a stale try only logs)."""

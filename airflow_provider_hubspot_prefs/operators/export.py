@@ -122,6 +122,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
             duplicate=counts.get(Outcome.DUPLICATE.value, 0),
         )
         self.log.info("Exported %s", summary)
+        self.publish_output(context, str(self.output_path), summary)
         return summary
 
     async def _export(self, work: WorkStore, writer: ExportWriter) -> dict[str, int]:
