@@ -131,7 +131,7 @@ def test_async_conn(monkeypatch, emulator):
 
 
 def test_secrets_are_registered_with_the_masker(monkeypatch, emulator):
-    from airflow.sdk.log import _secrets_masker
+    from airflow.sdk._shared.secrets_masker import _secrets_masker  # the same module in Airflow 3.2 and 3.3
 
     set_connection(
         monkeypatch,
