@@ -127,6 +127,38 @@ def test_other_example_dags_succeed(other_example_runs):
     }
 
 
+def test_status_export_schedules_the_report_through_its_asset(airflow, hubspot, flagship_run, data):
+    """The export announces its file as an asset; the scheduler then runs the report DAG scheduled
+    on that asset, which reads the counts and the path from the event."""
+    airflow.wait_for_dag("hubspot_status_report")
+    airflow.api("PATCH", "/dags/hubspot_status_report", json={"is_paused": False})
+    source = data / "audit.txt"
+    source.write_text(
+        "\n".join([*flagship_run["addresses"][:250], "nobody.at.all@example.com", "oops"]) + "\n"
+    )
+    run_id = airflow.trigger(
+        "hubspot_status_export", {"input_path": str(source), "export_dir": str(data / "exports")}
+    )
+    assert airflow.wait_for_run("hubspot_status_export", run_id) == "success"
+    deadline = time.monotonic() + 120
+    while not (runs := airflow.api("GET", "/dags/hubspot_status_report/dagRuns")["dag_runs"]):
+        assert time.monotonic() < deadline, "the scheduler did not run the report on the asset event"
+        time.sleep(1)
+    (report,) = runs
+    assert report["run_type"] == "asset_triggered"
+    assert airflow.wait_for_run("hubspot_status_report", report["dag_run_id"]) == "success"
+    seen = airflow.api(
+        "GET",
+        f"/dags/hubspot_status_report/dagRuns/{report['dag_run_id']}/taskInstances/report/xcomEntries/return_value",
+        params={"deserialize": True},
+    )["value"]
+    assert seen["contacts"] == 251 and seen["not_found"] == 1 and seen["invalid_input"] == 1, seen
+    exported = Path(seen["output_path"])
+    assert exported.parent.parent == data / "exports" and exported.is_file()
+    rows = exported.read_text().splitlines()
+    assert len(rows) - 1 == seen["rows"]  # the header, then the rows the event counted
+
+
 def _write_requests(hubspot) -> int:
     return sum(1 for r in hubspot.backend.request_log if r["path"].endswith("batch/unsubscribe-all"))
 
