@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+from ..client.models import LegalBasis, StatusState
 from .inputs import examine, shown
 
 COLUMNS = (
@@ -26,16 +27,8 @@ COLUMNS = (
     "legal_basis_explanation",
     "decided_at",
 )
-STATUSES = ("SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED")
-LEGAL_BASES = (
-    "CONSENT_WITH_NOTICE",
-    "LEGITIMATE_INTEREST_CLIENT",
-    "LEGITIMATE_INTEREST_OTHER",
-    "LEGITIMATE_INTEREST_PQL",
-    "NON_GDPR",
-    "PERFORMANCE_OF_CONTRACT",
-    "PROCESS_AND_STORE",
-)
+STATUSES = tuple(state.value for state in StatusState)
+LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
 
 
 @dataclass(frozen=True)
