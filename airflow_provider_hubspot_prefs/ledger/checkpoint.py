@@ -310,11 +310,8 @@ class BatchState:
             return 0
         if self.spool is not None:
             self.spool.advance()
-        outcomes = self._write(self.store, self.spool.mark() if self.spool is not None else None)
-        if outcomes is None:
-            return 0
-        self.outcomes = outcomes
-        return sum(outcomes.values())
+        self.outcomes = self._write(self.store, self.spool.mark() if self.spool is not None else None)
+        return 0 if self.outcomes is None else sum(self.outcomes.values())
 
     def _write(self, store: WorkStore, mark: SpoolMark | None) -> Counter[str] | None:
         """Write the ledger and return its outcome counts; None if it was not written."""
