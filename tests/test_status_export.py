@@ -205,3 +205,25 @@ def test_a_wrong_output_format_fails_before_any_request(emulator, tmp_path):
             output_format="xlsx",
         ).execute(context("manual__export_format", 1))
     assert emulator.control("GET", "requests")["requests"] == []
+
+
+def test_a_read_refused_midway_leaves_the_object_storage_file_as_it_was(emulator, portal, tmp_path):
+    """On object storage (``local://`` goes through ObjectStoragePath as s3:// does) an upload that
+    fails after rows were written must not publish the rows written so far."""
+    target = tmp_path / "bucket" / "statuses.csv"
+    target.parent.mkdir()
+    target.write_text("yesterday's export\n")
+    # The first reads answer; a later one is refused for good, after rows were written.
+    emulator.control(
+        "POST", "faults", json={"status": 403, "count": 1, "every": 6, "path_endswith": "statuses/batch/read"}
+    )
+    with pytest.raises(AirflowFailException, match="Nothing was written"):
+        HubSpotExportSubscriptionStatusesOperator(
+            task_id="export",
+            subscribers=portal["known"],
+            output_path=f"local://{target}",
+            batch_size=20,
+            max_in_flight=1,
+        ).execute(context("manual__export_midway", 1))
+    assert target.read_text() == "yesterday's export\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["statuses.csv"]  # nothing left beside it

@@ -1,8 +1,8 @@
 """Ledger files: written whole or not at all, read back, summed up, merged and confirmed.
 
-A local ledger is written beside its target and renamed over it (readers never see half a file); on
-object storage an object is published whole when its upload completes. Files are created 0600 in
-folders created 0700: a ledger holds addresses.
+A local ledger is written beside its target and renamed over it (readers never see half a file);
+for object storage it is written to a private local file first and uploaded once whole. Files are
+created 0600 in folders created 0700: a ledger holds addresses.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,8 +36,16 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
         # Object stores have no folders (a no-op there); a filesystem behind a URI needs them.
         with contextlib.suppress(OSError, NotImplementedError):
             path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as out:
-            return write(out)
+        # An object-store file publishes what was written when it is closed, even after an error:
+        # write a private local copy first and upload it once whole.
+        handle, local = tempfile.mkstemp(prefix=".hubspot-prefs-", suffix=".partial")  # 0600
+        try:
+            with open(handle, "w", encoding="utf-8", newline="") as out:
+                result = write(out)
+            path.fs.put_file(local, path.path)
+        finally:
+            os.unlink(local)
+        return result
     with private_umask():
         path.parent.mkdir(parents=True, exist_ok=True)
         # Named per thread too: a ledger checkpoint thread and on_kill may write at the same time.
