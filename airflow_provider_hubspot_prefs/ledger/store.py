@@ -9,7 +9,6 @@ the current one notices and stops. The durable copy of this state lives next to 
 
 from __future__ import annotations
 
-import csv
 import os
 import sqlite3
 import time
@@ -18,10 +17,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
 
 from .inputs import InputRecord
-from .outcomes import LEDGER_COLUMNS, RETRIED_OUTCOMES, Outcome, Row
+from .outcomes import RETRIED_OUTCOMES, Outcome, Row
 
 _INGEST_COMMIT_EVERY = 10_000
 STALE_AFTER_DAYS = 7
@@ -367,13 +365,3 @@ class WorkStore:
                     yield (*row[:-1], iso_utc(row[-1]))
         finally:
             cursor.close()
-
-    def export(self, out: IO[str]) -> int:
-        """Write the ledger CSV (header plus one row per input) and return the number of rows."""
-        writer = csv.writer(out)
-        writer.writerow(LEDGER_COLUMNS)
-        count = 0
-        for row in self.ledger_rows():
-            writer.writerow(row)
-            count += 1
-        return count

@@ -111,6 +111,17 @@ class HubSpotBaseOperator(BaseOperator):
         )
         self.log.info("Ledger %s confirmed: %s", ledger, confirmed)
 
+    def checked_batch_size(self, batch_size: object) -> int:
+        """``batch_size`` as an int within the API's batch maximum, or a failure a retry cannot fix."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        size = int(batch_size)  # type: ignore[call-overload]
+        if not 1 <= size <= self.hook.max_batch_size:
+            raise AirflowFailException(
+                f"batch_size must be between 1 and {self.hook.max_batch_size}, not {batch_size}"
+            )
+        return size
+
     def publish_output(self, context: Context, path: str, extra: dict[str, Any]) -> None:
         """Tell Airflow about a file this task wrote: hook-level lineage for ``path``, and ``extra``
         (counts and the path, never an address) on the events of the task's Asset outlets, which a

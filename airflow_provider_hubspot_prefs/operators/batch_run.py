@@ -88,10 +88,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from ..ledger.ingestion import InputStopped
         from ..ledger.store import StaleTryError
 
-        if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
-            raise AirflowFailException(
-                f"batch_size must be between 1 and {self.hook.max_batch_size}, not {self.batch_size}"
-            )
+        self.checked_batch_size(self.batch_size)
         ledger = str(self.ledger_path or default_ledger_path(context))
         identity = task_identity(context)
         state = BatchState(

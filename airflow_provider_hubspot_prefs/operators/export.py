@@ -94,10 +94,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
             output_format = format_of(str(self.output_path), self.output_format)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if not 1 <= int(self.batch_size) <= self.hook.max_batch_size:
-            raise AirflowFailException(
-                f"batch_size must be between 1 and {self.hook.max_batch_size}, not {self.batch_size}"
-            )
+        self.checked_batch_size(self.batch_size)
         # The input goes through a private work store: de-duplicated without holding it in memory.
         work = WorkStore(default_work_dir() / f"export-{uuid.uuid4().hex}.sqlite")
         try:
