@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": integration,
                 "python-modules": [
                     "airflow_provider_hubspot_prefs.operators.export",
+                    "airflow_provider_hubspot_prefs.operators.sync",
                     "airflow_provider_hubspot_prefs.operators.status",
                     "airflow_provider_hubspot_prefs.operators.unsubscribe",
                 ],

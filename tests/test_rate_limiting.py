@@ -130,7 +130,7 @@ def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_pa
         async with client:
             await send_pending(
                 store,
-                lambda chunk: client.batch_unsubscribe_all(chunk, verbose=True),
+                lambda chunk: client.batch_unsubscribe_all([a for _, a in chunk], verbose=True),
                 batch_size=10,
                 max_in_flight=4,
                 applied=Outcome.UNSUBSCRIBED,

@@ -146,7 +146,9 @@ def failed_rows(chunk: list[tuple[int, str]], error: HubSpotError) -> list[Row]:
     return [Row(line, Outcome.FAILED, reason, category, correlation) for line, _ in chunk]
 
 
-SendChunk = Callable[[list[str]], Awaitable[OperationResponse[Any]]]
+Chunk = list[tuple[int, str]]  # (line, address) of each input sent together
+SendChunk = Callable[[Chunk], Awaitable[OperationResponse[Any]]]
+ClassifyAnswer = Callable[[Chunk, OperationResponse[Any]], list[Row]]
 
 
 async def send_pending(
@@ -161,8 +163,15 @@ async def send_pending(
     after_answer: Callable[[], None] | None = None,
     resumed: bool = False,
     ingestion: Ingestion | None = None,
+    after: int = 0,
+    through: int | None = None,
+    classify_answer: ClassifyAnswer | None = None,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
+
+    ``send(chunk)`` sends the ``(line, address)`` pairs of one chunk; its answer becomes ledger
+    rows by ``classify`` (with ``applied`` and ``unchanged``), or by ``classify_answer`` when the
+    sender's answers need their own reading. Only lines after ``after`` (up to ``through``) are sent.
 
     With ``ingestion`` the input is still being read: it is read on in the same event loop, a
     block between answers, and chunks go out as soon as the lines are read. If the input cannot
@@ -189,7 +198,7 @@ async def send_pending(
         try:
             now = time.time()
             earlier = store.start_attempt([line for line, _ in chunk], now)
-            response = await send([address for _, address in chunk])
+            response = await send(chunk)
             if earlier is not None or resumed:
                 # With two tries in flight the first sender is not always the first applier.
                 first_sent = min(earlier or now, response.uncertain_since or now)
@@ -203,7 +212,10 @@ async def send_pending(
                     store.record(failed_rows(chunk, error))
                 # otherwise the chunk stays pending: nothing is known about it
         else:
-            store.record(classify(chunk, response, applied=applied, unchanged=unchanged))
+            if classify_answer is not None:
+                store.record(classify_answer(chunk, response))
+            else:
+                store.record(classify(chunk, response, applied=applied, unchanged=unchanged))
         finally:
             slots.release()
         if after_answer is not None:
@@ -230,11 +242,11 @@ async def send_pending(
             read_more.set()
 
     async def chunks() -> AsyncIterator[list[tuple[int, str]]]:
-        last = 0
+        last = after
         while not unread:
             everything_read = ingestion is None or ingestion.done
-            through = None if everything_read else store.read_through
-            chunk = store.next_pending(last, batch_size, through)
+            upto = through if everything_read else store.read_through
+            chunk = store.next_pending(last, batch_size, upto)
             if not everything_read and len(chunk) < batch_size:
                 read_more.clear()
                 await read_more.wait()

@@ -278,6 +278,8 @@ class PortalBackend:
             # How often each (contact, subscription) really changed state: a write applied twice
             # would show here even where the final state looks the same.
             self.changes: Counter[tuple[str, int]] = Counter()
+            # Every status write that reached the portal, applied or not: (contact, subscription, state).
+            self.status_writes: list[tuple[str, int, str]] = []
 
     def add_token(self, token: str, scopes: Iterable[str] | None = None) -> None:
         with self.lock:
@@ -294,6 +296,29 @@ class PortalBackend:
                 for d in self.definitions:
                     self.statuses[(email, d.id)] = StatusRecord("UNSUBSCRIBED", None, None, unsubscribed_at)
                     self.wide[(email, d.business_unit_id)] = unsubscribed_at
+
+    def set_history(
+        self,
+        email: str,
+        sub_id: int,
+        state: str,
+        at: str,
+        legal_basis: str | None = None,
+        explanation: str | None = None,
+    ) -> None:
+        """Give a contact a status set at ``at`` (ISO time), as if it happened then (a sandbox's past)."""
+        with self.lock:
+            email = email.lower()
+            self.require_definition(sub_id)
+            self.contacts.add(email)
+            self.statuses[(email, sub_id)] = StatusRecord(state, legal_basis, explanation, at)
+
+    def set_opted_out(self, email: str, at: str, business_unit_id: int = 0) -> None:
+        """Have a contact opt out of all email of a business unit at ``at`` (ISO time)."""
+        with self.lock:
+            email = email.lower()
+            self.contacts.add(email)
+            self.wide[(email, business_unit_id)] = at
 
     def add_fault(self, fault: Fault) -> None:
         with self.lock:
@@ -602,6 +627,7 @@ class PortalBackend:
     ) -> dict[str, Any]:
         d = self.require_definition(sub_id)
         with self.lock:
+            self.status_writes.append((email, sub_id, state))
             key = (email, sub_id)
             prior = self.statuses[key].status if key in self.statuses else "NOT_SPECIFIED"
             wide_key = (email, d.business_unit_id)

@@ -53,7 +53,10 @@ def _cell(row: Mapping[str, Any], column: str) -> Any:
 
 def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bool = True) -> DesiredStatus:
     """Check one row (keys as in ``COLUMNS``) and say what is wrong with it, naming the field."""
-    text = shown(json.dumps({c: row.get(c) for c in COLUMNS if row.get(c) not in (None, "")}, default=str))
+    # The row as JSON is its ledger ``input``, and what the sync reads back to send it: exact
+    # for every valid row (a value with undecodable bytes is refused below).
+    given = {c: row.get(c) for c in COLUMNS if row.get(c) not in (None, "")}
+    text = shown(json.dumps(given, default=str, ensure_ascii=False))
 
     def refused(problem: str) -> DesiredStatus:
         return DesiredStatus(line, text, problem=problem)
@@ -73,6 +76,8 @@ def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bo
     if legal_basis is not None and legal_basis not in LEGAL_BASES:
         return refused(f"legal_basis {_cell(row, 'legal_basis')!r} is not one of {', '.join(LEGAL_BASES)}")
     explanation = _cell(row, "legal_basis_explanation") or None
+    if isinstance(explanation, str) and any("\udc80" <= ch <= "\udcff" for ch in explanation):
+        return refused("legal_basis_explanation holds bytes that are not text in the input's encoding")
     if require_legal_basis and status == "SUBSCRIBED" and (legal_basis is None or explanation is None):
         return refused(
             "SUBSCRIBED needs legal_basis and legal_basis_explanation (require_legal_basis=True): "
@@ -163,9 +168,11 @@ def desired_from_cursor(
     cursor: Any, *, require_legal_basis: bool = True, batch: int = 1000
 ) -> Iterator[DesiredStatus]:
     """Rows of a DB-API cursor that ran the query, fetched ``batch`` at a time (never all at once)."""
-    names = [d[0] for d in cursor.description]
     line = 0
+    names: list[str] = []
     while rows := cursor.fetchmany(batch):
+        # A server-side cursor (PostgreSQL's) describes its columns only once it has fetched.
+        names = names or [str(d[0]).lower() for d in cursor.description]
         for values in rows:
             line += 1
             yield desired_status(

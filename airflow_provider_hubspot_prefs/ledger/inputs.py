@@ -50,6 +50,11 @@ class InputRecord:
     text: str
     address: str | None
     problem: str | None = None
+    # What makes two lines the same change (default: the address); the consent sync's key is
+    # the address and the subscription.
+    key: str | None = None
+    # When the person decided (epoch seconds), for inputs where the latest decision of a key wins.
+    decided: float | None = None
 
 
 def _sniff_encoding(head: bytes, location: object, encoding: str | None) -> str:

@@ -33,6 +33,8 @@ class Outcome(str, Enum):
     INVALID_INPUT = "invalid_input"  # not an address (empty, malformed, undecodable); never sent
     DUPLICATE = "duplicate"  # same address as an earlier line, sent once
     FAILED = "failed"  # HubSpot (or the network) refused it; see reason
+    KEPT_NEWER_IN_HUBSPOT = "kept_newer_in_hubspot"  # consent sync: HubSpot changed after the decision
+    NEEDS_OPT_IN = "needs_opt_in"  # consent sync: resubscribing an opted-out contact was not allowed
     NOT_ATTEMPTED = "not_attempted"  # dry run, or the task stopped before sending it
     PENDING = "pending"  # only in a checkpoint or a killed task's ledger: no answer recorded yet
 
@@ -46,6 +48,8 @@ DONE_OUTCOMES = frozenset(
         Outcome.ALREADY_IN_STATE,
         Outcome.INVALID_INPUT,
         Outcome.DUPLICATE,
+        Outcome.KEPT_NEWER_IN_HUBSPOT,
+        Outcome.NEEDS_OPT_IN,
     }
 )
 # Outcomes a retry sends again (the writes set states, so a resend cannot apply anything twice).

@@ -83,9 +83,13 @@ class WorkStore:
             CREATE TABLE IF NOT EXISTS inputs (
                 line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
                 category TEXT, correlation_id TEXT, error_id TEXT, operation_status TEXT,
-                sent_at REAL);
+                sent_at REAL, key TEXT, decided REAL);
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
+        for added in ("key TEXT", "decided REAL"):  # a store left by an older version of this package
+            if added.split()[0] not in columns:
+                self._db.execute(f"ALTER TABLE inputs ADD COLUMN {added}")
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
         if self.get_meta("store_id") is None:
             self.set_meta("store_id", uuid.uuid4().hex)
@@ -163,15 +167,16 @@ class WorkStore:
     def begin_ingest(self) -> None:
         """Start reading the input in blocks (``ingest_block``); what was read before is dropped."""
         self._db.execute("DELETE FROM inputs")
-        self._db.execute("CREATE INDEX IF NOT EXISTS inputs_address ON inputs(address, line)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS inputs_key ON inputs(key, line)")
         self.set_meta("ingested", "0")
         self.set_meta("read_through", 0)
 
     def ingest_block(self, block: list[InputRecord]) -> None:
         """Add the next records in line order, in one transaction; each gets its outcome if it has one.
 
-        A line whose address an earlier line already has (in this block or an earlier one) is a
-        duplicate of the first such line. Sending may start from the lines read so far.
+        A line whose key (its address, unless the record names another) an earlier line already
+        has (in this block or an earlier one) is a duplicate of the first such line. Sending may
+        start from the lines read so far.
         """
         if not block:
             return
@@ -179,28 +184,65 @@ class WorkStore:
         invalid = Outcome.INVALID_INPUT.value
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO inputs (line, raw, address, outcome, reason) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO inputs (line, raw, address, outcome, reason, key, decided) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (r.line, r.text, r.address, None if r.address is not None else invalid, r.problem)
+                (
+                    r.line,
+                    r.text,
+                    r.address,
+                    None if r.address is not None else invalid,
+                    r.problem,
+                    None if r.address is None else (r.key or r.address),
+                    r.decided,
+                )
                 for r in block
             ],
         )
         db.execute(
-            "UPDATE inputs SET outcome = :duplicate, reason = 'same address as line ' || firsts.first "
-            "FROM (SELECT address, MIN(line) AS first FROM inputs WHERE address IN "
-            "(SELECT address FROM inputs WHERE line BETWEEN :first AND :last AND address IS NOT NULL) "
-            "GROUP BY address) AS firsts "
-            "WHERE inputs.line BETWEEN :first AND :last AND inputs.address = firsts.address "
+            "UPDATE inputs SET outcome = :duplicate, reason = :same || firsts.first "
+            "FROM (SELECT key, MIN(line) AS first FROM inputs WHERE key IN "
+            "(SELECT key FROM inputs WHERE line BETWEEN :first AND :last AND key IS NOT NULL) "
+            "GROUP BY key) AS firsts "
+            "WHERE inputs.line BETWEEN :first AND :last AND inputs.key = firsts.key "
             "AND inputs.line > firsts.first",
-            {"duplicate": Outcome.DUPLICATE.value, "first": block[0].line, "last": block[-1].line},
+            {
+                "duplicate": Outcome.DUPLICATE.value,
+                "same": "same change as line " if any(r.key for r in block) else "same address as line ",
+                "first": block[0].line,
+                "last": block[-1].line,
+            },
         )
         self.set_meta("read_through", block[-1].line)
         db.execute("COMMIT")
 
     def end_ingest(self) -> None:
-        """The whole input is read: a resumed run will not read it again."""
+        """The whole input is read: a resumed run will not read it again.
+
+        Where the lines of a key carry decision times, the latest decision is the one kept (the
+        last such line on a tie), not the first line: a person's later choice replaces the earlier.
+        """
         (count,) = self._db.execute("SELECT COUNT(*) FROM inputs").fetchone()
         self._db.execute("BEGIN")
+        self._db.execute(
+            "UPDATE inputs SET outcome = :duplicate, reason = :why || kept.line || ' (decided at ' "
+            "|| strftime('%Y-%m-%dT%H:%M:%fZ', kept.decided, 'unixepoch') || ')' "
+            "FROM (SELECT key, line, decided FROM (SELECT key, line, decided, ROW_NUMBER() OVER "
+            "(PARTITION BY key ORDER BY decided DESC, line DESC) AS rank FROM inputs "
+            "WHERE key IS NOT NULL AND decided IS NOT NULL) WHERE rank = 1) AS kept "
+            "WHERE inputs.key = kept.key AND inputs.line != kept.line",
+            {
+                "duplicate": Outcome.DUPLICATE.value,
+                "why": "superseded by the latest decision for the same contact and subscription, line ",
+            },
+        )
+        self._db.execute(
+            "UPDATE inputs SET outcome = NULL, reason = NULL WHERE outcome = ? AND decided IS NOT NULL "
+            "AND line IN (SELECT line FROM (SELECT line, ROW_NUMBER() OVER (PARTITION BY key "
+            "ORDER BY decided DESC, line DESC) AS rank FROM inputs WHERE key IS NOT NULL "
+            "AND decided IS NOT NULL) WHERE rank = 1)",
+            (Outcome.DUPLICATE.value,),
+        )
         self.set_meta("ingested", "1")
         self.set_meta("total", count)
         self._db.execute("COMMIT")
@@ -284,6 +326,15 @@ class WorkStore:
             (after, through if through is not None else 2**62, size),
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
+
+    def pending_rows(self, after: int, size: int) -> list[tuple[int, str, str, float | None]]:
+        """Up to ``size`` ``(line, input, address, first sent at)`` without an outcome after ``after``."""
+        rows = self._db.execute(
+            "SELECT line, raw, address, sent_at FROM inputs WHERE outcome IS NULL AND line > ? "
+            "ORDER BY line LIMIT ?",
+            (after, size),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
     def start_attempt(self, lines: list[int], at: float) -> float | None:
         """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.

@@ -41,6 +41,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     # Ledger outcomes (``ledger.Outcome`` values) of a change made / already in place.
     applied_outcome = "unsubscribed"
     unchanged_outcome = "already_unsubscribed"
+    # A dry run of an operator that plans (the consent sync) still reads HubSpot through ``_send``.
+    plans_in_dry_run = False
 
     def __init__(
         self,
@@ -71,7 +73,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         """The numbered input records (see ``ledger.inputs``)."""
         raise NotImplementedError
 
-    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
+    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[tuple[int, str]]], Any]:
+        """Sends one chunk of ``(line, address)`` pairs and returns HubSpot's answer (awaitable)."""
         raise NotImplementedError
 
     def wait_target(self) -> dict[str, Any]:
@@ -115,7 +118,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             self.log.info("Resuming from the checkpoint next to the ledger (%d inputs)", store.total)
         aborted: BatchAborted | None = None
         try:
-            if self.is_dry_run:
+            if self.is_dry_run and not self.plans_in_dry_run:
                 self._read_rest(state)
                 store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
             else:

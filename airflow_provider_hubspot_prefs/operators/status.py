@@ -99,13 +99,13 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         items = [self.subscriber_ids] if isinstance(self.subscriber_ids, str) else self.subscriber_ids
         yield from records_from_values(items)
 
-    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
+    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[tuple[int, str]]], Any]:
         from ..client import status_request
 
         fields = self._request_fields()
 
-        def send(chunk: list[str]) -> Any:
-            return client.batch_write_statuses([status_request(address, **fields) for address in chunk])
+        def send(chunk: list[tuple[int, str]]) -> Any:
+            return client.batch_write_statuses([status_request(address, **fields) for _, address in chunk])
 
         return send
 

@@ -136,11 +136,12 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
             self.subscribers, self.input_path, self.csv_column, self.encoding, self.input_range
         )
 
-    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[str]], Any]:
+    def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[tuple[int, str]]], Any]:
         business_unit = self.resolved_business_unit()
 
-        def send(chunk: list[str]) -> Any:
-            return client.batch_unsubscribe_all(chunk, business_unit_id=business_unit, verbose=True)
+        def send(chunk: list[tuple[int, str]]) -> Any:
+            addresses = [address for _, address in chunk]
+            return client.batch_unsubscribe_all(addresses, business_unit_id=business_unit, verbose=True)
 
         return send
 
