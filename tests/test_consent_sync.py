@@ -329,3 +329,81 @@ def test_rows_from_an_xcom_list_and_the_plan_as_json(emulator, tmp_path):
     assert [r["outcome"] for r in found] == ["status_set", "already_in_state", "invalid_input"]
     assert json.loads(found[0]["input"])["subscriber_id"] == "xcom.a@example.com"
     assert summary["outcomes"] == {"status_set": 1, "already_in_state": 1, "invalid_input": 1}
+
+
+def consent_rows(backend, count: int) -> tuple[list[tuple[object, ...]], set[tuple[str, int, str]]]:
+    """``count`` rows for a consent table: every tenth differs from HubSpot and must be written."""
+    rows, writes = [], set()
+    for i in range(count):
+        person = f"table.{i:04d}@example.com"
+        backend.set_history(person, 1004, "SUBSCRIBED", BEFORE, "CONSENT_WITH_NOTICE", EXPLANATION)
+        status = "UNSUBSCRIBED" if i % 10 == 0 else "SUBSCRIBED"
+        if status == "UNSUBSCRIBED":
+            writes.add((person, 1004, status))
+        rows.append((person, 1004, status, "CONSENT_WITH_NOTICE", EXPLANATION, DECIDED))
+    return rows, writes
+
+
+def test_rows_from_a_sqlite_table_through_an_airflow_connection(emulator, tmp_path, monkeypatch):
+    import sqlite3
+
+    backend = emulator.backend
+    rows, writes = consent_rows(backend, 2500)
+    database = tmp_path / "consent.db"
+    with sqlite3.connect(database) as db:
+        db.execute(f"CREATE TABLE consent ({', '.join(COLUMNS)})")
+        db.executemany("INSERT INTO consent VALUES (?, ?, ?, ?, ?, ?)", rows)
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENT_DB", json.dumps({"conn_type": "sqlite", "host": str(database)}))
+    backend.status_writes.clear()
+    ledger = tmp_path / "sqlite-ledger.csv"
+    summary = HubSpotSyncSubscriptionStatusesOperator(
+        task_id="sync",
+        conn_id="consent_db",
+        sql="SELECT * FROM consent WHERE subscription_id = :subscription ORDER BY rowid",
+        parameters={"subscription": 1004},
+        ledger_path=str(ledger),
+    ).execute(context("manual__sqlite", 1, task_id="sync"))
+    assert summary["outcomes"] == {"status_set": 250, "already_in_state": 2250}
+    assert set(backend.status_writes) == writes and len(backend.status_writes) == 250
+    # Rows are numbered by their place in the query's answer.
+    assert [int(r["line"]) for r in read_rows(str(ledger))] == list(range(1, 2501))
+
+
+def test_rows_from_postgresql_come_through_a_server_side_cursor(emulator, tmp_path, monkeypatch):
+    from .postgres_service import postgres_server
+
+    backend = emulator.backend
+    rows, writes = consent_rows(backend, 3000)
+    with postgres_server("consent") as url:
+        import psycopg2
+
+        dsn = url.replace("postgresql+psycopg2://", "postgresql://")
+        with psycopg2.connect(dsn) as db, db.cursor() as cursor:
+            cursor.execute(
+                "CREATE TABLE consent (subscriber_id text, subscription_id int, status text, "
+                "legal_basis text, legal_basis_explanation text, decided_at timestamptz)"
+            )
+            cursor.executemany("INSERT INTO consent VALUES (%s, %s, %s, %s, %s, %s)", rows)
+        monkeypatch.setenv("AIRFLOW_CONN_CONSENT_PG", dsn)
+        from airflow_provider_hubspot_prefs.ledger import desired_state
+
+        cursors: list[object] = []
+        reading = desired_state.desired_from_cursor
+
+        def noting_the_cursor(cursor, **kwargs):
+            cursors.append(cursor)
+            return reading(cursor, **kwargs)
+
+        monkeypatch.setattr(desired_state, "desired_from_cursor", noting_the_cursor)
+        backend.status_writes.clear()
+        ledger = tmp_path / "pg-ledger.csv"
+        summary = HubSpotSyncSubscriptionStatusesOperator(
+            task_id="sync",
+            conn_id="consent_pg",
+            sql="SELECT * FROM consent ORDER BY subscriber_id",
+            ledger_path=str(ledger),
+        ).execute(context("manual__pg", 1, task_id="sync"))
+    # A named cursor is PostgreSQL's server-side cursor: rows arrive 1,000 at a time.
+    assert [getattr(c, "name", None) for c in cursors] == ["hubspot_prefs_sync"]
+    assert summary["outcomes"] == {"status_set": 300, "already_in_state": 2700}
+    assert set(backend.status_writes) == writes

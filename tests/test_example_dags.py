@@ -158,3 +158,69 @@ def test_status_export_announces_its_file_and_the_report_reads_it(emulator, tmp_
     report = example_dag("hubspot_status_report").test()
     assert states(report) == {"report": "success"}
     assert xcom(report, "report") == extra
+
+
+@pytest.mark.usefixtures("_airflow")
+def test_consent_sync_plans_then_writes_only_what_differs_and_announces_its_ledger(
+    emulator, tmp_path, monkeypatch
+):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from .consent_support import consent_table
+
+    table = consent_table(emulator.backend, tmp_path / "consent.db", contacts=300)
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", table.connection())
+    emulator.backend.status_writes.clear()
+    conf = {"consent_conn_id": "consent_warehouse", "ledger_dir": str(tmp_path / "sync"), "max_changes": 1000}
+
+    run = example_dag("hubspot_consent_sync").test(run_conf=conf)
+
+    assert states(run) == {
+        "plan": "success",
+        "review_plan": "success",
+        "sync": "success",
+        "report": "success",
+    }
+    assert xcom(run, "review_plan") == len(table.writes)
+    assert set(emulator.backend.status_writes) == table.writes
+    assert len(emulator.backend.status_writes) == len(table.writes)  # each once
+    for key in table.kept:  # re-subscribed in HubSpot after the table's decision: still subscribed
+        assert emulator.backend.statuses[key].status == "SUBSCRIBED"
+    night = xcom(run, "report")
+    assert night["rows"] == table.rows and night["written"] == len(table.writes)
+    assert night["outcomes"] == {
+        "already_in_state": table.rows - len(table.writes) - len(table.kept) - 1,
+        "status_set": len(table.writes),
+        "kept_newer_in_hubspot": len(table.kept),
+        "invalid_input": 1,
+    }
+    plan = ledger_rows(Path(night["ledger_path"]).with_name("plan.csv"))
+    synced = ledger_rows(night["ledger_path"])
+    assert [r["line"] for r in plan if r["outcome"] == "not_attempted"] == [
+        r["line"] for r in synced if r["outcome"] == "status_set"
+    ]
+    with create_session() as session:
+        (event,) = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "hubspot_prefs_consent_sync", AssetEvent.source_run_id == run.run_id)
+        ).all()
+        assert (
+            event.extra["outcomes"] == night["outcomes"]
+            and event.extra["ledger_path"] == night["ledger_path"]
+        )
+
+    # A table that would change more than max_changes rows stops before anything is written.
+    emulator.backend.status_writes.clear()
+    for person, subscription, _ in table.writes:
+        emulator.backend.set_history(person, subscription, "SUBSCRIBED", "2026-10-01T09:00:00.000Z")
+    stopped = example_dag("hubspot_consent_sync").test(run_conf={**conf, "max_changes": 5})
+    assert states(stopped) == {
+        "plan": "success",
+        "review_plan": "failed",
+        "sync": "upstream_failed",
+        "report": "upstream_failed",
+    }
+    assert emulator.backend.status_writes == []

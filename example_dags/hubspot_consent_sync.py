@@ -1,0 +1,87 @@
+"""Nightly consent sync: the warehouse's consent table is the truth, HubSpot is made to match it.
+
+``plan`` reads the table (any Airflow database connection: ``consent_conn_id``) and HubSpot's
+current statuses and writes the plan's ledger without changing anything; ``review_plan`` stops
+the run when the plan would change more than ``max_changes`` rows (a broken snapshot must not
+unsubscribe everyone); ``sync`` writes only the rows that differ, keeping every choice a person
+made in HubSpot after the table's decision time, and announces its ledger as the
+``hubspot_prefs_consent_sync`` asset; ``report`` sums the night up. Runs never overlap.
+
+The table needs the columns subscriber_id, subscription_id, status, legal_basis,
+legal_basis_explanation and decided_at (with a time zone); see the README's "Consent sync".
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Asset, Param, task
+
+from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
+
+CONSENT_SYNC = Asset(name="hubspot_prefs_consent_sync", uri="file:///tmp/hubspot_prefs_demo/consent_sync")
+CONSENT_QUERY = """
+SELECT subscriber_id, subscription_id, status, legal_basis, legal_basis_explanation, decided_at
+FROM consent
+ORDER BY subscriber_id, subscription_id
+"""
+
+with DAG(
+    dag_id="hubspot_consent_sync",
+    description="Make HubSpot's subscription statuses match the consent table, nightly",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # two syncs of one table at once would read and write past each other
+    tags=["hubspot", "gdpr", "consent", "example"],
+    params={
+        "consent_conn_id": Param("hubspot_prefs_consent_db", type="string"),
+        "ledger_dir": Param("/tmp/hubspot_prefs_demo/consent_sync", type="string"),
+        "max_changes": Param(1000, type="integer", minimum=0),
+    },
+) as dag:
+    plan = HubSpotSyncSubscriptionStatusesOperator(
+        task_id="plan",
+        conn_id="{{ params.consent_conn_id }}",
+        sql=CONSENT_QUERY,
+        dry_run=True,
+        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/plan.csv",
+    )
+
+    @task
+    def review_plan(summary: dict, *, params=None) -> int:
+        """Fail the run (without retrying) if the plan writes more rows than ``max_changes``."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        changes = int(summary["outcomes"].get("not_attempted", 0))
+        if changes > int(params["max_changes"]):
+            raise AirflowFailException(
+                f"The plan would write {changes} rows, more than max_changes={params['max_changes']}: "
+                f"check the consent table and the plan at {summary['ledger_path']}, then rerun with a "
+                "higher max_changes if it is right."
+            )
+        print(f"The plan writes {changes} row(s); its ledger is {summary['ledger_path']}")
+        return changes
+
+    sync = HubSpotSyncSubscriptionStatusesOperator(
+        task_id="sync",
+        conn_id="{{ params.consent_conn_id }}",
+        sql=CONSENT_QUERY,
+        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/sync.csv",
+        outlets=[CONSENT_SYNC],
+    )
+
+    @task
+    def report(summary: dict) -> dict:
+        """The night's counts (no address): what was written, kept, refused."""
+        night = {
+            "rows": summary["total_inputs"],
+            "written": summary["written"],
+            "outcomes": summary["outcomes"],
+            "requests": summary["requests"],
+            "ledger_path": summary["ledger_path"],
+        }
+        print(f"HUBSPOT CONSENT SYNC {night}")
+        return night
+
+    review_plan(plan.output) >> sync
+    report(sync.output)
