@@ -159,6 +159,40 @@ def test_status_export_schedules_the_report_through_its_asset(airflow, hubspot, 
     assert len(rows) - 1 == seen["rows"]  # the header, then the rows the event counted
 
 
+def test_consent_sync_runs_nightly_from_a_database_connection(airflow, hubspot, data):
+    """The sync DAG reads a SQLite consent table through an Airflow connection made in the REST
+    API; unpausing it may also start its scheduled run, which waits for the other (one run at a
+    time): together they write each differing row exactly once and keep HubSpot's newer choices."""
+    from .consent_support import consent_table
+
+    hubspot.control("PATCH", "config", json={"processing_delay_ms": 0})  # writes answered COMPLETE
+    try:
+        table = consent_table(hubspot.backend, data / "consent.db", contacts=200, prefix="nightly")
+        airflow.add_connection("hubspot_prefs_consent_db", "sqlite", host=str(table.path))
+        run_id = airflow.trigger("hubspot_consent_sync", {"ledger_dir": str(data / "consent_sync")})
+        assert airflow.wait_for_run("hubspot_consent_sync", run_id) == "success"
+        runs = airflow.api("GET", "/dags/hubspot_consent_sync/dagRuns")["dag_runs"]
+        nights = []
+        for run in runs:
+            assert airflow.wait_for_run("hubspot_consent_sync", run["dag_run_id"]) == "success"
+            nights.append(
+                airflow.api(
+                    "GET",
+                    f"/dags/hubspot_consent_sync/dagRuns/{run['dag_run_id']}/taskInstances/report/xcomEntries/return_value",
+                    params={"deserialize": True},
+                )["value"]
+            )
+    finally:
+        hubspot.control("PATCH", "config", json={"processing_delay_ms": ASYNC_CONFIG.processing_delay_ms})
+    written = [w for w in hubspot.backend.status_writes if w[0].startswith("nightly.")]
+    assert sorted(written) == sorted(table.writes)  # each differing row once, over all the runs
+    assert sorted(night["written"] for night in nights)[-1] == len(table.writes)
+    assert sum(night["written"] for night in nights) == len(table.writes)
+    for key in table.kept:
+        assert hubspot.backend.statuses[key].status == "SUBSCRIBED"
+    assert all(night["outcomes"].get("kept_newer_in_hubspot") == len(table.kept) for night in nights)
+
+
 def _write_requests(hubspot) -> int:
     return sum(1 for r in hubspot.backend.request_log if r["path"].endswith("batch/unsubscribe-all"))
 
