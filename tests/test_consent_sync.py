@@ -407,3 +407,36 @@ def test_rows_from_postgresql_come_through_a_server_side_cursor(emulator, tmp_pa
     assert [getattr(c, "name", None) for c in cursors] == ["hubspot_prefs_sync"]
     assert summary["outcomes"] == {"status_set": 300, "already_in_state": 2700}
     assert set(backend.status_writes) == writes
+
+
+@pytest.mark.parametrize(("charset", "encoding"), [(76, None), (1, "cp1252")], ids=["utf-8", "windows-1252"])
+def test_a_consent_sheet_saved_by_a_spreadsheet(emulator, tmp_path, charset, encoding):
+    """LibreOffice Calc saves the consent sheet as CSV: accents, quoted commas, an empty row."""
+    from .spreadsheet import spreadsheet_export
+
+    backend = emulator.backend
+    explanation = "Formulaire d'inscription, case cochée"
+    backend.set_history("sheet.a@example.com", 1001, "SUBSCRIBED", BEFORE, "CONSENT_WITH_NOTICE", explanation)
+    backend.set_history("sheet.b@example.com", 1001, "UNSUBSCRIBED", BEFORE)
+    cells = [
+        list(COLUMNS),
+        ["sheet.a@example.com", "1001", "UNSUBSCRIBED", "", "", DECIDED],
+        ["", "", "", "", "", ""],
+        ["sheet.b@example.com", "1001", "SUBSCRIBED", "CONSENT_WITH_NOTICE", explanation, DECIDED],
+        ["sheet.c@example.com", "1001", "SUBSCRIBED", "", "", DECIDED],
+    ]
+    source = spreadsheet_export(tmp_path, cells, charset)
+    backend.status_writes.clear()
+    _, ledger = sync(tmp_path, source, f"manual__sheet_{charset}", encoding=encoding)
+    assert [(r["line"], r["outcome"]) for r in ledger] == [
+        ("2", "status_set"),
+        ("3", "invalid_input"),
+        ("4", "status_set"),
+        ("5", "invalid_input"),
+    ]
+    assert backend.statuses[("sheet.b@example.com", 1001)].legal_basis_explanation == explanation
+    assert json.loads(ledger[2]["input"])["legal_basis_explanation"] == explanation
+    assert sorted(backend.status_writes) == [
+        ("sheet.a@example.com", 1001, "UNSUBSCRIBED"),
+        ("sheet.b@example.com", 1001, "SUBSCRIBED"),
+    ]

@@ -285,3 +285,15 @@ def test_decide(wanted, current, wide, allow, verdict, reason):
     assert desired.problem is None
     decision = decide(desired, current, wide, allow_resubscribe=allow)
     assert decision.verdict is verdict and reason in decision.reason, decision
+
+
+def test_whole_numbers_from_a_warehouse_are_subscription_ids():
+    from decimal import Decimal
+
+    base = {"subscriber_id": "a@example.com", "status": "UNSUBSCRIBED", "decided_at": "2026-11-20T12:00:00Z"}
+    for value in (Decimal("1001"), Decimal("1001.000"), 1001.0, "1001"):
+        assert desired_status(1, {**base, "subscription_id": value}).subscription_id == 1001
+    for value in (Decimal("1001.5"), 1001.5, float("nan"), Decimal("NaN")):
+        assert "not a positive whole number" in str(
+            desired_status(1, {**base, "subscription_id": value}).problem
+        )

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import IO, Any
 
 from ..client.models import LegalBasis, StatusState
@@ -66,6 +68,9 @@ def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bo
         return refused(f"subscriber_id is {problem}")
     subscription = _cell(row, "subscription_id")
     if isinstance(subscription, str) and subscription.isdigit():
+        subscription = int(subscription)
+    # Warehouses answer NUMBER columns as Decimal (Snowflake, Oracle) or float: whole ones are ids.
+    if isinstance(subscription, (Decimal, float)) and math.isfinite(subscription) and subscription % 1 == 0:
         subscription = int(subscription)
     if isinstance(subscription, bool) or not isinstance(subscription, int) or subscription <= 0:
         return refused(f"subscription_id {subscription!r} is not a positive whole number")
