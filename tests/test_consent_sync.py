@@ -440,3 +440,41 @@ def test_a_consent_sheet_saved_by_a_spreadsheet(emulator, tmp_path, charset, enc
         ("sheet.a@example.com", 1001, "UNSUBSCRIBED"),
         ("sheet.b@example.com", 1001, "SUBSCRIBED"),
     ]
+
+
+def test_a_read_refused_for_good_writes_nothing_and_says_so(emulator, tmp_path):
+    backend = emulator.backend
+    rows, _ = consent_rows(backend, 150)
+    source = write_csv(tmp_path / "refused.csv", [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+    backend.status_writes.clear()
+    emulator.control(
+        "POST", "faults", json={"status": 403, "count": 100, "path_endswith": "statuses/batch/read"}
+    )
+    ledger = tmp_path / "refused-ledger.csv"
+    with pytest.raises(AirflowException, match="not attempted"):
+        HubSpotSyncSubscriptionStatusesOperator(
+            task_id="sync", input_path=str(source), ledger_path=str(ledger)
+        ).execute(context("manual__refused", 1, task_id="sync"))
+    backend.faults.clear()
+    found = list(read_rows(str(ledger)))
+    assert len(found) == 150 and {r["outcome"] for r in found} == {"not_attempted"}
+    assert all("nothing written" in r["reason"] or r["reason"].startswith("not sent") for r in found)
+    assert backend.status_writes == []
+
+
+def test_an_input_unreadable_midway_sends_nothing_and_lists_every_line_read(emulator, tmp_path):
+    rows, _ = consent_rows(emulator.backend, 1500)
+    source = write_csv(tmp_path / "midway.csv", [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+    source.write_bytes(source.read_bytes().removeprefix(b"\xef\xbb\xbf"))  # saved as Windows-1252
+    with open(source, "ab") as out:  # a byte Windows-1252 has no character for, past the first block
+        out.write(b"late\x81@example.com,1004,UNSUBSCRIBED,,,2026-11-20T12:00:00Z\r\n")
+    emulator.backend.status_writes.clear()
+    ledger = tmp_path / "midway-ledger.csv"
+    with pytest.raises(Exception, match="after line"):
+        HubSpotSyncSubscriptionStatusesOperator(
+            task_id="sync", input_path=str(source), ledger_path=str(ledger), encoding="cp1252"
+        ).execute(context("manual__midway", 1, task_id="sync"))
+    found = list(read_rows(str(ledger)))
+    assert [int(r["line"]) for r in found] == list(range(2, 2 + len(found))) and len(found) >= 1000
+    assert {r["outcome"] for r in found} == {"not_attempted"}
+    assert emulator.backend.status_writes == []

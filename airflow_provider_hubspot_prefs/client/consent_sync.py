@@ -23,8 +23,8 @@ from ..ledger.desired_state import DesiredStatus, desired_status
 from ..ledger.files import attribute
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import WorkStore
-from .batching import LOST_ANSWER_REASON, BatchAborted, Chunk, failed_rows, is_fatal, send_pending
-from .errors import HubSpotError
+from .batching import LOST_ANSWER_REASON, BatchAborted, Chunk, is_fatal, send_pending
+from .errors import HubSpotAPIError, HubSpotError
 from .models import (
     BatchStatusesResponse,
     BatchWideStatusesResponse,
@@ -285,14 +285,13 @@ class SyncRun:
 
 
 def unread_row(line: int, error: HubSpotError) -> Row:
-    """A row whose contact's status could not be read: nothing was written for it."""
-    (row,) = failed_rows([(line, "")], error)
+    """A row whose contact's status could not be read: nothing was written for it. It is failed
+    (a retry reads it again), or not attempted when the error stops the whole run."""
+    category = error.category if isinstance(error, HubSpotAPIError) else type(error).__name__
+    correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
+    outcome = Outcome.NOT_ATTEMPTED if is_fatal(error) else Outcome.FAILED
     return Row(
-        line,
-        Outcome.FAILED,
-        f"HubSpot's status was not read, nothing written: {row.reason}",
-        row.category,
-        row.correlation_id,
+        line, outcome, f"HubSpot's status was not read, nothing written: {error}", category, correlation
     )
 
 

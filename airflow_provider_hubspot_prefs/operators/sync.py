@@ -195,8 +195,14 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
         from ..client.consent_sync import SyncRun, SyncSettings
+        from ..ledger import Outcome
+        from ..ledger.ingestion import InputStopped
 
-        self._read_rest(state)  # the latest decision of a repeated row is known only at the end
+        try:
+            self._read_rest(state)  # the latest decision of a repeated row is known only at the end
+        except InputStopped as exc:  # nothing was read from HubSpot nor written: say so, then fail
+            store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {exc}")
+            raise
         if store.pending_count() == 0:
             return
         settings = SyncSettings(
