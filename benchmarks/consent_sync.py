@@ -29,17 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import WORK, machine, task_context, use_connection
 
 from airflow_provider_hubspot_prefs.emulator import EmulatorConfig, EmulatorServer
+from airflow_provider_hubspot_prefs.ledger.desired_state import COLUMNS
 
 BEFORE, DECIDED, LATER = "2026-10-01T09:00:00.000Z", "2026-11-20T12:00:00Z", "2026-11-24T18:30:00.000Z"
 SUBSCRIPTIONS = (1001, 1002, 1003, 1004)
-COLUMNS = (
-    "subscriber_id",
-    "subscription_id",
-    "status",
-    "legal_basis",
-    "legal_basis_explanation",
-    "decided_at",
-)
 
 
 def seed(backend, rows: int, per_contact: int, path: Path) -> list[dict[str, object]]:

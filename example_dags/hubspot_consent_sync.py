@@ -19,6 +19,10 @@ from airflow.sdk import DAG, Asset, Param, task
 from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
 
 CONSENT_SYNC = Asset(name="hubspot_prefs_consent_sync", uri="file:///tmp/hubspot_prefs_demo/consent_sync")
+# Under ``ledger_dir`` when one is given, else the operator's default place.
+LEDGER = (
+    "{{{{ params.ledger_dir ~ '/' ~ (run_id | urlencode) ~ '/{task}.csv' if params.ledger_dir else '' }}}}"
+)
 CONSENT_QUERY = """
 SELECT subscriber_id, subscription_id, status, legal_basis, legal_basis_explanation, decided_at
 FROM consent
@@ -35,7 +39,9 @@ with DAG(
     tags=["hubspot", "gdpr", "consent", "example"],
     params={
         "consent_conn_id": Param("hubspot_prefs_consent_db", type="string"),
-        "ledger_dir": Param("/tmp/hubspot_prefs_demo/consent_sync", type="string"),
+        # Empty: the ledgers go to $AIRFLOW_HOME/hubspot_prefs/ledgers/<dag>/<run>/<task>.csv, one
+        # place per deployment (a shared folder would hold another deployment's run of the same id).
+        "ledger_dir": Param("", type="string"),
         "max_changes": Param(1000, type="integer", minimum=0),
     },
 ) as dag:
@@ -44,7 +50,7 @@ with DAG(
         conn_id="{{ params.consent_conn_id }}",
         sql=CONSENT_QUERY,
         dry_run=True,
-        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/plan.csv",
+        ledger_path=LEDGER.format(task="plan"),
     )
 
     @task
@@ -66,7 +72,7 @@ with DAG(
         task_id="sync",
         conn_id="{{ params.consent_conn_id }}",
         sql=CONSENT_QUERY,
-        ledger_path="{{ params.ledger_dir }}/{{ run_id | urlencode }}/sync.csv",
+        ledger_path=LEDGER.format(task="sync"),
         outlets=[CONSENT_SYNC],
     )
 

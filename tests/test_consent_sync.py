@@ -13,24 +13,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_hubspot_prefs.ledger import read_rows
+from airflow_provider_hubspot_prefs.ledger.desired_state import COLUMNS
 from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
 
 from .batch_try import context
+from .consent_support import BEFORE, DECIDED, EXPLANATION, LATER
 from .ledger_support import mode
 
 SUBSCRIPTIONS = (1001, 1002, 1003, 1004)
-BEFORE = "2026-10-01T09:00:00.000Z"  # what HubSpot holds was set then
-DECIDED = "2026-11-20T12:00:00Z"  # the warehouse snapshot's decisions
-LATER = "2026-11-24T18:30:00.000Z"  # a change made in HubSpot after the snapshot
-EXPLANATION = "Ticked the consent box on the signup form"
-COLUMNS = (
-    "subscriber_id",
-    "subscription_id",
-    "status",
-    "legal_basis",
-    "legal_basis_explanation",
-    "decided_at",
-)
 
 
 @pytest.fixture(autouse=True)
