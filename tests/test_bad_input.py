@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from airflow_provider_hubspot_prefs.operators import (
     HubSpotUnsubscribeAllOperator,
 )
 
+from .batch_try import context as try_context
 from .dag_support import ledger_rows
 
 CONSENT = {"status_state": "SUBSCRIBED", "subscription_id": 1001, "legal_basis": "CONSENT_WITH_NOTICE"}
@@ -44,8 +44,7 @@ class Case:
 
 
 def context(task_id: str) -> Any:
-    ti = SimpleNamespace(dag_id="bad_input", run_id="manual__1", task_id=task_id, map_index=-1, try_number=1)
-    return {"ti": ti, "run_id": "manual__1"}
+    return try_context("manual__1", 1, task_id)
 
 
 def status(**kwargs: Any) -> Callable[[Path], Any]:

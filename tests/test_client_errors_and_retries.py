@@ -21,6 +21,7 @@ from airflow_provider_hubspot_prefs.client import (
     HubSpotTimeoutError,
     HubSpotTransportError,
     HubSpotValidationError,
+    OperationStatus,
     PrivateAppTokenAuth,
     RetryPolicy,
     SetStatusSuccessReason,
@@ -237,7 +238,7 @@ def test_fields_hubspot_adds_later_do_not_break_reading_an_answer():
     client = HubSpotPreferencesClient(PrivateAppTokenAuth(DEMO_TOKEN), transport=transport)
     answer = client.batch_unsubscribe_all(["new@example.com"], verbose=True)
     (read,) = answer.results[0].statuses
-    assert answer.is_complete and read.subscription_id == 1001
+    assert answer.status is OperationStatus.COMPLETE and read.subscription_id == 1001
     assert read.set_status_success_reason is SetStatusSuccessReason.UNSUBSCRIBE_FROM_ALL_OCCURRED
     assert read.timestamp.timestamp() == pytest.approx(1795600800.123)
 

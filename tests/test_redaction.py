@@ -10,8 +10,8 @@ from airflow_provider_hubspot_prefs.operators import (
     HubSpotUnsubscribeAllOperator,
 )
 
+from .batch_try import context
 from .dag_support import ledger_rows
-from .test_bad_input import context
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def test_single_contact_result_and_log_line(emulator, capfd, redact, shown):
     operator = HubSpotUnsubscribeAllOperator(
         task_id="one", subscriber_id="jane.doe@example.com", redact_emails=redact
     )
-    result = operator.execute(context("one"))
+    result = operator.execute(context("manual__1", 1, "one"))
     assert result["subscriber"] == shown
     logged = "".join(capfd.readouterr())
     assert f"{shown}: unsubscribed" in logged
@@ -35,7 +35,7 @@ def test_ledger_keeps_the_full_address_while_logs_do_not(emulator, tmp_path, cap
     operator = HubSpotBatchUnsubscribeAllOperator(
         task_id="batch", subscribers=["jane.doe@example.com", "broken@"], ledger_path=str(tmp_path / "l.csv")
     )
-    summary = operator.execute(context("batch-redaction"))
+    summary = operator.execute(context("manual__1", 1, "batch-redaction"))
     logged = "".join(capfd.readouterr())
     assert "Ledger written to" in logged  # the log was captured
     assert [r["subscriber_id"] for r in ledger_rows(tmp_path / "l.csv")] == ["jane.doe@example.com", ""]

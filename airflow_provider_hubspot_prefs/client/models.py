@@ -297,10 +297,6 @@ class OperationResponse(HubSpotAnswer, Generic[T], dict=True, kw_only=True):
         self.__dict__["correlation_id"] = value
 
     @property
-    def is_complete(self) -> bool:
-        return self.status is OperationStatus.COMPLETE
-
-    @property
     def uncertain_since(self) -> float | None:
         """Epoch seconds of the first attempt of this write whose answer was lost, if any.
 
