@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from .answers import batch_error, operation
+from .limits import RateLimits
+from .problems import ApiProblem
 
 FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "partial")
 
@@ -70,3 +78,77 @@ class Faults:
                         self.faults.remove(fault)
                     return fault
         return None
+
+
+# ---- what a fault does to a request (the HTTP side) --------------------------------------------------
+
+DROPPED = 444  # nginx's "no response": what the request log records for a dropped connection
+
+
+def drop_connection(request: Request) -> Response:
+    request.scope["emulator.drop"] = True
+    return Response(status_code=DROPPED)
+
+
+class ConnectionDropper:
+    """Outermost ASGI layer: closes the TCP connection of a request marked ``emulator.drop``.
+
+    The client then sees the connection go away without any answer, as on a network failure or a
+    crashed load balancer. uvicorn's ``send`` belongs to the request cycle that owns the socket.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
+            if scope.get("emulator.drop"):
+                transport = getattr(getattr(send, "__self__", None), "transport", None)
+                if transport is not None:
+                    transport.abort()
+                    return
+                raise ConnectionAbortedError("emulator: dropped connection")  # other servers
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+
+def injected(fault: Fault) -> ApiProblem:
+    if fault.status == 429:
+        daily = fault.daily_remaining
+        headers = {} if daily is None else {"X-HubSpot-RateLimit-Daily-Remaining": str(daily)}
+        policy = fault.policy_name or "TEN_SECONDLY_ROLLING"
+        return RateLimits.rate_limited(policy, headers, fault.retry_after)
+    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+    category = fault.category or ("INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR")
+    return ApiProblem(fault.status, category, f"Injected fault: HTTP {fault.status}", headers=headers)
+
+
+def refused_by_fault(request: Request, addresses: list[str]) -> list[str]:
+    """The addresses an injected ``partial`` fault refuses (none without one)."""
+    fault = request.state.fault
+    if fault is None or fault.kind != "partial":
+        return []
+    return [a for a in addresses if fault.reject_contains in a]
+
+
+def partial_answer(
+    request: Request,
+    results: list[Any],
+    errors: list[dict[str, Any]],
+    refused: list[str],
+    status: str,
+    done: float,
+) -> Any:
+    """The write's envelope; an injected ``partial`` fault adds its refused inputs, HTTP 207."""
+    fault = request.state.fault
+    if fault is None or fault.kind != "partial" or not refused:
+        return operation(results, errors, status=status, completed_at=done)
+    message = fault.message or "The subscriber's preferences cannot be changed."
+    errors = [*errors, batch_error("400", fault.category or "VALIDATION_ERROR", message, refused)]
+    return 207, operation(results, errors, status=status, completed_at=done)

@@ -278,9 +278,10 @@ class PortalState:
             self.contacts.add(email)
             return results
 
-    # 2026-09 v3-style operations: subscriptionId is a string, status SUBSCRIBED / NOT_SUBSCRIBED.
+    # 2026-09's simple endpoints (/subscribe, /unsubscribe, /resubscribe, /status/email), in the
+    # retired v3 API's style: subscriptionId is a string, status SUBSCRIBED / NOT_SUBSCRIBED.
 
-    def v3_status(self, email: str, d: Definition) -> dict[str, Any]:
+    def simple_status(self, email: str, d: Definition) -> dict[str, Any]:
         rec = self.statuses.get((email, d.id))
         wide = (email, d.business_unit_id) in self.wide
         data: dict[str, Any] = {
@@ -301,7 +302,7 @@ class PortalState:
             data["legalBasisExplanation"] = rec.legal_basis_explanation
         return data
 
-    def v3_update(
+    def simple_update_status(
         self, action: str, email: str, sub_id: int, legal_basis: str | None, explanation: str | None
     ) -> dict[str, Any]:
         d = self.require_definition(sub_id)
@@ -318,11 +319,11 @@ class PortalState:
             state = "UNSUBSCRIBED" if action == "unsubscribe" else "SUBSCRIBED"
             self.statuses[(email, sub_id)] = StatusRecord(state, legal_basis, explanation, now_iso())
             self.contacts.add(email)
-            return self.v3_status(email, d)
+            return self.simple_status(email, d)
 
-    def v3_statuses(self, email: str) -> dict[str, Any]:
+    def simple_statuses(self, email: str) -> dict[str, Any]:
         with self.lock:
             return {
                 "recipient": email,
-                "subscriptionStatuses": [self.v3_status(email, d) for d in self.definitions],
+                "subscriptionStatuses": [self.simple_status(email, d) for d in self.definitions],
             }

@@ -1,0 +1,66 @@
+"""The request pipeline every API call goes through: latency, injected faults, authentication,
+rate limit, scopes, queued writes, the handler, and the answer (or the fault's way of losing it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from .answers import problem_response
+from .backend import AccessToken, ApiProblem, PortalBackend
+from .faults import drop_connection, injected
+
+Handler = Callable[[Request, PortalBackend], Awaitable[Any]]
+
+
+async def serve(backend: PortalBackend, request: Request, operation_kind: str, handler: Handler) -> Response:
+    """Answer ``request`` with ``handler`` as HubSpot would, through every step of the pipeline."""
+    if backend.config.latency_ms:
+        await asyncio.sleep(backend.config.latency_ms / 1000)
+    headers: dict[str, str] = {}
+    fault = backend.take_fault(request.url.path)
+    request.state.fault = fault
+    try:
+        if fault is not None and fault.kind == "error":
+            raise injected(fault)
+        if fault is not None and fault.kind == "drop_before":
+            return drop_connection(request)
+        token: AccessToken = backend.authenticate(request.headers.get("authorization"))
+        headers = backend.consume_rate_limit(token.app)
+        backend.authorize(token, operation_kind)
+        backend.settle()  # queued writes whose time has come apply before anything is read
+        result = await handler(request, backend)
+    except ApiProblem as problem:
+        if problem.status != 429:
+            problem.headers = {**headers, **problem.headers}
+        return problem_response(problem)
+    status = 200
+    if isinstance(result, tuple):
+        status, result = result
+    if fault is not None and fault.kind == "drop_after":
+        return drop_connection(request)
+    if fault is not None and fault.kind == "slow":
+        await asyncio.sleep(fault.delay)
+    if fault is not None and fault.kind == "malformed":
+        body = json.dumps(result)
+        return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
+    # HubSpot names every answer with a correlation id, not only its errors.
+    headers["X-HubSpot-Correlation-Id"] = str(uuid.uuid4())
+    return JSONResponse(result, status_code=status, headers=headers)
+
+
+def endpoint(
+    backend: PortalBackend, operation_kind: str, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """The route function of one API endpoint."""
+
+    async def route(request: Request) -> Response:
+        return await serve(backend, request, operation_kind, handler)
+
+    return route
