@@ -1,14 +1,9 @@
 """HubSpot Communication Preferences client: no Airflow import, usable on its own."""
 
+from .async_client import AsyncHubSpotPreferencesClient
 from .auth import OAuthRefreshAuth, PrivateAppTokenAuth
-from .client import (
-    DEFAULT_BASE_URL,
-    AsyncHubSpotPreferencesClient,
-    HubSpotPreferencesClient,
-    PreparedCall,
-    status_request,
-    token_url,
-)
+from .calls import PreparedCall, status_request
+from .core import DEFAULT_BASE_URL, token_url
 from .errors import (
     HubSpotAPIError,
     HubSpotAuthenticationError,
@@ -36,6 +31,7 @@ from .models import (
 )
 from .policy import RateLimitInfo, RetryPolicy
 from .ratelimit import RateLimiter
+from .sync_client import HubSpotPreferencesClient
 from .versions import ApiVersion, Endpoint
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..ledger.files import confirm_submitted, submitted_addresses
 from ..ledger.outcomes import Outcome
-from .client import AsyncHubSpotPreferencesClient
+from .async_client import AsyncHubSpotPreferencesClient
 from .models import OperationStatus, StatusState, coerce_enum
 from .validation import check_positive_int
 

@@ -23,7 +23,7 @@ from ..client import (
     RetryPolicy,
     token_url,
 )
-from ..client.client import check_base_url, tls_context
+from ..client.core import check_base_url, tls_context
 from ..client.machine_budget import MachineBudget
 from ..client.ratelimit import DEFAULT_INTERVAL, DEFAULT_MAX_REQUESTS, RateLimiter, SharedBudget
 from ..client.shared_budget import RedisBudget
