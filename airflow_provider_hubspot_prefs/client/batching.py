@@ -202,7 +202,7 @@ async def send_pending(
             if earlier is not None or resumed:
                 # With two tries in flight the first sender is not always the first applier.
                 first_sent = min(earlier or now, response.uncertain_since or now)
-                response.mark_uncertain(first_sent)
+                response.delivery.mark_uncertain(first_sent)
         except HubSpotError as error:
             if not is_fatal(error):
                 store.record(failed_rows(chunk, error))

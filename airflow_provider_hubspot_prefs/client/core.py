@@ -164,7 +164,7 @@ class ClientCore:
         error: BaseException | None,
     ) -> tuple[Any, float | None]:
         """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise."""
-        attempts.record(sent_at, response, error)
+        attempts.note_attempt(sent_at, response, error)
         try:
             wait = self.retry_delay(attempts, response, error)
             if wait is not None:
@@ -174,19 +174,19 @@ class ClientCore:
                 model = self.parse(attempts.call, response)
             except HubSpotResponseError as exc:
                 # A body cut off in transit is answered like a lost connection: sent again.
-                attempts.record(sent_at, None, exc)
+                attempts.note_attempt(sent_at, None, exc)
                 wait = self.retry_delay(attempts, None, exc)
                 assert wait is not None
                 return None, wait
         except HubSpotError as exc:
             # A write answered 2xx in an unreadable shape was accepted, so probably applied too.
             unreadable_write = isinstance(exc, HubSpotResponseError) and attempts.call.is_write
-            exc.may_have_applied = attempts.uncertain_since is not None or unreadable_write
+            attempts.record.unreadable_answer = unreadable_write
+            exc.delivery = attempts.record
             raise
         if isinstance(model, OperationResponse):
-            model.correlation_id = response.headers.get("X-HubSpot-Correlation-Id")
-            if attempts.uncertain_since is not None:
-                model.mark_uncertain(attempts.uncertain_since)
+            attempts.record.correlation_id = response.headers.get("X-HubSpot-Correlation-Id")
+            model.delivery = attempts.record
         return model, None
 
     def before_send(self) -> tuple[float, Any]:

@@ -1,12 +1,19 @@
-"""One call's delivery: its attempts, and since when an answer that may hide a write was lost."""
+"""How a request reached HubSpot: the one owner of "an answer was lost, HubSpot may have applied it".
+
+``DeliveryRecord`` is what the rest of the provider reads: on an answer (``response.delivery``) and
+on an error (``error.delivery``). ``Delivery`` is the client's retry state of one call, which
+fills the record while it sends.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
-from .calls import PreparedCall
+if TYPE_CHECKING:
+    from .calls import PreparedCall
 
 # Failures after which HubSpot may have received, and applied, the request: only a refused or
 # never-opened connection proves that it did not.
@@ -14,18 +21,43 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass
+class DeliveryRecord:
+    """One request's delivery, as far as the sender knows it.
+
+    ``uncertain_since`` (epoch seconds) is when the first attempt whose answer was lost or
+    unreadable went out: HubSpot may have applied it, so a status HubSpot then reports as
+    unchanged, dated from that moment on, was changed by this very request. A sender that knows
+    of earlier attempts (an earlier try of the task) moves it back with ``mark_uncertain``.
+    """
+
+    correlation_id: str | None = None  # the answer's X-HubSpot-Correlation-Id
+    uncertain_since: float | None = None
+    unreadable_answer: bool = False  # a write answered 2xx in a shape that could not be read
+
+    @property
+    def may_have_applied(self) -> bool:
+        return self.uncertain_since is not None or self.unreadable_answer
+
+    def mark_uncertain(self, since: float) -> None:
+        self.uncertain_since = since
+
+
+@dataclass
 class Delivery:
-    """One call's retry state: attempt number and when an answer that may hide a write was lost."""
+    """One call's retry state: attempts, 429 waits, and its ``DeliveryRecord``."""
 
     call: PreparedCall
     failures: int = 0  # failed attempts other than 429s
     throttles: int = 0  # 429 answers
     throttled_for: float = 0.0  # seconds waited on 429s
-    uncertain_since: float | None = None
+    record: DeliveryRecord = field(default_factory=DeliveryRecord)
 
-    def record(self, sent_at: float, response: httpx.Response | None, error: BaseException | None) -> None:
-        if not self.call.is_write or self.uncertain_since is not None:
+    def note_attempt(
+        self, sent_at: float, response: httpx.Response | None, error: BaseException | None
+    ) -> None:
+        """A write whose attempt ended without a readable answer may have been applied from ``sent_at``."""
+        if not self.call.is_write or self.record.uncertain_since is not None:
             return
         lost = error is not None and not isinstance(error, NOT_SENT)
         if lost or (response is not None and response.status_code >= 500):
-            self.uncertain_since = sent_at
+            self.record.uncertain_since = sent_at

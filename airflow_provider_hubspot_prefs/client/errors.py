@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from .delivery import DeliveryRecord
 from .redaction import redact_text
 
 
 class HubSpotError(Exception):
     """Base class of every error raised by this provider's client."""
 
-    # Set on errors of writes whose answer was lost or unreadable: HubSpot may have applied it.
-    may_have_applied: bool = False
+    # How the failed request reached HubSpot, when it was sent at all (set by the client).
+    delivery: DeliveryRecord | None = None
+
+    @property
+    def may_have_applied(self) -> bool:
+        """The request was a write whose answer was lost or unreadable: HubSpot may have applied it."""
+        return self.delivery is not None and self.delivery.may_have_applied
 
 
 class HubSpotInputError(HubSpotError, ValueError):

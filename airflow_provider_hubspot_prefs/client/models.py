@@ -17,6 +17,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from .delivery import DeliveryRecord
 from .errors import HubSpotInputError
 
 
@@ -285,28 +286,29 @@ class OperationResponse(HubSpotAnswer, Generic[T], dict=True, kw_only=True):
     num_errors: int | None = None
     links: dict[str, str] | None = None
 
-    # Not HubSpot's fields, so not in the JSON: the client notes them on the answer (``__dict__``).
+    # Not HubSpot's fields, so not in the JSON: how the answer came, noted by the client.
+
+    @property
+    def delivery(self) -> DeliveryRecord:
+        """How the request reached HubSpot (correlation id, lost answers before this one)."""
+        record = self.__dict__.get("delivery")
+        if record is None:
+            record = self.__dict__["delivery"] = DeliveryRecord()
+        return record
+
+    @delivery.setter
+    def delivery(self, record: DeliveryRecord) -> None:
+        self.__dict__["delivery"] = record
 
     @property
     def correlation_id(self) -> str | None:
         """The request's ``X-HubSpot-Correlation-Id`` (what HubSpot support asks for)."""
-        return self.__dict__.get("correlation_id")
-
-    @correlation_id.setter
-    def correlation_id(self, value: str | None) -> None:
-        self.__dict__["correlation_id"] = value
+        return self.delivery.correlation_id
 
     @property
     def uncertain_since(self) -> float | None:
-        """Epoch seconds of the first attempt of this write whose answer was lost, if any.
-
-        HubSpot may have applied that attempt; what it then reports as unchanged, with a status
-        timestamp from then on, was changed by this very request.
-        """
-        return self.__dict__.get("uncertain_since")
-
-    def mark_uncertain(self, since: float) -> None:
-        self.__dict__["uncertain_since"] = since
+        """See ``DeliveryRecord.uncertain_since``."""
+        return self.delivery.uncertain_since
 
     @property
     def has_errors(self) -> bool:
