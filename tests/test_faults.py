@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_hubspot_prefs.client.batching import LOST_ANSWER_REASON
+from airflow_provider_hubspot_prefs.client.classify import LOST_ANSWER_REASON
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
 from .dag_support import ledger_rows, provider_dag, states

@@ -1,4 +1,4 @@
-"""Sending a batch's pending inputs in chunks and classifying HubSpot's answers into ledger rows.
+"""Sending a batch's pending inputs in chunks; HubSpot's answers become ledger rows (``classify``).
 
 The state (work store, ledger, checkpoint) belongs to ``airflow_provider_hubspot_prefs.ledger``;
 this module knows HubSpot's answers. Nothing here imports Airflow.
@@ -9,22 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..ledger.files import attribute
 from ..ledger.ingestion import Ingestion
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import StaleTryError, WorkStore
+from .classify import Chunk, classify, failed_rows
 from .errors import (
-    HubSpotAPIError,
     HubSpotAuthenticationError,
     HubSpotError,
     HubSpotPermissionError,
     HubSpotRateLimitError,
     HubSpotUnreachableError,
 )
-from .models import OperationResponse, OperationStatus, SetStatusSuccessReason
+from .models import OperationResponse
 
 log = logging.getLogger(__name__)
 
@@ -38,93 +37,6 @@ class BatchAborted(HubSpotError):
         super().__init__(f"{remaining} input(s) not attempted after {cause}")
 
 
-# ---- classification of HubSpot's answers -----------------------------------------------------------
-
-# NO_STATUS_CHANGE, but HubSpot's status dates from this input's first send on: another attempt of
-# this task run applied it first (an answer that was lost, a killed try, an overlapping try).
-LOST_ANSWER_REASON = "changed by an earlier attempt of this request whose answer was lost"
-
-
-def _error_rows(
-    response: OperationResponse[Any], by_address: dict[str, int], done: set[int]
-) -> Iterator[Row]:
-    for error in response.errors:
-        for subscriber in error.subscriber_ids:
-            line = by_address.get(subscriber.strip().lower())
-            if line is not None and line not in done:
-                done.add(line)
-                yield Row(
-                    line,
-                    Outcome.FAILED,
-                    error.message,
-                    error.category,
-                    response.correlation_id,
-                    error_id=error.id,
-                )
-
-
-def classify(
-    chunk: list[tuple[int, str]],
-    response: OperationResponse[Any],
-    *,
-    applied: Outcome,
-    unchanged: Outcome,
-) -> list[Row]:
-    """One row per chunk input from a batch answer: applied, unchanged, submitted or failed.
-
-    ``applied`` is the outcome when HubSpot reports a change (UNSUBSCRIBE_FROM_ALL_OCCURRED,
-    REQUESTED_CHANGE_OCCURRED, RESUBSCRIBE_OCCURRED); ``unchanged`` when it reports
-    NO_STATUS_CHANGE, unless the status is dated from an earlier attempt of this very write whose
-    answer was lost (``response.uncertain_since``): then this run changed it. Inputs HubSpot does not
-    mention at all are failed, never dropped. Every row carries the request's correlation id.
-    """
-    by_address = {address: line for line, address in chunk}
-    done: set[int] = set()
-    rows = list(_error_rows(response, by_address, done))
-    status = response.status
-    correlation = response.correlation_id
-
-    def rest(outcome: Outcome, reason: str, category: str | None = None) -> list[Row]:
-        return [
-            Row(line, outcome, reason, category, correlation, status.value)
-            for line, _ in chunk
-            if line not in done
-        ]
-
-    if status is OperationStatus.CANCELED:
-        return rows + rest(Outcome.FAILED, "HubSpot canceled the operation", "CANCELED")
-    if status in (OperationStatus.PENDING, OperationStatus.PROCESSING):
-        return rows + rest(Outcome.SUBMITTED, "accepted; HubSpot is still processing")
-    reasons_by_line: dict[int, set[SetStatusSuccessReason | None]] = {}
-    changed_by_lost_attempt: set[int] = set()
-    since = response.uncertain_since
-    for result in response.results:
-        # Bulk rows carry ``statuses``; single-contact answers are PublicStatus items themselves.
-        line = by_address.get(str(getattr(result, "subscriber_id_string", "")).lower())
-        if line is None or line in done:
-            continue
-        statuses = getattr(result, "statuses", None)
-        items = [result] if statuses is None else statuses
-        reasons_by_line.setdefault(line, set()).update(
-            getattr(item, "set_status_success_reason", None) for item in items
-        )
-        if since is not None and any(attribute(since, item.timestamp.timestamp()) for item in items):
-            changed_by_lost_attempt.add(line)
-    for line, reasons in reasons_by_line.items():
-        changed = sorted(
-            str(r.value) for r in reasons if r and r is not SetStatusSuccessReason.NO_STATUS_CHANGE
-        )
-        if changed or not reasons:
-            reason, outcome = ",".join(changed) or None, applied
-        elif line in changed_by_lost_attempt:
-            reason, outcome = LOST_ANSWER_REASON, applied
-        else:
-            reason, outcome = "NO_STATUS_CHANGE", unchanged
-        rows.append(Row(line, outcome, reason, None, correlation, status.value))
-        done.add(line)
-    return rows + rest(Outcome.FAILED, "HubSpot returned no result for this input")
-
-
 def is_fatal(error: HubSpotError) -> bool:
     """Errors after which no further chunk can succeed: stop sending instead of failing everything."""
     # A 429 the client gave up on (the daily cap, or a wait longer than its patience) ends this try's
@@ -135,18 +47,6 @@ def is_fatal(error: HubSpotError) -> bool:
     )
 
 
-def failed_rows(chunk: list[tuple[int, str]], error: HubSpotError) -> list[Row]:
-    category = error.category if isinstance(error, HubSpotAPIError) else type(error).__name__
-    correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
-    reason = str(error)
-    if error.may_have_applied:
-        reason += (
-            "; an answer was lost or unreadable, so HubSpot may have applied it: a rerun resends it safely"
-        )
-    return [Row(line, Outcome.FAILED, reason, category, correlation) for line, _ in chunk]
-
-
-Chunk = list[tuple[int, str]]  # (line, address) of each input sent together
 SendChunk = Callable[[Chunk], Awaitable[OperationResponse[Any]]]
 ClassifyAnswer = Callable[[Chunk, OperationResponse[Any]], list[Row]]
 

@@ -16,23 +16,22 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ledger.desired_state import DesiredStatus, desired_status
 from ..ledger.files import attribute
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import WorkStore
-from .batching import LOST_ANSWER_REASON, BatchAborted, Chunk, is_fatal, send_pending
+from .batching import BatchAborted, is_fatal, send_pending
+from .classify import LOST_ANSWER_REASON, Chunk, classify
 from .errors import HubSpotAPIError, HubSpotError
 from .models import (
     BatchStatusesResponse,
     BatchWideStatusesResponse,
     OperationResponse,
-    OperationStatus,
     PublicStatus,
     PublicWideStatus,
-    SetStatusSuccessReason,
     StatusState,
 )
 from .sync_plan import Decision, Verdict, decide
@@ -298,80 +297,20 @@ def unread_row(line: int, error: HubSpotError) -> Row:
 def classify_writes(
     chunk: Chunk, answer: OperationResponse[Any], plans: dict[int, tuple[DesiredStatus, Decision]]
 ) -> list[Row]:
-    """One row per written desired row from a batch-write answer, matched by contact and subscription.
+    """One row per written desired row, matched by contact and subscription (``classify``); the
+    reason is HubSpot's answer followed by the plan's (what HubSpot held, since when, and the
+    decision's time)."""
+    rows = classify(
+        chunk,
+        answer,
+        applied=Outcome.STATUS_SET,
+        unchanged=Outcome.ALREADY_IN_STATE,
+        subscription_of={line: int(plans[line][0].subscription_id or 0) for line, _ in chunk},
+    )
+    return [replace(row, reason=_with_plan(row, plans[row.line][1].reason)) for row in rows]
 
-    The reason keeps the plan's (what HubSpot held, since when, and the decision's time) followed by
-    HubSpot's answer. A row HubSpot does not mention is failed, never dropped.
-    """
-    correlation, status = answer.correlation_id, answer.status
-    by_key = {(address, plans[line][0].subscription_id): line for line, address in chunk}
-    refused: dict[str, Any] = {}
-    for error in answer.errors:
-        for subscriber in error.subscriber_ids:
-            refused.setdefault(subscriber.strip().lower(), error)
-    answered: dict[int, PublicStatus] = {}
-    for result in answer.results:
-        line = by_key.get((str(result.subscriber_id_string).lower(), result.subscription_id))
-        if line is not None:
-            answered[line] = result
-    rows: list[Row] = []
-    for line, address in chunk:
-        plan = plans[line][1].reason
-        if line not in answered and address in refused:
-            error = refused[address]
-            rows.append(
-                Row(
-                    line,
-                    Outcome.FAILED,
-                    f"{error.message} (plan: {plan})",
-                    error.category,
-                    correlation,
-                    error_id=error.id,
-                )
-            )
-        elif status is OperationStatus.CANCELED:
-            rows.append(
-                Row(
-                    line,
-                    Outcome.FAILED,
-                    "HubSpot canceled the operation",
-                    "CANCELED",
-                    correlation,
-                    status.value,
-                )
-            )
-        elif status in (OperationStatus.PENDING, OperationStatus.PROCESSING):
-            rows.append(
-                Row(
-                    line,
-                    Outcome.SUBMITTED,
-                    f"accepted; HubSpot is still processing ({plan})",
-                    None,
-                    correlation,
-                    status.value,
-                )
-            )
-        elif line not in answered:
-            rows.append(
-                Row(
-                    line,
-                    Outcome.FAILED,
-                    f"HubSpot returned no result for this row (plan: {plan})",
-                    None,
-                    correlation,
-                    status.value,
-                )
-            )
-        else:
-            result = answered[line]
-            reason = result.set_status_success_reason
-            if reason is not None and reason is not SetStatusSuccessReason.NO_STATUS_CHANGE:
-                outcome, said = Outcome.STATUS_SET, reason.value
-            elif answer.uncertain_since is not None and attribute(
-                answer.uncertain_since, result.timestamp.timestamp()
-            ):
-                outcome, said = Outcome.STATUS_SET, LOST_ANSWER_REASON
-            else:
-                outcome, said = Outcome.ALREADY_IN_STATE, "NO_STATUS_CHANGE"
-            rows.append(Row(line, outcome, f"{said}: {plan}", None, correlation, status.value))
-    return rows
+
+def _with_plan(row: Row, plan: str) -> str:
+    if row.outcome in (Outcome.STATUS_SET, Outcome.ALREADY_IN_STATE):
+        return f"{row.reason}: {plan}" if row.reason else plan
+    return f"{row.reason} (plan: {plan})"

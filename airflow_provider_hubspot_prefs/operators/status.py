@@ -118,7 +118,7 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
     def _set_one(self, context: Context, subscriber: str, fields: dict[str, Any]) -> Any:
         from .._io import sample
         from ..client import HubSpotError, HubSpotInputError
-        from ..client.batching import classify
+        from ..client.classify import classify
         from ..ledger import Outcome, examine
 
         address, problem = examine(subscriber, empty="empty")

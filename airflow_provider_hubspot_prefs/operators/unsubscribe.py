@@ -37,7 +37,7 @@ class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
     def execute(self, context: Context) -> Any:
         from .._io import sample
         from ..client import HubSpotAPIError, HubSpotError, HubSpotInputError
-        from ..client.batching import classify
+        from ..client.classify import classify
         from ..ledger import Outcome, examine
 
         address, problem = examine(self.subscriber_id, empty="empty")
