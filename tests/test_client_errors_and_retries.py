@@ -114,8 +114,8 @@ def test_rate_limit_exhausted_raises_with_policy(make_client, emulator):
     client = make_client(max_retries=0)
     client.get_definitions()
     client.get_definitions()
-    assert client.rate_limit.remaining == 0 and client.rate_limit.max == 2
-    assert client.rate_limit.interval_ms == 60_000
+    assert client.last_rate_limit.remaining == 0 and client.last_rate_limit.max == 2
+    assert client.last_rate_limit.interval_ms == 60_000
     with pytest.raises(HubSpotRateLimitError) as err:
         client.get_definitions()
     assert err.value.policy_name == "TEN_SECONDLY_ROLLING" and not err.value.is_daily
@@ -137,7 +137,7 @@ def test_daily_limit_is_not_retried(make_client, emulator):
     with pytest.raises(HubSpotRateLimitError) as err:
         client.get_definitions()
     assert err.value.is_daily
-    assert client.rate_limit.daily_remaining == 0
+    assert client.last_rate_limit.daily_remaining == 0
     assert [r["status"] for r in api_requests(emulator)] == [200, 429]
 
 
@@ -318,7 +318,7 @@ def test_user_agent_and_rate_limit_headers(make_client, emulator):
     client.get_definitions()
     assert seen["user-agent"].startswith("airflow-provider-hubspot-prefs/")
     assert seen["authorization"] == f"Bearer {DEMO_TOKEN}"
-    assert client.rate_limit.max == 100_000 and client.rate_limit.remaining == 99_999
+    assert client.last_rate_limit.max == 100_000 and client.last_rate_limit.remaining == 99_999
 
 
 def test_async_client_retries_with_the_same_policy(make_async_client, emulator):

@@ -39,7 +39,7 @@ def test_serialisation_round_trip_holds_plain_values_only():
         status_state="SUBSCRIBED",
         business_unit_id=0,
         api_version="2026-03",
-        carry={"ledger_path": "/tmp/x.csv", "outcomes": {"submitted": 1}},
+        task_summary={"ledger_path": "/tmp/x.csv", "outcomes": {"submitted": 1}},
     )
     classpath, kwargs = trigger.serialize()
     assert (
@@ -54,9 +54,9 @@ def test_serialisation_round_trip_holds_plain_values_only():
 def test_success_event_once_pending_writes_complete(make_client, emulator, hubspot_connection):
     emulator.control("PATCH", "config", json={"processing_delay_ms": 300})
     make_client().batch_unsubscribe_all([KNOWN, "bob@example.org"])
-    event = first_event(make(subscriber_ids=[KNOWN, "bob@example.org"], carry={"k": 1}))
+    event = first_event(make(subscriber_ids=[KNOWN, "bob@example.org"], task_summary={"k": 1}))
     assert event.payload["status"] == "success" and event.payload["checked"] == 2
-    assert event.payload["carry"] == {"k": 1}
+    assert event.payload["task_summary"] == {"k": 1}
     reads = [r for r in emulator.control("GET", "requests")["requests"] if r["path"].endswith("/read")]
     assert len(reads) >= 2  # it polled: PROCESSING first, COMPLETE later
     assert all(r["method"] == "POST" and r["path"].endswith("unsubscribe-all/read") for r in reads)

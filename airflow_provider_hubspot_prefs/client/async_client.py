@@ -78,8 +78,8 @@ class AsyncHubSpotPreferencesClient:
         return self._core.api_version
 
     @property
-    def rate_limit(self) -> RateLimitInfo | None:
-        return self._core.rate_limit
+    def last_rate_limit(self) -> RateLimitInfo | None:
+        return self._core.last_rate_limit
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -88,7 +88,7 @@ class ClientCore:
         self.policy = policy
         self.redact_emails = redact_emails
         self.calls = RequestBuilder(self.api_version, max_batch_size)
-        self.rate_limit: RateLimitInfo | None = None
+        self.last_rate_limit: RateLimitInfo | None = None
         # Since when every attempt ended without an answer (None while HubSpot answers).
         self._silent_since: float | None = None
 
@@ -200,7 +200,7 @@ class ClientCore:
     def answered(self, ticket: Any, response: httpx.Response | None) -> None:
         """The request booked with ``ticket`` ended, with ``response`` or without an answer."""
         info = RateLimitInfo.from_headers(response.headers) if response is not None else None
-        self.rate_limit = info or self.rate_limit
+        self.last_rate_limit = info or self.last_rate_limit
         if self.limiter is not None and ticket is not None:
             refused = response is not None and response.status_code == 429
             self.limiter.answered(ticket, info, refused=refused)

@@ -94,9 +94,9 @@ class HubSpotPreferencesClient:
         return self._core.api_version
 
     @property
-    def rate_limit(self) -> RateLimitInfo | None:
+    def last_rate_limit(self) -> RateLimitInfo | None:
         """Rate-limit headers of the latest response that carried them."""
-        return self._core.rate_limit
+        return self._core.last_rate_limit
 
     def close(self) -> None:
         self._http.close()

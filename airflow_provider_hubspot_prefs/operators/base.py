@@ -93,7 +93,7 @@ class HubSpotBaseOperator(BaseOperator):
             poll_interval=float(self.check_interval),
             end_time=time.time() + float(self.timeout),
             redact_emails=self.redact_emails,
-            carry=result,
+            task_summary=result,
         )
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
@@ -146,8 +146,17 @@ class HubSpotBaseOperator(BaseOperator):
                 events[outlet].extra.update({**extra, "uri": uri})
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the wait: the task's summary comes back in ``event["carry"]``."""
+        """Resume after the wait: the task's summary comes back in ``event["task_summary"]``."""
         from ..triggers.operation_status import raise_for_event
 
         self.log.info(raise_for_event(event))
-        return {**event["carry"], "operation_status": "COMPLETE", "confirmed": event.get("checked", 0)}
+        return {
+            **task_summary_of(event),
+            "operation_status": "COMPLETE",
+            "confirmed": event.get("checked", 0),
+        }
+
+
+def task_summary_of(event: dict[str, Any]) -> dict[str, Any]:
+    """The summary a trigger event hands back (``carry`` in events of earlier versions)."""
+    return dict(event.get("task_summary", event.get("carry")) or {})

@@ -64,7 +64,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self.fail_on_empty_input = fail_on_empty_input
         self.checkpoint_interval = checkpoint_interval
         # BaseOperator has a dry_run() method: keep the flag under another attribute name.
-        self.is_dry_run = dry_run
+        self.writes_nothing = dry_run
         self._kill_target: tuple[TaskIdentity, str, Path] | None = None
 
     # -- subclasses -------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         """Sends one chunk of ``(line, address)`` pairs and returns HubSpot's answer (awaitable)."""
         raise NotImplementedError
 
-    def wait_target(self) -> dict[str, Any]:
+    def completion_expectation(self) -> dict[str, Any]:
         """Expectation arguments of the trigger (subscription_id/status_state), {} for unsubscribe-all."""
         return {}
 
@@ -118,7 +118,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             self.log.info("Resuming from the checkpoint next to the ledger (%d inputs)", store.total)
         aborted: BatchAborted | None = None
         try:
-            if self.is_dry_run and not self.plans_in_dry_run:
+            if self.writes_nothing and not self.plans_in_dry_run:
                 self._read_rest(state)
                 store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
             else:
@@ -161,9 +161,11 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         if (
             self.wait_for_completion
             and summary["outcomes"].get(Outcome.SUBMITTED.value)
-            and not self.is_dry_run
+            and not self.writes_nothing
         ):
-            return self.wait_or_defer(context, result=summary, ledger_path=ledger, **self.wait_target())
+            return self.wait_or_defer(
+                context, result=summary, ledger_path=ledger, **self.completion_expectation()
+            )
         return summary
 
     @staticmethod
@@ -234,9 +236,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             "total_inputs": rows,
             "outcomes": counts,
             "failed": counts.get(Outcome.FAILED.value, 0),
-            "sent": 0 if self.is_dry_run else sent,
+            "sent": 0 if self.writes_nothing else sent,
             "ledger_path": ledger,
-            "dry_run": bool(self.is_dry_run),
+            "dry_run": bool(self.writes_nothing),
         }
         self.log.info("Ledger written to %s: %d rows, outcomes %s", ledger, rows, counts)
         if counts.get(Outcome.INVALID_INPUT.value):
@@ -267,7 +269,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         done = super().execute_complete(context, event)
         ledger = done["ledger_path"]
         BatchState(task_identity(context), ledger).check_still_current()
-        self.confirm_ledger(ledger, **self.wait_target())
+        self.confirm_ledger(ledger, **self.completion_expectation())
         counted = summarize(ledger)
         result = {**done, "outcomes": counted["outcomes"], "total_inputs": counted["total_inputs"]}
         self.publish_output(context, ledger, result)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from .base import HubSpotBaseOperator
+from .base import HubSpotBaseOperator, task_summary_of
 from .batch_run import HubSpotBatchBaseOperator
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
             raise AirflowFailException(str(exc)) from exc
         return fields
 
-    def wait_target(self) -> dict[str, Any]:
+    def completion_expectation(self) -> dict[str, Any]:
         fields = self._request_fields()
         return {"subscription_id": fields["subscription_id"], "status_state": str(fields["status_state"])}
 
@@ -144,11 +144,13 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         }
         self.log.info("%s: %s (operation %s)", shown, row.outcome.value, response.status.value)
         if self.wait_for_completion and row.outcome is Outcome.SUBMITTED:
-            return self.wait_or_defer(context, result=result, subscriber_ids=[address], **self.wait_target())
+            return self.wait_or_defer(
+                context, result=result, subscriber_ids=[address], **self.completion_expectation()
+            )
         return result
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        if "ledger_path" in (event.get("carry") or {}):
+        if "ledger_path" in task_summary_of(event):
             return super().execute_complete(context, event)
         done = HubSpotBaseOperator.execute_complete(self, context, event)
         return {**done, "outcome": "status_set"}

@@ -213,7 +213,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
             window=int(self.batch_size) * 100,
             allow_resubscribe=bool(self.allow_resubscribe),
             require_legal_basis=bool(self.require_legal_basis),
-            dry_run=bool(self.is_dry_run),
+            dry_run=bool(self.writes_nothing),
         )
         client = await self.hook.get_async_conn()
         run = SyncRun(
@@ -235,6 +235,6 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
 
         summary = super()._summary(outcomes, ledger)
         written = sum(outcomes.get(o.value, 0) for o in (Outcome.STATUS_SET, Outcome.SUBMITTED))
-        summary.update(written=0 if self.is_dry_run else written, requests=dict(self.requests))
+        summary.update(written=0 if self.writes_nothing else written, requests=dict(self.requests))
         self.log.info("HubSpot requests: %(read)d read(s), %(write)d write(s)", self.requests)
         return summary

@@ -29,8 +29,9 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
     :param business_unit_id: business unit of the reads (None: the portal).
     :param poll_interval: seconds between rounds of reads.
     :param end_time: epoch seconds after which the trigger gives up, naming what is pending.
-    :param carry: plain values handed back unchanged in the event (``event["carry"]``), e.g. the
-        summary of the task that deferred.
+    :param task_summary: the summary of the task that deferred (plain values), handed back
+        unchanged in the event (``event["task_summary"]``). ``carry``, its former name, is still
+        taken: a trigger serialized by an earlier version resumes.
     """
 
     def __init__(
@@ -47,10 +48,11 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         poll_interval: float = 30.0,
         end_time: float | None = None,
         redact_emails: bool = True,
+        task_summary: dict[str, Any] | None = None,
         carry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.carry = carry
+        self.task_summary = task_summary if task_summary is not None else carry
         self.hubspot_conn_id = hubspot_conn_id
         self.subscriber_ids = subscriber_ids
         self.subscribers_path = subscribers_path
@@ -78,7 +80,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "redact_emails": self.redact_emails,
-                "carry": self.carry,
+                "task_summary": self.task_summary,
             },
         )
 
@@ -95,10 +97,12 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
             client = await hook.get_async_conn()
         except Exception as exc:  # a setup problem: one precise event instead of a stack in the triggerer
             failure = {"status": "error", "reason": "setup", "message": f"{type(exc).__name__}: {exc}"}
-            yield TriggerEvent({**failure, "carry": self.carry})
+            yield TriggerEvent({**failure, "task_summary": self.task_summary})
             return
         try:
-            yield TriggerEvent({**(await self._poll(client, pending, expectation)), "carry": self.carry})
+            yield TriggerEvent(
+                {**(await self._poll(client, pending, expectation)), "task_summary": self.task_summary}
+            )
         finally:
             await client.aclose()
 
