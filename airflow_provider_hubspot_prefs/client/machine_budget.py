@@ -4,7 +4,7 @@ The processes of one machine (mapped tasks on a LocalExecutor, the task processe
 worker) spend one app's budget together. Without a shared counter each paces itself from HubSpot's
 headers, which tell it of the others only one answer late. This budget books their send slots in
 one rolling window in a private SQLite file, with the same rules as the Redis budget
-(``shared_budget.RedisBudget``), which does the same across machines; ``tests/test_shared_budget.py``
+(``shared_budget.RedisBudget``), which does the same across machines; ``tests/client/test_shared_budget.py``
 holds both to one set of tests.
 
 Safe when a process dies holding budget: a booking is a time, not a lease, and leaves the window by

@@ -160,7 +160,8 @@ with DAG("test_bad_status_state", schedule=None, start_date=START) as dag:
     )
 dags[dag.dag_id] = dag
 
-# Run by the real scheduler in tests/test_real_airflow.py: a worker killed mid-batch, then retried.
+# Run by the real scheduler in tests/deployments/test_real_airflow.py: a worker killed mid-batch,
+# then retried.
 with DAG(
     "test_resume_after_kill",
     schedule=None,

@@ -15,7 +15,7 @@ from airflow_provider_hubspot_prefs.client import (
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN, EmulatorServer
 from airflow_provider_hubspot_prefs.hooks.hubspot_prefs import HubSpotConnectionError, HubSpotPreferencesHook
 
-from .tls_support import make_certificates
+from ..tls_support import make_certificates
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import pytest
 
 from airflow_provider_hubspot_prefs.emulator import EmulatorConfig, EmulatorServer
 
-from .airflow_deployment import AirflowDeployment
+from ..airflow_deployment import AirflowDeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -163,7 +163,7 @@ def test_consent_sync_runs_nightly_from_a_database_connection(airflow, hubspot, 
     """The sync DAG reads a SQLite consent table through an Airflow connection made in the REST
     API; unpausing it may also start its scheduled run, which waits for the other (one run at a
     time): together they write each differing row exactly once and keep HubSpot's newer choices."""
-    from .consent_support import consent_table
+    from ..consent_support import consent_table
 
     hubspot.control("PATCH", "config", json={"processing_delay_ms": 0})  # writes answered COMPLETE
     try:
@@ -336,7 +336,7 @@ def test_cli_tests_connections_stored_in_the_deployment(airflow, hubspot):
 
 
 ARTIFACTS = Path(
-    os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+    os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 

@@ -2,7 +2,7 @@
 
 Operators run over real HTTP against the emulator; tries are told apart by their try number, as
 Airflow tells them. The real-deployment versions (a SIGKILLed worker retried by the scheduler, on
-this machine and with the work store gone) are in tests/test_real_airflow.py.
+this machine and with the work store gone) are in tests/deployments/test_real_airflow.py.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from airflow_provider_hubspot_prefs._io import default_ledger_path
 from airflow_provider_hubspot_prefs.ledger.checkpoint import default_work_dir
 from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-from .batch_try import context
-from .dag_support import ROOT, ledger_rows, provider_dag, states
-from .ledger_support import check_truth, mode
+from ..batch_try import context
+from ..dag_support import ROOT, ledger_rows, provider_dag, states
+from ..ledger_support import check_truth, mode
 
 WRITE_PATH = "batch/unsubscribe-all"
 EARLIER = "2026-11-20T10:00:00Z"  # unsubscribed days before the run

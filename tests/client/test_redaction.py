@@ -10,8 +10,8 @@ from airflow_provider_hubspot_prefs.operators import (
     HubSpotUnsubscribeAllOperator,
 )
 
-from .batch_try import context
-from .dag_support import ledger_rows
+from ..batch_try import context
+from ..dag_support import ledger_rows
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from airflow_provider_hubspot_prefs.client import (
 )
 from airflow_provider_hubspot_prefs.client.models import SourceOfStatus, SubscriptionStatusValue
 
-from .conftest import api_requests
+from ..conftest import api_requests
 
 ALL_VERSIONS = ["v4", "2026-03", "2026-09"]
 KNOWN = "alice@example.com"  # seeded: SUBSCRIBED to 1001 and 1004 with CONSENT_WITH_NOTICE

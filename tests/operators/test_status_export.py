@@ -12,8 +12,8 @@ from airflow_provider_hubspot_prefs.client import status_request
 from airflow_provider_hubspot_prefs.ledger.status_export import EXPORT_COLUMNS
 from airflow_provider_hubspot_prefs.operators import HubSpotExportSubscriptionStatusesOperator
 
-from .batch_try import context
-from .ledger_support import mode
+from ..batch_try import context
+from ..ledger_support import mode
 
 EXPLANATION = "Ticked the box on the March 2026 webinar form"
 

@@ -25,9 +25,9 @@ import pytest
 
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN, EmulatorConfig, EmulatorServer
 
-from .airflow_deployment import AirflowDeployment, CeleryMachines
-from .postgres_service import postgres_server
-from .redis_service import redis_server
+from ..airflow_deployment import AirflowDeployment, CeleryMachines
+from ..postgres_service import postgres_server
+from ..redis_service import redis_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 

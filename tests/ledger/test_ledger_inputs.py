@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .dag_support import ledger_rows, provider_dag, states
-from .ledger_support import check_truth
-from .spreadsheet import spreadsheet_export
+from ..dag_support import ledger_rows, provider_dag, states
+from ..ledger_support import check_truth
+from ..spreadsheet import spreadsheet_export
 
 EXCEL_BOM = b"\xef\xbb\xbf"
 

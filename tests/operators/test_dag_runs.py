@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .dag_support import ledger_rows, provider_dag, states, xcom
+from ..dag_support import ledger_rows, provider_dag, states, xcom
 
 MODES = ["poll", "deferred"]
 

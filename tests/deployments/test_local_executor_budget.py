@@ -18,7 +18,7 @@ import pytest
 
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN, EmulatorConfig, EmulatorServer
 
-from .airflow_deployment import AirflowDeployment
+from ..airflow_deployment import AirflowDeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

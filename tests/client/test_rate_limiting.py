@@ -20,7 +20,7 @@ from airflow_provider_hubspot_prefs.ledger import Outcome
 from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
 from airflow_provider_hubspot_prefs.ledger.store import WorkStore
 
-from .conftest import api_requests
+from ..conftest import api_requests
 
 
 class FakeClock:

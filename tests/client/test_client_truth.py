@@ -23,10 +23,10 @@ from airflow_provider_hubspot_prefs.emulator import (
 )
 from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-from .batch_try import context
-from .conftest import api_requests
-from .dag_support import ledger_rows
-from .ledger_support import check_truth
+from ..batch_try import context
+from ..conftest import api_requests
+from ..dag_support import ledger_rows
+from ..ledger_support import check_truth
 
 WRITE_PATH = "batch/unsubscribe-all"
 

@@ -30,9 +30,9 @@ from airflow_provider_hubspot_prefs.client.ratelimit import SharedBudget
 from airflow_provider_hubspot_prefs.client.shared_budget import RedisBudget
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
-from .batch_try import context
-from .conftest import api_requests
-from .redis_service import redis_server
+from ..batch_try import context
+from ..conftest import api_requests
+from ..redis_service import redis_server
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ import pytest
 from airflow_provider_hubspot_prefs.client.classify import LOST_ANSWER_REASON
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
-from .dag_support import ledger_rows, provider_dag, states
-from .ledger_support import check_truth
+from ..dag_support import ledger_rows, provider_dag, states
+from ..ledger_support import check_truth
 
 WRITE_PATH = "batch/unsubscribe-all"  # the write only, not ".../unsubscribe-all/read"
 DONE = ("unsubscribed", "already_unsubscribed")

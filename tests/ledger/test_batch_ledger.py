@@ -12,7 +12,7 @@ from airflow_provider_hubspot_prefs.ledger import LEDGER_COLUMNS, Outcome, Row
 from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
 from airflow_provider_hubspot_prefs.ledger.store import WorkStore
 
-from .dag_support import ledger_rows, provider_dag, states, xcom
+from ..dag_support import ledger_rows, provider_dag, states, xcom
 
 
 @pytest.fixture(autouse=True)
@@ -193,8 +193,8 @@ def test_sending_starts_while_the_input_is_still_being_read(emulator, tmp_path):
     """A long input is not read whole before the first request: requests go out between blocks."""
     from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-    from .batch_try import context
-    from .ledger_support import check_truth
+    from ..batch_try import context
+    from ..ledger_support import check_truth
 
     emulator.control("DELETE", "requests")
     people = [f"early.{i:05d}@example.com" for i in range(30_000)] + ["early.00007@example.com", "bad"]
@@ -220,8 +220,8 @@ def test_an_input_unreadable_midway_stops_sending_and_ledgers_every_line_read(em
 
     from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-    from .batch_try import context
-    from .ledger_support import check_truth
+    from ..batch_try import context
+    from ..ledger_support import check_truth
 
     people = [f"midway.{i:05d}@example.com" for i in range(20_000)]
     source = tmp_path / "in.txt"
@@ -284,7 +284,7 @@ def test_the_spooled_ledger_is_the_ledger(tmp_path):
 
     from airflow_provider_hubspot_prefs.ledger.spool import LedgerSpool, write_ledger
 
-    from .ledger_support import mode
+    from ..ledger_support import mode
 
     store = WorkStore(tmp_path / "work.sqlite")
     store.ingest(
@@ -318,8 +318,8 @@ def test_ledger_checkpoints_while_sending_are_always_whole(emulator, tmp_path):
 
     from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
 
-    from .batch_try import context
-    from .ledger_support import check_truth
+    from ..batch_try import context
+    from ..ledger_support import check_truth
 
     people = [f"whole.{i:05d}@example.com" for i in range(6000)]
     source = tmp_path / "in.txt"

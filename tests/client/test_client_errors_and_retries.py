@@ -29,7 +29,7 @@ from airflow_provider_hubspot_prefs.client import (
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.emulator.server import free_port
 
-from .conftest import api_requests
+from ..conftest import api_requests
 
 KNOWN = "alice@example.com"
 

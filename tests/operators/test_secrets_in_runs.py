@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .dag_support import example_dag, states
+from ..dag_support import example_dag, states
 
 SECRET = "pat-na1-0123-secret-token-in-run"
 

@@ -24,8 +24,8 @@ from airflow_provider_hubspot_prefs.operators import (
     HubSpotUnsubscribeAllOperator,
 )
 
-from .batch_try import context as try_context
-from .dag_support import ledger_rows
+from ..batch_try import context as try_context
+from ..dag_support import ledger_rows
 
 CONSENT = {"status_state": "SUBSCRIBED", "subscription_id": 1001, "legal_basis": "CONSENT_WITH_NOTICE"}
 

@@ -21,7 +21,7 @@ from airflow_provider_hubspot_prefs.emulator import (
     DEMO_REFRESH_TOKEN,
 )
 
-from .conftest import FAST_RETRY
+from ..conftest import FAST_RETRY
 
 
 def oauth(emulator, refresh_token=DEMO_REFRESH_TOKEN, secret=DEMO_OAUTH_CLIENT_SECRET):

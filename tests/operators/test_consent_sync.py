@@ -16,9 +16,9 @@ from airflow_provider_hubspot_prefs.ledger import read_rows
 from airflow_provider_hubspot_prefs.ledger.desired_state import COLUMNS
 from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
 
-from .batch_try import context
-from .consent_support import BEFORE, DECIDED, EXPLANATION, LATER
-from .ledger_support import mode
+from ..batch_try import context
+from ..consent_support import BEFORE, DECIDED, EXPLANATION, LATER
+from ..ledger_support import mode
 
 SUBSCRIPTIONS = (1001, 1002, 1003, 1004)
 
@@ -360,7 +360,7 @@ def test_rows_from_a_sqlite_table_through_an_airflow_connection(emulator, tmp_pa
 
 
 def test_rows_from_postgresql_come_through_a_server_side_cursor(emulator, tmp_path, monkeypatch):
-    from .postgres_service import postgres_server
+    from ..postgres_service import postgres_server
 
     backend = emulator.backend
     rows, writes = consent_rows(backend, 3000)
@@ -402,7 +402,7 @@ def test_rows_from_postgresql_come_through_a_server_side_cursor(emulator, tmp_pa
 @pytest.mark.parametrize(("charset", "encoding"), [(76, None), (1, "cp1252")], ids=["utf-8", "windows-1252"])
 def test_a_consent_sheet_saved_by_a_spreadsheet(emulator, tmp_path, charset, encoding):
     """LibreOffice Calc saves the consent sheet as CSV: accents, quoted commas, an empty row."""
-    from .spreadsheet import spreadsheet_export
+    from ..spreadsheet import spreadsheet_export
 
     backend = emulator.backend
     explanation = "Formulaire d'inscription, case cochée"
