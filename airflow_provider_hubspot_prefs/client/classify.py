@@ -151,10 +151,16 @@ def _verdict(
     return unchanged, "NO_STATUS_CHANGE"
 
 
+def error_source(error: HubSpotError) -> tuple[str | None, str | None]:
+    """The ledger's ``category`` and ``correlation_id`` of a failed request."""
+    if isinstance(error, HubSpotAPIError):
+        return error.category, error.correlation_id
+    return type(error).__name__, None
+
+
 def failed_rows(chunk: Chunk, error: HubSpotError) -> list[Row]:
     """Every input of a chunk whose request failed for good, with the error's reason."""
-    category = error.category if isinstance(error, HubSpotAPIError) else type(error).__name__
-    correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
+    category, correlation = error_source(error)
     reason = str(error)
     if error.may_have_applied:
         reason += (

@@ -24,8 +24,8 @@ from ..ledger.files import attribute
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import WorkStore
 from .batching import BatchAborted, is_fatal, send_pending
-from .classify import LOST_ANSWER_REASON, Chunk, classify
-from .errors import HubSpotAPIError, HubSpotError
+from .classify import LOST_ANSWER_REASON, Chunk, classify, error_source
+from .errors import HubSpotError
 from .models import (
     BatchStatusesResponse,
     BatchWideStatusesResponse,
@@ -286,8 +286,7 @@ class SyncRun:
 def unread_row(line: int, error: HubSpotError) -> Row:
     """A row whose contact's status could not be read: nothing was written for it. It is failed
     (a retry reads it again), or not attempted when the error stops the whole run."""
-    category = error.category if isinstance(error, HubSpotAPIError) else type(error).__name__
-    correlation = error.correlation_id if isinstance(error, HubSpotAPIError) else None
+    category, correlation = error_source(error)
     outcome = Outcome.NOT_ATTEMPTED if is_fatal(error) else Outcome.FAILED
     return Row(
         line, outcome, f"HubSpot's status was not read, nothing written: {error}", category, correlation
