@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..ledger.desired_state import DesiredStatus, desired_status
@@ -50,12 +50,8 @@ _SETTLED = {
 class Holdings:
     """What HubSpot holds for some contacts: each subscription's status, and opt-outs of all email."""
 
-    statuses: dict[tuple[str, int], PublicStatus]
-    opted_out: dict[str, PublicWideStatus]
-
-    @classmethod
-    def empty(cls) -> Holdings:
-        return cls({}, {})
+    statuses: dict[tuple[str, int], PublicStatus] = field(default_factory=dict)
+    opted_out: dict[str, PublicWideStatus] = field(default_factory=dict)
 
     def add_statuses(self, answer: BatchStatusesResponse) -> None:
         for result in answer.results:
@@ -153,14 +149,12 @@ class SyncRun:
             row = desired_status(
                 line, json.loads(text), require_legal_basis=self.settings.require_legal_basis
             )
-            if (
-                row.problem is not None
-            ):  # a retry given other settings (require_legal_basis) than the first try
+            if row.problem is not None:  # a retry given other settings (require_legal_basis)
                 refused.append(Row(line, Outcome.INVALID_INPUT, row.problem))
                 continue
             desired[line], first_sent[line] = row, sent_at
         self.store.record(refused)
-        holdings = Holdings.empty()
+        holdings = Holdings()
         size = self.settings.batch_size
         unread = await self._read(
             batches_of_contacts([d.subscriber or "" for d in desired.values()], size),
@@ -212,14 +206,9 @@ class SyncRun:
             else:
                 settled.append(Row(line, _SETTLED[decision.verdict], decision.reason))
         self.store.record(settled)
-        fatal = [error for error in unread.values() if is_fatal(error)]
-        if fatal:
-            self.store.record(
-                Row(line, Outcome.NOT_ATTEMPTED, f"not sent: HubSpot's status was not read: {fatal[0]}")
-                for line in to_write
-            )
-            remaining = self.store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal[0]}")
-            raise BatchAborted(fatal[0], remaining + len(to_write))
+        fatal = next((error for error in unread.values() if is_fatal(error)), None)
+        if fatal is not None:  # the rows to write, and every row after the window, stay unsent
+            raise BatchAborted(fatal, self.store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal}"))
         return to_write
 
     async def _read(
@@ -234,8 +223,9 @@ class SyncRun:
 
         async def one(batch: list[str]) -> None:
             async with slots:
-                if any(is_fatal(e) for e in failed.values()):
-                    failed.update(dict.fromkeys(batch, next(e for e in failed.values() if is_fatal(e))))
+                stopped = next((e for e in failed.values() if is_fatal(e)), None)
+                if stopped is not None:  # no read after a fatal error: its batch shares that error
+                    failed.update(dict.fromkeys(batch, stopped))
                     return
                 self.read_requests += 1
                 try:

@@ -119,7 +119,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
                 row.subscriber if valid else None,
                 row.problem,
                 key=f"{row.subscriber} {row.subscription_id}" if valid else None,
-                decided=row.decided_at.timestamp() if valid and row.decided_at else None,
+                decided=row.decided_at.timestamp() if valid and row.decided_at is not None else None,
             )
 
     def _desired_rows(self) -> Iterator[DesiredStatus]:
@@ -190,8 +190,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
     # -- the run ---------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        summary = self.run_batch(context)
-        return summary
+        return self.run_batch(context)
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
         from ..client.consent_sync import SyncRun, SyncSettings
