@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -124,3 +125,11 @@ def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
         ),
     )
     return "hubspot_prefs_default"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test has a node id of its own: pytest-xdist (./scripts/test) schedules by node id and
+    runs one test of those sharing one, silently dropping the others."""
+    repeated = sorted(nodeid for nodeid, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests sharing a node id (xdist would run one of each): {repeated}")
