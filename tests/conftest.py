@@ -127,6 +127,22 @@ def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
     return "hubspot_prefs_default"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n 2`` (./scripts/test): the real deployments on one worker, one after another (each
+    is several Airflow processes, and two at once would crowd 2 cores), every other test spread
+    over both. The deployments are the largest unit, so xdist hands them out first: the other
+    worker runs the rest meanwhile. (``--dist loadgroup`` would do this from ``xdist_group``
+    marks, but pytest-xdist 3.8 cannot rename node ids on pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DeploymentsOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "deployments" if nodeid.startswith("tests/deployments/") else nodeid
+
+    return DeploymentsOnOneWorker(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test has a node id of its own: pytest-xdist (./scripts/test) schedules by node id and
     runs one test of those sharing one, silently dropping the others."""
