@@ -61,8 +61,12 @@ def _sniff_encoding(head: bytes, location: object, encoding: str | None) -> str:
     for magic, what in _SIGNATURES:
         if head.startswith(magic):
             raise UnreadableInputError(location, f"it is {what}")
+    # A byte-order mark says what wrote the file, and wins over ``encoding`` (set for the other
+    # files a DAG reads): cp1252 would turn a UTF-8 "josé" into "josÃ©", another address.
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"  # Excel's "Unicode Text"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"  # Excel's "CSV UTF-8"
     if encoding:
         return encoding
     if b"\x00" in head:
@@ -75,7 +79,8 @@ def open_input(location: Any, encoding: str | None = None) -> Iterator[IO[str]]:
     """A text stream over a local path or object-storage URI, or ``UnreadableInputError``.
 
     Undecodable bytes become lone surrogates (``surrogateescape``) for ``examine`` to report; a
-    leading BOM is dropped. ``encoding`` overrides the UTF-8 default (``latin-1``, ``cp1252``, ...).
+    leading BOM is dropped. ``encoding`` overrides the UTF-8 default (``latin-1``, ``cp1252``, ...)
+    for files without a BOM; a UTF-8 or UTF-16 BOM decides by itself.
     """
     from .._io import storage_path
 

@@ -92,8 +92,8 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
     :param subscribers: addresses (templated; an XComArg works).
     :param input_path: instead, a file of addresses (templated).
     :param csv_column: read this column of a CSV with a header row.
-    :param encoding: the file's encoding when it is not UTF-8 (e.g. ``cp1252``); a UTF-16 file
-        with a byte-order mark is recognised by itself.
+    :param encoding: the file's encoding when it is not UTF-8 (e.g. ``cp1252``); a file with a
+        byte-order mark (UTF-8 or UTF-16) is read as its mark says, whatever this is.
     :param input_range: ``[start, stop)`` of the input records (lines, or CSV records) to handle,
         for fan-out over chunks of one file (see ``utils.fanout``).
     See ``HubSpotBatchBaseOperator`` for the ledger, batching and failure policy, and

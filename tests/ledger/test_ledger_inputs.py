@@ -145,6 +145,18 @@ def test_spreadsheet_windows_1252_export_needs_and_honours_encoding(emulator, tm
     assert sent_addresses(emulator) == {"josé@example.com", "zoë@example.org", "plain@example.com"}
 
 
+def test_a_utf8_bom_wins_over_an_encoding_set_for_other_files(emulator, tmp_path):
+    """A DAG set up for Windows-1252 sheets meets one saved as Excel's "CSV UTF-8": read as cp1252,
+    "josé" would become "josÃ©" and the header "ï»¿email". The BOM says what wrote the file."""
+    path = tmp_path / "excel-utf8.csv"
+    path.write_bytes(EXCEL_BOM + "email\r\njosé@example.com\r\nzoë@example.org\r\n".encode())
+    state, rows = run_file(tmp_path, path, csv_column="email", encoding="cp1252")
+    assert state == "success"
+    check_truth(emulator, rows, ["josé@example.com", "zoë@example.org"], first_line=2)
+    assert [r["outcome"] for r in rows] == ["unsubscribed", "unsubscribed"]
+    assert sent_addresses(emulator) == {"josé@example.com", "zoë@example.org"}
+
+
 def test_plain_address_shortcut_agrees_with_every_check():
     """``examine`` skips the per-character checks for plain ASCII addresses; it must never let
     through what those checks refuse, nor refuse what they accept."""
