@@ -15,7 +15,7 @@ from typing import Any
 from ..ledger.ingestion import Ingestion
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import StaleTryError, WorkStore
-from .classify import Chunk, classify, failed_rows
+from .classify import Chunk, failed_rows
 from .errors import (
     HubSpotAuthenticationError,
     HubSpotError,
@@ -57,21 +57,19 @@ async def send_pending(
     *,
     batch_size: int,
     max_in_flight: int,
-    applied: Outcome,
-    unchanged: Outcome,
+    classify_answer: ClassifyAnswer,
     before_send: Callable[[list[int]], None] | None = None,
     after_answer: Callable[[], None] | None = None,
     resumed: bool = False,
     ingestion: Ingestion | None = None,
     after: int = 0,
     through: int | None = None,
-    classify_answer: ClassifyAnswer | None = None,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
 
-    ``send(chunk)`` sends the ``(line, address)`` pairs of one chunk; its answer becomes ledger
-    rows by ``classify`` (with ``applied`` and ``unchanged``), or by ``classify_answer`` when the
-    sender's answers need their own reading. Only lines after ``after`` (up to ``through``) are sent.
+    ``send(chunk)`` sends the ``(line, address)`` pairs of one chunk; ``classify_answer(chunk,
+    answer)`` makes its answer ledger rows (usually ``classify`` with the operation's ``applied``
+    and ``unchanged`` outcomes). Only lines after ``after`` (up to ``through``) are sent.
 
     With ``ingestion`` the input is still being read: it is read on in the same event loop, a
     block between answers, and chunks go out as soon as the lines are read. If the input cannot
@@ -112,10 +110,7 @@ async def send_pending(
                     store.record(failed_rows(chunk, error))
                 # otherwise the chunk stays pending: nothing is known about it
         else:
-            if classify_answer is not None:
-                store.record(classify_answer(chunk, response))
-            else:
-                store.record(classify(chunk, response, applied=applied, unchanged=unchanged))
+            store.record(classify_answer(chunk, response))
         finally:
             slots.release()
         if after_answer is not None:

@@ -263,8 +263,6 @@ class SyncRun:
             send,
             batch_size=self.settings.batch_size,
             max_in_flight=self.settings.max_in_flight,
-            applied=Outcome.STATUS_SET,
-            unchanged=Outcome.ALREADY_IN_STATE,
             before_send=self.before_send,
             resumed=self.resumed,
             after=after,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +206,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
         from ..client.batching import send_pending
+        from ..client.classify import classify
         from ..ledger import Outcome
 
         if (state.ingestion is None or state.ingestion.done) and store.pending_count() == 0:
@@ -216,8 +218,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 self.sender(client),
                 batch_size=int(self.batch_size),
                 max_in_flight=int(self.max_in_flight),
-                applied=Outcome(self.applied_outcome),
-                unchanged=Outcome(self.unchanged_outcome),
+                classify_answer=partial(
+                    classify, applied=Outcome(self.applied_outcome), unchanged=Outcome(self.unchanged_outcome)
+                ),
                 before_send=state.before_send,
                 after_answer=state.after_answer,
                 resumed=state.resumed is not None,

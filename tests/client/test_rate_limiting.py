@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from functools import partial
 
 import pytest
 
@@ -15,6 +16,7 @@ from airflow_provider_hubspot_prefs.client import (
     RetryPolicy,
 )
 from airflow_provider_hubspot_prefs.client.batching import send_pending
+from airflow_provider_hubspot_prefs.client.classify import classify
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.ledger import Outcome
 from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
@@ -133,8 +135,9 @@ def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_pa
                 lambda chunk: client.batch_unsubscribe_all([a for _, a in chunk], verbose=True),
                 batch_size=10,
                 max_in_flight=4,
-                applied=Outcome.UNSUBSCRIBED,
-                unchanged=Outcome.ALREADY_UNSUBSCRIBED,
+                classify_answer=partial(
+                    classify, applied=Outcome.UNSUBSCRIBED, unchanged=Outcome.ALREADY_UNSUBSCRIBED
+                ),
             )
         return store.counts()
 
