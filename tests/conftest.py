@@ -108,23 +108,22 @@ def airflow_db() -> str:
     return _HOME
 
 
-@pytest.fixture
-def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``hubspot_prefs_default`` pointing at the emulator, in Airflow's environment-variable form."""
+def connect_to_emulator(monkeypatch: pytest.MonkeyPatch, emulator: EmulatorServer, **extra: Any) -> str:
+    """Point ``hubspot_prefs_default`` at the emulator (Airflow's environment-variable form), with
+    ``extra`` added to or replacing the connection's extras; return the connection id."""
     import json
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "hubspot_prefs",
-                "password": DEMO_TOKEN,
-                # The session's emulator allows 100,000 per 10 s; the limiter stays on at that budget.
-                "extra": {"base_url": emulator.url, "rate_limit": 100_000},
-            }
-        ),
-    )
+    # The session's emulator allows 100,000 per 10 s; the limiter stays on at that budget.
+    extra = {"base_url": emulator.url, "rate_limit": 100_000, **extra}
+    connection = {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT", json.dumps(connection))
     return "hubspot_prefs_default"
+
+
+@pytest.fixture
+def hubspot_connection(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``hubspot_prefs_default`` pointing at the emulator."""
+    return connect_to_emulator(monkeypatch, emulator)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.ledger import read_rows
 from airflow_provider_hubspot_prefs.ledger.desired_state import COLUMNS
 from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
 
 from ..batch_try import context
+from ..conftest import connect_to_emulator
 from ..consent_support import BEFORE, DECIDED, EXPLANATION, LATER
 from ..ledger_support import mode
 
@@ -263,9 +263,7 @@ def test_a_lost_write_answer_is_not_written_twice_and_the_retry_says_who_changed
     source = write_csv(tmp_path / "lost.csv", rows)
     ledger_path = tmp_path / "lost-ledger.csv"
     # One retry in the client: the lost answers fail the first try at once instead of after backoff.
-    extra = {"base_url": emulator.url, "rate_limit": 100_000, "max_retries": 1}
-    connection = {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": extra}
-    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT", json.dumps(connection))
+    connect_to_emulator(monkeypatch, emulator, max_retries=1)
     backend.status_writes.clear()
     # The write is applied, then the connection drops before the answer, on every attempt.
     emulator.control(

@@ -9,7 +9,6 @@ runs the same invariants on 50,000 addresses (``./scripts/test`` runs it; ``-m "
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_hubspot_prefs.client.classify import LOST_ANSWER_REASON
-from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 
+from ..conftest import connect_to_emulator
 from ..dag_support import ledger_rows, provider_dag, states
 from ..ledger_support import check_truth
 
@@ -169,9 +168,7 @@ def test_lost_answers_are_resent_without_applying_twice(emulator, batch, tmp_pat
     """Dropped connections, answers later than the client's timeout, JSON cut off in transit."""
     fault, timeout, applied = LOST_ANSWERS[name]
     if timeout is not None:
-        extra = {"base_url": emulator.url, "rate_limit": 100_000, "timeout": timeout}
-        connection = {"conn_type": "hubspot_prefs", "password": DEMO_TOKEN, "extra": extra}
-        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT", json.dumps(connection))
+        connect_to_emulator(monkeypatch, emulator, timeout=timeout)
     emulator.control("POST", "faults", json={**fault, "path_endswith": WRITE_PATH})
     state, rows, _ = run_batch(emulator, batch, tmp_path)
     assert state == "success"
