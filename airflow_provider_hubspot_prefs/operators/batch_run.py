@@ -84,6 +84,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
 
     # -- the run ------------------------------------------------------------------------------------
 
+    def execute(self, context: Context) -> Any:
+        return self.run_batch(context)
+
     def run_batch(self, context: Context) -> dict[str, Any]:
         from .._io import default_ledger_path, task_identity
         from ..client.batching import BatchAborted

@@ -189,9 +189,6 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
 
     # -- the run ---------------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> Any:
-        return self.run_batch(context)
-
     async def _send(self, store: WorkStore, state: BatchState) -> None:
         from ..client.consent_sync import SyncRun, SyncSettings
         from ..ledger import Outcome

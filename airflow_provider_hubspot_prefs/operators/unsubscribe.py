@@ -144,6 +144,3 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
             return client.batch_unsubscribe_all(addresses, business_unit_id=business_unit, verbose=True)
 
         return send
-
-    def execute(self, context: Context) -> Any:
-        return self.run_batch(context)
