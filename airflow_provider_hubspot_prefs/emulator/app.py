@@ -50,6 +50,7 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
                 response.status_code,
                 started,
                 response.headers.get("X-HubSpot-Correlation-Id"),
+                request.url.query,
             )
         return response
 

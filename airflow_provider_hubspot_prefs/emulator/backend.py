@@ -55,13 +55,20 @@ class PortalBackend(PortalState, Access, RateLimits, Faults, Operations):
             self._reset_operations()
 
     def log_request(
-        self, method: str, path: str, status: int, started: float, correlation_id: str | None = None
+        self,
+        method: str,
+        path: str,
+        status: int,
+        started: float,
+        correlation_id: str | None = None,
+        query: str = "",
     ) -> None:
         with self.lock:
             self.request_log.append(
                 {
                     "method": method,
                     "path": path,
+                    "query": query,
                     "status": status,
                     "time": started,
                     "correlation_id": correlation_id,

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from .backend import PortalBackend
+from .backend import ApiProblem, PortalBackend
 from .faults import Fault
 
 
@@ -46,6 +46,20 @@ def add_control_routes(app: FastAPI, backend: PortalBackend) -> None:
         body = await request.json()
         backend.add_contacts(body["emails"], body.get("unsubscribed_at"))
         return {"contacts": len(backend.contacts)}
+
+    @app.post("/_emulator/choices", include_in_schema=False)
+    async def person_choice(request: Request) -> Response:
+        """A person changes a status themselves (``{"email", "subscription_id", "status"}``, optional
+        ``at`` and ``source``): dated now unless ``at`` says otherwise, under a non-API source."""
+        body = await request.json()
+        try:
+            extra = {k: body[k] for k in ("at", "source") if body.get(k)}
+            stamp = backend.person_choice(
+                body["email"], int(body["subscription_id"]), body["status"], **extra
+            )
+        except ApiProblem as problem:
+            return JSONResponse(problem.body(), status_code=problem.status)
+        return JSONResponse({"timestamp": stamp})
 
     @app.get("/_emulator/changes", include_in_schema=False)
     async def changes() -> dict[str, Any]:

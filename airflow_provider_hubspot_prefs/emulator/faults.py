@@ -13,7 +13,7 @@ from .answers import batch_error, operation
 from .limits import RateLimits
 from .problems import ApiProblem
 
-FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "partial")
+FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "partial", "omit", "choice")
 
 
 @dataclass
@@ -31,7 +31,14 @@ class Fault:
     - ``slow``: apply the request, then answer only after ``delay`` seconds;
     - ``malformed``: apply the request, then answer 200 with a truncated JSON body;
     - ``partial``: apply a batch except the inputs containing ``reject_contains``, which come back
-      in ``errors`` with ``category`` and ``message`` (HTTP 207 where the version answers 207).
+      in ``errors`` with ``category`` and ``message`` (HTTP 207 where the version answers 207); on
+      a batch read, those inputs are not read and come back in ``errors`` the same way;
+    - ``omit``: a batch read answers without the inputs containing ``reject_contains``, and
+      without an error for them; with ``subscription_id``, only that subscription's status is
+      missing from those contacts' statuses;
+    - ``choice``: as the request arrives, before it is served, the person ``email`` changes their
+      status of ``subscription_id`` to ``state`` themselves (their preference page): a change
+      made in HubSpot between a client's read and its write.
     """
 
     status: int = 500
@@ -47,6 +54,9 @@ class Fault:
     message: str | None = None
     daily_remaining: int | None = None
     every: int = 1  # hit every n-th matching request only: scattered faults instead of a burst
+    subscription_id: int | None = None
+    email: str = ""
+    state: str = ""
     seen: int = 0
 
     def __post_init__(self) -> None:
@@ -135,6 +145,34 @@ def refused_by_fault(request: Request, addresses: list[str]) -> list[str]:
     if fault is None or fault.kind != "partial":
         return []
     return [a for a in addresses if fault.reject_contains in a]
+
+
+def read_fault(request: Request) -> Fault | None:
+    """The ``partial`` or ``omit`` fault of a batch read, if one was injected for it."""
+    fault = request.state.fault
+    return fault if fault is not None and fault.kind in ("partial", "omit") else None
+
+
+def faulty_read(
+    request: Request, results: list[dict[str, Any]], errors: list[dict[str, Any]], listed: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A batch read's results and errors once an injected ``partial`` or ``omit`` fault has acted:
+    ``partial`` moves the matching contacts to ``errors`` (not read); ``omit`` drops them (or only
+    their ``subscription_id`` from ``listed``, the result's list of statuses) without a word."""
+    fault = read_fault(request)
+    if fault is None:
+        return results, errors
+    hit = [r for r in results if fault.reject_contains in r["subscriberIdString"]]
+    if fault.kind == "partial":
+        message = fault.message or "The subscriber's preferences could not be read."
+        refused = [r["subscriberIdString"] for r in hit]
+        kept = [r for r in results if r not in hit]
+        return kept, [*errors, batch_error("500", fault.category or "INTERNAL_ERROR", message, refused)]
+    if fault.subscription_id is None:
+        return [r for r in results if r not in hit], errors
+    for result in hit:
+        result[listed] = [s for s in result[listed] if s.get("subscriptionId") != fault.subscription_id]
+    return results, errors
 
 
 def partial_answer(

@@ -31,6 +31,8 @@ async def serve(backend: PortalBackend, request: Request, operation_kind: str, h
             raise injected(fault)
         if fault is not None and fault.kind == "drop_before":
             return drop_connection(request)
+        if fault is not None and fault.kind == "choice" and fault.subscription_id is not None:
+            backend.person_choice(fault.email, fault.subscription_id, fault.state)
         token: AccessToken = backend.authenticate(request.headers.get("authorization"))
         headers = backend.consume_rate_limit(token.app)
         backend.authorize(token, operation_kind)

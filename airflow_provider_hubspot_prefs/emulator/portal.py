@@ -22,7 +22,11 @@ LEGAL_BASES = (
     "PROCESS_AND_STORE",
 )
 CHANNELS = ("EMAIL",)
+# ``source`` of a status: free text in HubSpot's specs, which list no values. The emulator names
+# an API write and a person's own change (preference page, unsubscribe link) differently, as
+# HubSpot's subscription history does, so that a client can be tested against both.
 SOURCE = "Communication Preferences API"
+PERSON_SOURCE = "Subscription preferences page"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]+$")
 
 
@@ -91,6 +95,7 @@ class StatusRecord:
     legal_basis: str | None
     legal_basis_explanation: str | None
     timestamp: str
+    source: str = SOURCE
 
 
 class PortalState:
@@ -135,13 +140,29 @@ class PortalState:
         at: str,
         legal_basis: str | None = None,
         explanation: str | None = None,
+        source: str = SOURCE,
     ) -> None:
         """Give a contact a status set at ``at`` (ISO time), as if it happened then (a sandbox's past)."""
         with self.lock:
             email = email.lower()
             self.require_definition(sub_id)
             self.contacts.add(email)
-            self.statuses[(email, sub_id)] = StatusRecord(state, legal_basis, explanation, at)
+            self.statuses[(email, sub_id)] = StatusRecord(state, legal_basis, explanation, at, source)
+
+    def person_choice(
+        self, email: str, sub_id: int, state: str, at: str | None = None, source: str = PERSON_SOURCE
+    ) -> str:
+        """The person changes a status themselves (their preference page, an unsubscribe link):
+        a real change of state, dated ``at`` (default now), under a source that is not the API's.
+        Returns the status's timestamp."""
+        with self.lock:
+            email = email.lower()
+            self.require_definition(sub_id)
+            self.contacts.add(email)
+            stamp = at or now_iso()
+            self.statuses[(email, sub_id)] = StatusRecord(state, None, None, stamp, source)
+            self.changes[(email, sub_id)] += 1
+            return stamp
 
     def set_opted_out(self, email: str, at: str, business_unit_id: int = 0) -> None:
         """Have a contact opt out of all email of a business unit at ``at`` (ISO time)."""
@@ -191,7 +212,7 @@ class PortalState:
         rec = self.statuses.get((email, d.id))
         data: dict[str, Any] = {
             "channel": "EMAIL",
-            "source": SOURCE,
+            "source": rec.source if rec else SOURCE,
             "status": rec.status if rec else "NOT_SPECIFIED",
             "subscriberIdString": email,
             "subscriptionId": d.id,

@@ -9,7 +9,7 @@ from fastapi import Request
 
 from .answers import batch_error, invalid_email_error, multi_status, operation, split_inputs
 from .backend import CHANNELS, LEGAL_BASES, STATUS_STATES, PortalBackend, is_email, validation
-from .faults import partial_answer, refused_by_fault
+from .faults import faulty_read, partial_answer, refused_by_fault
 from .parsing import (
     batch_inputs,
     business_unit,
@@ -136,6 +136,7 @@ def batch_read(version: str) -> Handler:
         inputs = batch_inputs(await json_object(request), backend)
         valid, errors = split_inputs(inputs, backend, must_be_known=True)
         results = [{"subscriberIdString": e, "statuses": backend.statuses_of(e, bu)} for e in valid]
+        results, errors = faulty_read(request, results, errors, "statuses")
         return multi_status(version, results, errors, backend.read_status(valid))
 
     return handler
@@ -151,6 +152,7 @@ def batch_read_wide(version: str) -> Handler:
             {"subscriberIdString": e, "wideStatuses": backend.wide_statuses_of(e, bu, all_units=False)}
             for e in valid
         ]
+        results, errors = faulty_read(request, results, errors, "wideStatuses")
         return multi_status(version, results, errors, backend.read_status(valid))
 
     return handler
