@@ -2,7 +2,9 @@
 
 A contact has one row per subscription of the business unit (``kind`` = ``subscription``), one
 per unsubscribed-from-all scope (``kind`` = ``unsubscribe_all``: the portal, or a business unit),
-or, when HubSpot does not know the address, a single ``not_found`` row with HubSpot's message.
+or, when HubSpot does not know the address, a single ``not_found`` row with HubSpot's message. A
+read that did not give a contact (an error for it, or an answer that left it out) is an ``error``
+row in place of what was not read: the file never passes over what it does not know.
 """
 
 from __future__ import annotations
@@ -106,3 +108,16 @@ def unsubscribe_all_row(status: Any) -> dict[str, Any]:
 
 def not_found_row(address: str, message: str) -> dict[str, Any]:
     return {"subscriber_id": address, "kind": "not_found", "message": message}
+
+
+def error_row(address: str, part: str, answer: Any, problem: str | None) -> dict[str, Any]:
+    """A row saying that one read (``part``: ``statuses`` or ``unsubscribe_all``) did not give this
+    contact: HubSpot's error, or that its answer left the contact out; with the correlation id."""
+    what = "subscription statuses" if part == "statuses" else "unsubscribe-from-all status"
+    why = f"HubSpot answered {problem}" if problem else "HubSpot's answer left this contact out"
+    correlation = answer.delivery.correlation_id
+    return {
+        "subscriber_id": address,
+        "kind": "error",
+        "message": f"{what} not read: {why}" + (f" (correlation id {correlation})" if correlation else ""),
+    }

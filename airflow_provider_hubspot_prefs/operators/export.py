@@ -31,7 +31,12 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
     /statuses/batch/unsubscribe-all/read), paced by the connection's shared rate budget. The file
     appears whole or not at all; a local file is created ``0600`` (it holds addresses).
 
-    Returns ``{"output_path", "output_format", "contacts", "rows", "not_found",
+    A contact one of HubSpot's two reads did not give (an error for that contact, or an answer
+    that left it out) gets an ``error`` row naming what was not read and why, in place of the
+    missing rows; the file is still written whole, and the task then fails (a retry reads again)
+    unless ``fail_on_read_errors=False``.
+
+    Returns ``{"output_path", "output_format", "contacts", "rows", "not_found", "errors",
     "invalid_input", "duplicate"}``; no address goes to XCom.
 
     :param output_path: where the export goes: a local path or an object-storage URI (templated).
@@ -43,6 +48,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
     :param encoding: the input file's encoding when it is not UTF-8.
     :param batch_size: contacts per read request (at most the API's batch maximum, 100).
     :param max_in_flight: read requests in flight at once.
+    :param fail_on_read_errors: fail the task when the file has ``error`` rows (default True).
     See ``HubSpotBaseOperator`` for the connection and business unit parameters.
     """
 
@@ -68,9 +74,11 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
         encoding: str | None = None,
         batch_size: int = 100,
         max_in_flight: int = 4,
+        fail_on_read_errors: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.fail_on_read_errors = fail_on_read_errors
         self.output_path = output_path
         self.output_format = output_format
         self.subscribers = subscribers
@@ -119,6 +127,12 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
             duplicate=counts.get(Outcome.DUPLICATE.value, 0),
         )
         self.log.info("Exported %s", summary)
+        if summary["errors"] and self.fail_on_read_errors:
+            raise AirflowException(
+                f"The export at {self.output_path} has {summary['errors']} error row(s): HubSpot did not "
+                "give some contacts' statuses or opt-outs (each row names what and why). A retry reads "
+                "them again; fail_on_read_errors=False accepts the file as it is."
+            )
         self.publish_output(context, str(self.output_path), summary)
         return summary
 
@@ -127,7 +141,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
 
         client = await self.hook.get_async_conn()
         business_unit = self.resolved_business_unit()
-        totals = {"contacts": 0, "rows": 0, "not_found": 0}
+        totals = {"contacts": 0, "rows": 0, "not_found": 0, "errors": 0}
 
         async def read(chunk: list[str]) -> list[dict[str, Any]]:
             statuses = await client.batch_read_statuses(chunk, business_unit_id=business_unit)
@@ -138,6 +152,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
             writer.write(rows)
             totals["rows"] += len(rows)
             totals["not_found"] += sum(1 for r in rows if r["kind"] == "not_found")
+            totals["errors"] += sum(1 for r in rows if r["kind"] == "error")
 
         # Reads overlap, rows are written in the input's order: the oldest read is awaited first.
         reading: deque[asyncio.Task[list[dict[str, Any]]]] = deque()
@@ -165,22 +180,52 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
 def rows_for(
     chunk: list[str], statuses: BatchStatusesResponse, wide: BatchWideStatusesResponse
 ) -> list[dict[str, Any]]:
-    """The export rows of ``chunk``'s contacts, in its order, from HubSpot's two batch answers."""
-    from ..ledger.status_export import not_found_row, subscription_row, unsubscribe_all_row
+    """The export rows of ``chunk``'s contacts, in its order, from HubSpot's two batch answers.
 
-    unknown: dict[str, str] = {}
-    for answer in (statuses, wide):
-        for error in answer.errors:
-            for subscriber in error.subscriber_ids:
-                unknown.setdefault(subscriber.strip().lower(), error.message)
+    A contact HubSpot has no subscriber for (OBJECT_NOT_FOUND in both answers) is one ``not_found``
+    row. A contact one of the reads did not give (a per-contact error, or left out of the answer)
+    gets what the other read gave and an ``error`` row saying what is missing: never a silent gap.
+    """
+    from ..ledger.status_export import error_row, not_found_row, subscription_row, unsubscribe_all_row
+
+    status_errors, status_absent = _contact_errors(statuses)
+    wide_errors, wide_absent = _contact_errors(wide)
     per_subscription = {r.subscriber_id_string.lower(): r.statuses for r in statuses.results}
     per_scope = {r.subscriber_id_string.lower(): r.wide_statuses for r in wide.results}
     rows: list[dict[str, Any]] = []
     for address in chunk:
-        if address not in per_subscription and address not in per_scope:
-            rows.append(not_found_row(address, unknown.get(address, "HubSpot returned nothing for it")))
+        if address in status_absent and address in wide_absent:
+            rows.append(not_found_row(address, status_absent[address]))
             continue
-        ordered = sorted(per_subscription.get(address, []), key=lambda s: s.subscription_id)
-        rows += [subscription_row(s) for s in ordered]
-        rows += [unsubscribe_all_row(w) for w in per_scope.get(address, [])]
+        if address in per_subscription:
+            ordered = sorted(per_subscription[address], key=lambda s: s.subscription_id)
+            rows += [subscription_row(s) for s in ordered]
+        else:
+            rows.append(
+                error_row(
+                    address, "statuses", statuses, status_errors.get(address) or status_absent.get(address)
+                )
+            )
+        if address in per_scope:
+            rows += [unsubscribe_all_row(w) for w in per_scope[address]]
+        else:
+            rows.append(
+                error_row(
+                    address, "unsubscribe_all", wide, wide_errors.get(address) or wide_absent.get(address)
+                )
+            )
     return rows
+
+
+def _contact_errors(answer: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """HubSpot's per-contact errors in a batch read: ``(not read, no such subscriber)``, address ->
+    HubSpot's category and message."""
+    failed: dict[str, str] = {}
+    absent: dict[str, str] = {}
+    for error in answer.errors:
+        for subscriber in error.subscriber_ids:
+            if error.category == "OBJECT_NOT_FOUND":
+                absent.setdefault(subscriber.strip().lower(), error.message)
+            else:
+                failed.setdefault(subscriber.strip().lower(), f"{error.category}: {error.message}")
+    return failed, absent

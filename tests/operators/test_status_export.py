@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_hubspot_prefs.client import status_request
 from airflow_provider_hubspot_prefs.ledger.status_export import EXPORT_COLUMNS
@@ -147,6 +147,7 @@ def test_export_to_csv_reads_back_as_the_portals_state(emulator, portal, tmp_pat
         "contacts": 630,
         "rows": len(rows),
         "not_found": 30,
+        "errors": 0,
         "invalid_input": 2,
         "duplicate": 1,
         "output_path": str(output),
@@ -227,3 +228,49 @@ def test_a_read_refused_midway_leaves_the_object_storage_file_as_it_was(emulator
         ).execute(context("manual__export_midway", 1))
     assert target.read_text() == "yesterday's export\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["statuses.csv"]  # nothing left beside it
+
+
+@pytest.mark.parametrize(
+    ("fault", "missing"),
+    [
+        (
+            {"kind": "partial", "path_endswith": "statuses/batch/read", "reject_contains": "0007"},
+            "subscription statuses not read: HubSpot answered INTERNAL_ERROR",
+        ),
+        (
+            {"kind": "omit", "path_endswith": "unsubscribe-all/read", "reject_contains": "0007"},
+            "unsubscribe-from-all status not read: HubSpot's answer left this contact out",
+        ),
+    ],
+    ids=["status-read-207", "opt-out-read-left-out"],
+)
+def test_a_contact_a_read_did_not_give_is_an_error_row_never_a_gap(
+    emulator, portal, tmp_path, fault, missing
+):
+    """A per-contact error or a contact left out of one read is said in the file (and fails the
+    task), never exported as not_found or passed over."""
+    people = portal["known"][:20]
+    output = tmp_path / "statuses.csv"
+    emulator.control("POST", "faults", json={"count": 10, **fault})
+    with pytest.raises(AirflowException, match="1 error row"):
+        HubSpotExportSubscriptionStatusesOperator(
+            task_id="export", subscribers=people, output_path=str(output)
+        ).execute(context("manual__export_errors", 1))
+    emulator.backend.faults.clear()
+    with open(output, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    hit = [r for r in rows if r["subscriber_id"] == "export.0007@example.com"]
+    errors = [r for r in hit if r["kind"] == "error"]
+    assert len(errors) == 1 and errors[0]["message"].startswith(missing), errors
+    assert not [r for r in rows if r["kind"] == "not_found"]
+    # What the other read gave is there; the other contacts are whole.
+    kinds = {r["kind"] for r in hit}
+    assert kinds == (
+        {"error", "unsubscribe_all"} if "statuses" in fault["path_endswith"] else {"error", "subscription"}
+    )
+    check_export(
+        emulator,
+        [r for r in rows if r not in hit],
+        [p for p in people if p not in {"export.0007@example.com"}],
+        set(),
+    )
