@@ -5,7 +5,11 @@ current statuses and writes the plan's ledger without changing anything; ``revie
 the run when the plan would change more than ``max_changes`` rows (a broken snapshot must not
 unsubscribe everyone); ``sync`` writes only the rows that differ, keeping every choice a person
 made in HubSpot after the table's decision time, and announces its ledger as the
-``hubspot_prefs_consent_sync`` asset; ``report`` sums the night up. Runs never overlap.
+``hubspot_prefs_consent_sync`` asset; ``report`` sums the night up. Runs never overlap. ``sync``
+checks ``max_changes`` itself too, before its first write: a retry hours later, or a table
+reloaded between the plan and the sync, cannot pass the guard. Both tasks share the sync journal
+(``journal_dir``, default the deployment's own folder), which is how the sync tells its own earlier
+writes from a person's change: give it storage every worker sees.
 
 The table needs the columns subscriber_id, subscription_id, status, legal_basis,
 legal_basis_explanation and decided_at (with a time zone); see the README's "Consent sync".
@@ -43,6 +47,8 @@ with DAG(
         # place per deployment (a shared folder would hold another deployment's run of the same id).
         "ledger_dir": Param("", type="string"),
         "max_changes": Param(1000, type="integer", minimum=0),
+        # Empty: $AIRFLOW_HOME/hubspot_prefs/sync_journal/<connection>; object storage works too.
+        "journal_dir": Param("", type="string"),
     },
 ) as dag:
     plan = HubSpotSyncSubscriptionStatusesOperator(
@@ -51,6 +57,7 @@ with DAG(
         sql=CONSENT_QUERY,
         dry_run=True,
         ledger_path=LEDGER.format(task="plan"),
+        journal_path="{{ params.journal_dir }}",
     )
 
     @task
@@ -58,7 +65,7 @@ with DAG(
         """Fail the run (without retrying) if the plan writes more rows than ``max_changes``."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        changes = int(summary["outcomes"].get("not_attempted", 0))
+        changes = int(summary["planned"])
         if changes > int(params["max_changes"]):
             raise AirflowFailException(
                 f"The plan would write {changes} rows, more than max_changes={params['max_changes']}: "
@@ -73,6 +80,8 @@ with DAG(
         conn_id="{{ params.consent_conn_id }}",
         sql=CONSENT_QUERY,
         ledger_path=LEDGER.format(task="sync"),
+        journal_path="{{ params.journal_dir }}",
+        max_changes="{{ params.max_changes }}",
         outlets=[CONSENT_SYNC],
     )
 

@@ -173,7 +173,12 @@ def test_consent_sync_plans_then_writes_only_what_differs_and_announces_its_ledg
     table = consent_table(emulator.backend, tmp_path / "consent.db", contacts=300)
     monkeypatch.setenv("AIRFLOW_CONN_CONSENT_WAREHOUSE", table.connection())
     emulator.backend.status_writes.clear()
-    conf = {"consent_conn_id": "consent_warehouse", "ledger_dir": str(tmp_path / "sync"), "max_changes": 1000}
+    conf = {
+        "consent_conn_id": "consent_warehouse",
+        "ledger_dir": str(tmp_path / "sync"),
+        "max_changes": 1000,
+        "journal_dir": str(tmp_path / "journal"),
+    }
 
     run = example_dag("hubspot_consent_sync").test(run_conf=conf)
 

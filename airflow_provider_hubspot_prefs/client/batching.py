@@ -64,6 +64,7 @@ async def send_pending(
     ingestion: Ingestion | None = None,
     after: int = 0,
     through: int | None = None,
+    recheck: Callable[[Chunk], Awaitable[Chunk]] | None = None,
 ) -> None:
     """Send every pending input in chunks, at most ``max_in_flight`` requests at a time.
 
@@ -75,6 +76,10 @@ async def send_pending(
     block between answers, and chunks go out as soon as the lines are read. If the input cannot
     be read further, sending stops, the chunks in flight are recorded, the lines read but not sent
     are marked not attempted, and the reading's error (``InputStopped``) is raised.
+
+    ``recheck(chunk)``, when given, runs right before a chunk is sent: it records the outcome of
+    the inputs that no longer need sending and returns those that do (none: nothing is sent). Its
+    error is the chunk's: a fatal one stops the sending and leaves the chunk unsent.
 
     A chunk that fails for good marks its inputs failed with the error's reason. A fatal error
     stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised
@@ -94,6 +99,8 @@ async def send_pending(
 
     async def one(chunk: list[tuple[int, str]]) -> None:
         try:
+            if recheck is not None and not (chunk := await recheck(chunk)):
+                return
             now = time.time()
             earlier = store.start_attempt([line for line, _ in chunk], now)
             response = await send(chunk)

@@ -1,28 +1,39 @@
 """The consent sync's run: read what HubSpot holds, decide each desired row, write only what differs.
 
-The desired rows wait in the work store (``ledger.store``), their input text being the row as JSON.
-They are taken a window at a time (a few thousand lines): HubSpot's statuses of the window's
-contacts are read in batches, each row is decided (``sync_plan.decide``), the rows that need no
-write get their ledger outcome at once, and the rows to write are then sent in full batches through
-``batching.send_pending``, with the same send windows, uncertainty and failure handling as every
-batch write. A window's writes follow its reads by seconds, so a change made in HubSpot meanwhile
-is seen unless it falls in those seconds (HubSpot has no conditional write). Nothing here imports
-Airflow.
+The desired rows wait in the work store (``ledger.store``), each with its normalized form
+(``DesiredStatus.payload``), parsed once when the input was read. A run has three steps:
+
+1. **Subscriptions**: every business unit's definitions are read (``GET /definitions``); a row
+   whose subscription is not one of its unit's is refused, naming the id, before anything is sent.
+2. **Plan**, a window of rows at a time: HubSpot's statuses of the window's contacts are read in
+   batches (per business unit), and, for rows that would subscribe, their opt-outs of all email;
+   each row is decided (``sync_plan.decide``), taking the sync's own earlier writes from the
+   journal (``ledger.sync_journal``). A row whose state was not read (a failed read, a contact or
+   subscription missing from HubSpot's answer, a per-contact error) is never decided: it fails
+   with what was not read. Rows needing no write get their outcome; the others are planned.
+3. **Write**: ``max_changes`` is checked against the whole plan before the first write; then the
+   planned rows are written in full batches through ``batching.send_pending``, each batch's
+   contacts read once more just before it is sent (one round trip), so that a change made in
+   HubSpot since the plan is seen. The journal gets each batch's intents just before it is sent,
+   and HubSpot's answers when the run ends.
+
+Nothing here imports Airflow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..ledger.desired_state import DesiredStatus, desired_status
+from ..ledger.desired_state import DesiredStatus
 from ..ledger.files import attribute
 from ..ledger.outcomes import Outcome, Row
-from ..ledger.store import WorkStore
+from ..ledger.store import PendingRow, WorkStore
+from ..ledger.sync_journal import JournalEntry, SyncJournal, journal_key, matching_write
 from .batching import BatchAborted, is_fatal, send_pending
 from .classify import LOST_ANSWER_REASON, Chunk, classify, error_source
 from .errors import HubSpotError
@@ -32,6 +43,7 @@ from .models import (
     OperationResponse,
     PublicStatus,
     PublicWideStatus,
+    SetStatusSuccessReason,
     StatusState,
 )
 from .sync_plan import Decision, Verdict, decide
@@ -44,35 +56,137 @@ _SETTLED = {
     Verdict.NEWER_IN_HUBSPOT: Outcome.KEPT_NEWER_IN_HUBSPOT,
     Verdict.NEEDS_OPT_IN: Outcome.NEEDS_OPT_IN,
 }
+# HubSpot's way of saying, per input of a batch read, that it has no subscriber with that address:
+# then nothing was ever set for it, which is known, not unknown.
+_NO_SUBSCRIBER = "OBJECT_NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class NotRead:
+    """Why a contact's state is not known: the ledger's reason, category and correlation id;
+    ``error`` is the failed request's error, which may stop the whole run."""
+
+    reason: str
+    category: str | None = None
+    correlation_id: str | None = None
+    error: HubSpotError | None = None
+
+    def row(self, line: int) -> Row:
+        """A row whose state was not read: nothing was written for it. It fails (a retry reads it
+        again), or is not attempted when the error stops the whole run."""
+        fatal = self.error is not None and is_fatal(self.error)
+        outcome = Outcome.NOT_ATTEMPTED if fatal else Outcome.FAILED
+        return Row(line, outcome, f"nothing written: {self.reason}", self.category, self.correlation_id)
+
+    @classmethod
+    def failed_request(cls, what: str, error: HubSpotError) -> NotRead:
+        category, correlation = error_source(error)
+        return cls(f"{what} was not read ({error})", category, correlation, error)
 
 
 @dataclass
 class Holdings:
-    """What HubSpot holds for some contacts: each subscription's status, and opt-outs of all email."""
+    """What HubSpot was read to hold for some contacts of one business unit, and what it was not."""
 
     statuses: dict[tuple[str, int], PublicStatus] = field(default_factory=dict)
-    opted_out: dict[str, PublicWideStatus] = field(default_factory=dict)
+    read: set[str] = field(default_factory=set)  # contacts HubSpot answered with their statuses
+    absent: set[str] = field(default_factory=set)  # HubSpot has no subscriber with that address
+    unread: dict[str, NotRead] = field(default_factory=dict)
+    opted_out: dict[str, PublicWideStatus] = field(default_factory=dict)  # the latest opt-out of all
+    wide_read: set[str] = field(default_factory=set)
+    wide_absent: set[str] = field(default_factory=set)
+    wide_unread: dict[str, NotRead] = field(default_factory=dict)
 
-    def add_statuses(self, answer: BatchStatusesResponse) -> None:
+    def not_read(self, batch: list[str], problem: NotRead, *, wide: bool) -> None:
+        (self.wide_unread if wide else self.unread).update(dict.fromkeys(batch, problem))
+
+    def add_statuses(self, batch: list[str], answer: BatchStatusesResponse) -> None:
         for result in answer.results:
+            address = result.subscriber_id_string.strip().lower()
+            self.read.add(address)
             for status in result.statuses:
-                self.statuses[(result.subscriber_id_string.lower(), status.subscription_id)] = status
+                self.statuses[(address, status.subscription_id)] = status
+        _account(batch, self.read, self.absent, self.unread, answer, "HubSpot's statuses")
 
-    def add_wide(self, answer: BatchWideStatusesResponse) -> None:
+    def add_wide(self, batch: list[str], answer: BatchWideStatusesResponse) -> None:
         for result in answer.results:
+            address = result.subscriber_id_string.strip().lower()
+            self.wide_read.add(address)
             for wide in result.wide_statuses:
                 if wide.status is not StatusState.UNSUBSCRIBED:
                     continue
-                address = result.subscriber_id_string.lower()
                 known = self.opted_out.get(address)
                 if known is None or wide.timestamp > known.timestamp:  # the latest opt-out speaks
                     self.opted_out[address] = wide
+        _account(
+            batch, self.wide_read, self.wide_absent, self.wide_unread, answer, "the opt-out of all email"
+        )
 
-    def decide(self, desired: DesiredStatus, *, allow_resubscribe: bool, opt_out_read: bool) -> Decision:
-        assert desired.subscriber is not None and desired.subscription_id is not None
-        current = self.statuses.get((desired.subscriber, desired.subscription_id))
-        opted_out = self.opted_out.get(desired.subscriber) if opt_out_read else None
-        return decide(desired, current, opted_out, allow_resubscribe=allow_resubscribe)
+    def current(self, desired: DesiredStatus) -> PublicStatus | NotRead | None:
+        """HubSpot's status of the row's subscription; None when HubSpot has no such subscriber."""
+        address, subscription = desired.subscriber or "", desired.subscription_id or 0
+        if address in self.unread:
+            return self.unread[address]
+        if address in self.absent:
+            return None
+        found = self.statuses.get((address, subscription))
+        if found is None:
+            return NotRead(f"HubSpot's answer has no status of subscription {subscription} for this contact")
+        return found
+
+    def opt_out(self, desired: DesiredStatus) -> PublicWideStatus | NotRead | None:
+        """The contact's latest opt-out of all email, None if it has none."""
+        address = desired.subscriber or ""
+        if address in self.wide_unread:
+            return self.wide_unread[address]
+        if address in self.wide_absent and address not in self.absent:
+            # A contact HubSpot does not know has opted out of nothing; one whose statuses it just
+            # gave is another matter: the two answers disagree.
+            return NotRead(
+                "the opt-out of all email not read: HubSpot found no such subscriber, "
+                "though it gave its statuses"
+            )
+        return self.opted_out.get(address)
+
+
+def _account(
+    batch: list[str],
+    read: set[str],
+    absent: set[str],
+    unread: dict[str, NotRead],
+    answer: OperationResponse[Any],
+    what: str,
+) -> None:
+    """Every contact of ``batch`` that HubSpot's answer did not give: absent (HubSpot has no such
+    subscriber) or not read, with HubSpot's error or the fact that the answer left it out."""
+    correlation = answer.delivery.correlation_id
+    named: dict[str, NotRead] = {}
+    unnamed: NotRead | None = None
+    for error in answer.errors:
+        why = NotRead(
+            f"{what} not read: HubSpot answered {error.category}: {error.message}",
+            error.category,
+            correlation,
+        )
+        if error.category == _NO_SUBSCRIBER:
+            absent.update(s.strip().lower() for s in error.subscriber_ids)
+        elif error.subscriber_ids:
+            named.update((s.strip().lower(), why) for s in error.subscriber_ids)
+        else:
+            unnamed = why
+    for address in batch:
+        if address in read or address in absent:
+            continue
+        unread[address] = (
+            named.get(address)
+            or unnamed
+            or NotRead(
+                f"{what} missing from HubSpot's answer (it named neither a result nor an error "
+                "for this contact)",
+                None,
+                correlation,
+            )
+        )
 
 
 def needs_opt_out_read(desired: DesiredStatus, decision: Decision) -> bool:
@@ -95,17 +209,45 @@ class SyncSettings:
     allow_resubscribe: bool
     require_legal_basis: bool
     dry_run: bool
+    max_changes: int | None = None
+
+
+class TooManyChanges(Exception):
+    """The plan writes more rows than ``max_changes`` allows: nothing was written."""
+
+    def __init__(self, planned: int, earlier: int, limit: int) -> None:
+        self.planned, self.earlier, self.limit = planned, earlier, limit
+        earlier_text = f" besides {earlier} written by earlier tries of this task run" if earlier else ""
+        super().__init__(
+            f"the plan writes {planned} row(s){earlier_text}, more than max_changes={limit}; nothing was "
+            "written (a snapshot that would change that much is more likely broken than true)"
+        )
+
+
+@dataclass
+class _Planned:
+    """A row to write: its desired state, why, when this task instance first sent it (if it did)."""
+
+    desired: DesiredStatus
+    decision: Decision
+    first_sent: float | None
 
 
 class SyncRun:
-    """One try's sync of the pending rows of ``store`` with ``client`` (an async client)."""
+    """One try's sync of the pending rows of ``store`` with ``client`` (an async client).
+
+    ``journal`` is the sync journal (loaded); ``task`` names this task instance in it, so that a
+    retry knows what an earlier try of the same task run sent, whatever the input's order now.
+    """
 
     def __init__(
         self,
         store: WorkStore,
         client: Any,
         settings: SyncSettings,
+        journal: SyncJournal,
         *,
+        task: str = "",
         before_send: Callable[[list[int]], None] | None = None,
         after_answer: Callable[[], None] | None = None,
         resumed: bool = False,
@@ -113,135 +255,318 @@ class SyncRun:
         self.store = store
         self.client = client
         self.settings = settings
+        self.journal = journal
+        self.task = task
         self.before_send = before_send
         self.after_answer = after_answer
         self.resumed = resumed
-        self.read_requests = 0
+        self.read_requests = 0  # every read, those of the plan and the re-reads before writes
+        self.reread_requests = 0  # the re-reads just before writes
         self.write_requests = 0
+        self.planned = 0
+        # Per write batch: seconds from its contacts' re-read to HubSpot's answer to the write (the
+        # write was applied in between): how long a change made in HubSpot could go unseen.
+        self.read_to_write: list[float] = []
+        self._results: list[JournalEntry] = []  # HubSpot's answers, for the journal at the end
+        self._subscriptions: dict[int, set[int]] = {}
 
     async def run(self) -> None:
-        """Plan and write window after window; ``BatchAborted`` when HubSpot stops answering for good."""
-        last = 0
-        while rows := self.store.pending_rows(last, self.settings.window):
-            through = rows[-1][0]
-            plans = await self._plan(rows)
+        """Check the subscriptions, plan every row, then write the plan. ``BatchAborted`` when HubSpot
+        stops answering for good; ``TooManyChanges`` when the plan is larger than ``max_changes``."""
+        failed = True
+        try:
+            await self._check_subscriptions()
+            await self._plan()
+            self.planned = self.store.planned_count()
             if self.settings.dry_run:
-                self.store.record(
-                    Row(line, Outcome.NOT_ATTEMPTED, f"dry run, would write: {decision.reason}")
-                    for line, (_, decision) in plans.items()
-                )
-            elif plans:
-                await self._write(plans, after=last, through=through)
+                self._mark_planned(lambda why: f"dry run, would write: {why}")
+            self._check_max_changes()
+            if not self.settings.dry_run:
+                await self._write()
+            failed = False
+        finally:
+            try:
+                self.journal.append(self._results)
+            except Exception:
+                if not failed:  # the next run would take these writes for a person's changes: say so
+                    raise
+                log.exception("The sync journal could not record this try's answers")
+            self._results = []
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def unit_of(self, desired: DesiredStatus) -> int:
+        """The row's business unit: its own, else the operator's or connection's, else the default 0."""
+        if desired.business_unit_id is not None:
+            return desired.business_unit_id
+        return self.settings.business_unit_id or 0
+
+    def _desired(self, row: PendingRow) -> DesiredStatus:
+        assert row.payload is not None, f"line {row.line} has no parsed form"
+        return DesiredStatus.from_payload(row.line, row.raw, row.payload)
+
+    def _key(self, desired: DesiredStatus) -> str:
+        return journal_key(self.unit_of(desired), desired.subscriber or "", desired.subscription_id or 0)
+
+    def _rows_after(self, after: int) -> Iterable[list[PendingRow]]:
+        while rows := self.store.pending_rows(after, self.settings.window):
+            yield rows
+            after = rows[-1].line
+
+    def _stop_if_fatal(self, problems: Iterable[NotRead]) -> None:
+        fatal = next((p.error for p in problems if p.error is not None and is_fatal(p.error)), None)
+        if fatal is not None:  # every row not decided yet stays unsent
+            raise BatchAborted(fatal, self.store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal}"))
+
+    # -- 1. the subscriptions of each business unit -----------------------------------------------
+
+    async def _check_subscriptions(self) -> None:
+        units = {self.unit_of(self._desired(row)) for rows in self._rows_after(0) for row in rows}
+        known: dict[int, set[int] | NotRead] = {}
+        for unit in sorted(units):
+            self.read_requests += 1
+            try:
+                answer = await self.client.get_definitions(business_unit_id=unit)
+            except HubSpotError as error:
+                what = f"the subscriptions of business unit {unit} (GET /definitions)"
+                known[unit] = NotRead.failed_request(what, error)
+                continue
+            known[unit] = {int(d.id) for d in answer.results if str(d.id).isdigit()}
+        for rows in self._rows_after(0):
+            refused: list[Row] = []
+            for row in rows:
+                desired = self._desired(row)
+                unit = self.unit_of(desired)
+                subscriptions = known[unit]
+                if isinstance(subscriptions, NotRead):
+                    refused.append(subscriptions.row(row.line))
+                elif desired.subscription_id not in subscriptions:
+                    listed = ", ".join(map(str, sorted(subscriptions)[:12])) + (
+                        ", ..." if len(subscriptions) > 12 else ""
+                    )
+                    refused.append(
+                        Row(
+                            row.line,
+                            Outcome.INVALID_INPUT,
+                            f"subscription_id {desired.subscription_id} is not a subscription of business "
+                            f"unit {unit} (GET /definitions lists {listed or 'none'}); give the row's "
+                            "business_unit_id if it belongs to another unit",
+                        )
+                    )
+            self.store.record(refused)
+        self._stop_if_fatal(k for k in known.values() if isinstance(k, NotRead))
+
+    # -- 2. the plan ---------------------------------------------------------------------------------
+
+    async def _plan(self) -> None:
+        self.store.clear_plans()
+        for rows in self._rows_after(0):
+            desired = {row.line: self._desired(row) for row in rows}
+            first_sent = self._first_sent(rows, desired)
+            settled, to_write, problems = await self._assess(desired, first_sent)
+            self.store.record(settled)
+            self.store.set_plans((line, plan.decision.reason) for line, plan in to_write.items())
+            self._stop_if_fatal(problems)
             if self.after_answer is not None:
                 self.after_answer()
-            last = through
 
-    # -- reading and deciding ----------------------------------------------------------------------
+    def _first_sent(
+        self, rows: list[PendingRow], desired: dict[int, DesiredStatus]
+    ) -> dict[int, float | None]:
+        """When this task instance first sent each row: from the work store, or from the journal's
+        entries of this task (a retry whose input came in another order has only those)."""
+        entries = self.journal.entries(self._key(d) for d in desired.values())
+        first: dict[int, float | None] = {}
+        noted: list[tuple[int, float]] = []
+        for row in rows:
+            mine = [e.at for e in entries.get(self._key(desired[row.line]), []) if e.task == self.task]
+            earliest = min([*mine, *([row.sent_at] if row.sent_at is not None else [])], default=None)
+            first[row.line] = earliest
+            if earliest is not None and earliest != row.sent_at:
+                noted.append((row.line, earliest))
+        self.store.note_sent(noted)
+        return first
 
-    async def _plan(
-        self, rows: list[tuple[int, str, str, float | None]]
-    ) -> dict[int, tuple[DesiredStatus, Decision]]:
-        """Decide every row of a window; record those needing no write; return those to write."""
-        desired: dict[int, DesiredStatus] = {}
-        first_sent: dict[int, float | None] = {}
-        refused: list[Row] = []
-        for line, text, _, sent_at in rows:
-            row = desired_status(
-                line, json.loads(text), require_legal_basis=self.settings.require_legal_basis
-            )
-            if row.problem is not None:  # a retry given other settings (require_legal_basis)
-                refused.append(Row(line, Outcome.INVALID_INPUT, row.problem))
-                continue
-            desired[line], first_sent[line] = row, sent_at
-        self.store.record(refused)
-        holdings = Holdings()
-        size = self.settings.batch_size
-        unread = await self._read(
-            batches_of_contacts([d.subscriber or "" for d in desired.values()], size),
-            lambda batch: self.client.batch_read_statuses(
-                batch, business_unit_id=self.settings.business_unit_id
-            ),
-            holdings.add_statuses,
-        )
-        decisions = {
-            line: holdings.decide(d, allow_resubscribe=self.settings.allow_resubscribe, opt_out_read=False)
-            for line, d in desired.items()
-            if d.subscriber not in unread
-        }
-        wanted = [
-            desired[line].subscriber or ""
-            for line, dec in decisions.items()
-            if needs_opt_out_read(desired[line], dec)
-        ]
-        unread |= await self._read(
-            batches_of_contacts(wanted, size),
-            lambda batch: self.client.batch_read_unsubscribe_all(
-                batch, business_unit_id=self.settings.business_unit_id
-            ),
-            holdings.add_wide,
-        )
-        settled: list[Row] = []
-        to_write: dict[int, tuple[DesiredStatus, Decision]] = {}
+    async def _assess(
+        self, desired: dict[int, DesiredStatus], first_sent: dict[int, float | None]
+    ) -> tuple[list[Row], dict[int, _Planned], list[NotRead]]:
+        """Read HubSpot for ``desired`` and decide each row: the rows settled now, the rows to write,
+        and what was not read."""
+        by_unit: dict[int, dict[int, DesiredStatus]] = {}
         for line, d in desired.items():
-            if d.subscriber in unread:
-                settled.append(unread_row(line, unread[d.subscriber or ""]))
-                continue
-            decision = decisions[line]
-            if needs_opt_out_read(d, decision):  # the verdicts the opt-out was read for, and only those
-                decision = holdings.decide(
-                    d, allow_resubscribe=self.settings.allow_resubscribe, opt_out_read=True
+            by_unit.setdefault(self.unit_of(d), {})[line] = d
+        settled: list[Row] = []
+        to_write: dict[int, _Planned] = {}
+        problems: list[NotRead] = []
+        entries = self.journal.entries(self._key(d) for d in desired.values())
+        for unit, rows in by_unit.items():
+            holdings = Holdings()
+            await self._read(unit, [d.subscriber or "" for d in rows.values()], holdings, wide=False)
+            first: dict[int, Decision | NotRead] = {}
+            for line, d in rows.items():
+                current = holdings.current(d)
+                first[line] = (
+                    current if isinstance(current, NotRead) else self._decide(d, current, None, entries)
                 )
-            if decision.verdict is Verdict.WRITE:
-                to_write[line] = (d, decision)
-                continue
-            current = holdings.statuses.get((d.subscriber or "", d.subscription_id or 0))
-            if (
-                decision.verdict is Verdict.IN_SYNC
-                and first_sent[line] is not None
-                and current is not None
-                and attribute(first_sent[line], current.timestamp.timestamp())
-            ):
-                # An earlier attempt of this run wrote it and its answer was lost: this run changed it.
-                settled.append(Row(line, Outcome.STATUS_SET, f"{LOST_ANSWER_REASON} ({decision.reason})"))
-            else:
-                settled.append(Row(line, _SETTLED[decision.verdict], decision.reason))
-        self.store.record(settled)
-        fatal = next((error for error in unread.values() if is_fatal(error)), None)
-        if fatal is not None:  # the rows to write, and every row after the window, stay unsent
-            raise BatchAborted(fatal, self.store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal}"))
-        return to_write
+            wanted = [
+                rows[line].subscriber or ""
+                for line, verdict in first.items()
+                if isinstance(verdict, Decision) and needs_opt_out_read(rows[line], verdict)
+            ]
+            await self._read(unit, wanted, holdings, wide=True)
+            for line, d in rows.items():
+                verdict = first[line]
+                if isinstance(verdict, Decision) and needs_opt_out_read(d, verdict):
+                    opt_out = holdings.opt_out(d)
+                    current = holdings.current(d)
+                    assert not isinstance(current, NotRead)
+                    verdict = (
+                        opt_out
+                        if isinstance(opt_out, NotRead)
+                        else self._decide(d, current, opt_out, entries)
+                    )
+                if isinstance(verdict, NotRead):
+                    problems.append(verdict)
+                    settled.append(verdict.row(line))
+                elif verdict.verdict is Verdict.WRITE:
+                    to_write[line] = _Planned(d, verdict, first_sent.get(line))
+                else:
+                    settled.append(self._settled(line, d, verdict, holdings.current(d), first_sent.get(line)))
+        return settled, to_write, problems
 
-    async def _read(
+    def _decide(
         self,
-        batches: list[list[str]],
-        read: Callable[[list[str]], Any],
-        keep: Callable[[Any], None],
-    ) -> dict[str, HubSpotError]:
-        """Run the reads, ``max_in_flight`` at once; the contacts whose read failed, with the error."""
+        desired: DesiredStatus,
+        current: PublicStatus | None,
+        opted_out: PublicWideStatus | None,
+        entries: dict[str, list[JournalEntry]],
+    ) -> Decision:
+        written = None
+        if current is not None:
+            written = matching_write(
+                entries.get(self._key(desired), []),
+                current.status.value,
+                current.timestamp.timestamp(),
+                current.source,
+            )
+        return decide(
+            desired, current, opted_out, written=written, allow_resubscribe=self.settings.allow_resubscribe
+        )
+
+    def _settled(
+        self,
+        line: int,
+        desired: DesiredStatus,
+        decision: Decision,
+        current: PublicStatus | NotRead | None,
+        first_sent: float | None,
+    ) -> Row:
+        if (
+            decision.verdict is Verdict.IN_SYNC
+            and first_sent is not None
+            and isinstance(current, PublicStatus)
+            and current.status.value == desired.status
+            and attribute(first_sent, current.timestamp.timestamp())
+        ):
+            # An earlier attempt of this task run wrote it and its answer was lost: this run changed it.
+            self._results.append(self._entry(desired, line, applied=True, status=current))
+            return Row(line, Outcome.STATUS_SET, f"{LOST_ANSWER_REASON} ({decision.reason})")
+        return Row(line, _SETTLED[decision.verdict], decision.reason)
+
+    async def _read(self, unit: int, addresses: list[str], holdings: Holdings, *, wide: bool) -> None:
+        """Read the statuses (or opt-outs) of ``addresses`` into ``holdings``, ``max_in_flight`` at
+        once; a failed request makes each of its contacts not read, with the error."""
         slots = asyncio.Semaphore(self.settings.max_in_flight)
-        failed: dict[str, HubSpotError] = {}
+        stopped: list[HubSpotError] = []
+        what = "the opt-out of all email" if wide else "HubSpot's statuses"
 
         async def one(batch: list[str]) -> None:
             async with slots:
-                stopped = next((e for e in failed.values() if is_fatal(e)), None)
-                if stopped is not None:  # no read after a fatal error: its batch shares that error
-                    failed.update(dict.fromkeys(batch, stopped))
+                if stopped:  # no read after a fatal error: its batch shares that error
+                    holdings.not_read(batch, NotRead.failed_request(what, stopped[0]), wide=wide)
                     return
                 self.read_requests += 1
                 try:
-                    keep(await read(batch))
+                    if wide:
+                        holdings.add_wide(
+                            batch, await self.client.batch_read_unsubscribe_all(batch, business_unit_id=unit)
+                        )
+                    else:
+                        holdings.add_statuses(
+                            batch, await self.client.batch_read_statuses(batch, business_unit_id=unit)
+                        )
                 except HubSpotError as error:
-                    failed.update(dict.fromkeys(batch, error))
+                    if is_fatal(error):
+                        stopped.append(error)
+                    holdings.not_read(batch, NotRead.failed_request(what, error), wide=wide)
 
-        await asyncio.gather(*(one(batch) for batch in batches))
-        return failed
+        await asyncio.gather(*(one(b) for b in batches_of_contacts(addresses, self.settings.batch_size)))
 
-    # -- writing -------------------------------------------------------------------------------------
+    # -- 3. the writes -------------------------------------------------------------------------------
 
-    async def _write(
-        self, plans: dict[int, tuple[DesiredStatus, Decision]], *, after: int, through: int
-    ) -> None:
+    def _mark_planned(self, reason: Callable[[str], str]) -> None:
+        after = 0
+        while planned := self.store.planned_rows(after, self.settings.window):
+            self.store.record(Row(row.line, Outcome.NOT_ATTEMPTED, reason(why)) for row, why in planned)
+            after = planned[-1][0].line
+
+    def _check_max_changes(self) -> None:
+        limit = self.settings.max_changes
+        if limit is None:
+            return
+        earlier = self.store.count_with((Outcome.STATUS_SET, Outcome.SUBMITTED))
+        if self.planned + earlier > limit:
+            error = TooManyChanges(self.planned, earlier, limit)
+            self._mark_planned(lambda why: f"not written: {error} (plan: {why})")  # a dry run marked them
+            raise error
+
+    async def _write(self) -> None:
+        reads_before = self.read_requests
+        try:
+            await self._write_groups()
+        finally:
+            self.reread_requests = self.read_requests - reads_before
+
+    async def _write_groups(self) -> None:
+        after = 0
+        while group := self.store.planned_rows(after, self.settings.window):
+            plans = {
+                row.line: _Planned(self._desired(row), Decision(Verdict.WRITE, why), row.sent_at)
+                for row, why in group
+            }
+            await self._write_group(plans, after=after, through=group[-1][0].line)
+            after = group[-1][0].line
+
+    async def _write_group(self, plans: dict[int, _Planned], *, after: int, through: int) -> None:
         from . import status_request
+
+        reread_at: dict[int, float] = {}
+
+        async def recheck(chunk: Chunk) -> Chunk:
+            """Read the chunk's contacts again right before writing: what changed since the plan wins."""
+            desired = {line: plans[line].desired for line, _ in chunk}
+            settled, to_write, problems = await self._assess(
+                desired, {line: plans[line].first_sent for line, _ in chunk}
+            )
+            fatal = next((p.error for p in problems if p.error is not None and is_fatal(p.error)), None)
+            if fatal is not None:
+                raise fatal  # the chunk stays unsent; send_pending stops the rest
+            self.store.record(settled)
+            self._results.extend(  # not sent after all (a lost answer's row has its entry already)
+                self._entry(plans[row.line].desired, row.line, applied=False)
+                for row in settled
+                if row.outcome is not Outcome.STATUS_SET
+            )
+            for line, fresh in to_write.items():
+                plans[line] = fresh
+            # What is about to be sent goes into the journal before it leaves: if the answer is lost
+            # or this try dies, the retry and the next runs know these were the sync's.
+            sending = time.time()
+            self.journal.append(
+                [self._entry(p.desired, line, applied=None, at=sending) for line, p in to_write.items()]
+            )
+            reread_at.update(dict.fromkeys(to_write, time.monotonic()))
+            return [(line, address) for line, address in chunk if line in to_write]
 
         def send(chunk: Chunk) -> Any:
             self.write_requests += 1
@@ -249,14 +574,22 @@ class SyncRun:
                 [
                     status_request(
                         address,
-                        status_state=str(plans[line][0].status),
-                        subscription_id=int(plans[line][0].subscription_id or 0),
-                        legal_basis=plans[line][0].legal_basis,
-                        legal_basis_explanation=plans[line][0].legal_basis_explanation,
+                        status_state=str(plans[line].desired.status),
+                        subscription_id=int(plans[line].desired.subscription_id or 0),
+                        legal_basis=plans[line].desired.legal_basis,
+                        legal_basis_explanation=plans[line].desired.legal_basis_explanation,
                     )
                     for line, address in chunk
                 ]
             )
+
+        def classify_answer(chunk: Chunk, answer: OperationResponse[Any]) -> list[Row]:
+            self.read_to_write.append(time.monotonic() - min(reread_at[line] for line, _ in chunk))
+            rows = classify_writes(
+                chunk, answer, {line: (p.desired, p.decision) for line, p in plans.items()}
+            )
+            self._note_answers(rows, answer, plans)
+            return rows
 
         await send_pending(
             self.store,
@@ -264,21 +597,60 @@ class SyncRun:
             batch_size=self.settings.batch_size,
             max_in_flight=self.settings.max_in_flight,
             before_send=self.before_send,
+            after_answer=self.after_answer,
             resumed=self.resumed,
             after=after,
             through=through,
-            classify_answer=lambda chunk, answer: classify_writes(chunk, answer, plans),
+            recheck=recheck,
+            classify_answer=classify_answer,
+        )
+
+    def _note_answers(
+        self, rows: list[Row], answer: OperationResponse[Any], plans: dict[int, _Planned]
+    ) -> None:
+        """The journal's record of each written row: what HubSpot's answer shows it holding, or that
+        HubSpot refused it; a row whose answer is not known keeps its intent."""
+        held = written_statuses(answer)
+        for row in rows:
+            desired = plans[row.line].desired
+            status = held.get((desired.subscriber or "", desired.subscription_id or 0))
+            if row.outcome in (Outcome.STATUS_SET, Outcome.ALREADY_IN_STATE) and status is not None:
+                self._results.append(self._entry(desired, row.line, applied=True, status=status))
+            elif row.outcome is Outcome.FAILED and row.category is not None:  # refused or canceled
+                self._results.append(self._entry(desired, row.line, applied=False))
+
+    def _entry(
+        self,
+        desired: DesiredStatus,
+        line: int,
+        *,
+        applied: bool | None,
+        status: PublicStatus | None = None,
+        at: float | None = None,
+    ) -> JournalEntry:
+        assert desired.decided_at is not None and desired.status is not None
+        return JournalEntry(
+            key=self._key(desired),
+            status=status.status.value if status is not None else desired.status,
+            decided=desired.decided_at.timestamp(),
+            at=time.time() if at is None else at,
+            applied=applied,
+            timestamp=status.timestamp.timestamp() if status is not None else None,
+            source=status.source if status is not None else None,
+            basis_sent=desired.legal_basis,
+            basis_held=status.legal_basis.value if status is not None and status.legal_basis else None,
+            task=self.task,
+            line=line,
         )
 
 
-def unread_row(line: int, error: HubSpotError) -> Row:
-    """A row whose contact's status could not be read: nothing was written for it. It is failed
-    (a retry reads it again), or not attempted when the error stops the whole run."""
-    category, correlation = error_source(error)
-    outcome = Outcome.NOT_ATTEMPTED if is_fatal(error) else Outcome.FAILED
-    return Row(
-        line, outcome, f"HubSpot's status was not read, nothing written: {error}", category, correlation
-    )
+def written_statuses(answer: OperationResponse[Any]) -> dict[tuple[str, int], PublicStatus]:
+    """The statuses a batch write's answer reports, by contact and subscription."""
+    return {
+        (s.subscriber_id_string.strip().lower(), s.subscription_id): s
+        for s in answer.results
+        if isinstance(s, PublicStatus)
+    }
 
 
 def classify_writes(
@@ -286,7 +658,8 @@ def classify_writes(
 ) -> list[Row]:
     """One row per written desired row, matched by contact and subscription (``classify``); the
     reason is HubSpot's answer followed by the plan's (what HubSpot held, since when, and the
-    decision's time)."""
+    decision's time). A write of a legal basis to a status HubSpot already held says whether
+    HubSpot's answer shows the basis stored (``status_set``) or kept its own (``already_in_state``)."""
     rows = classify(
         chunk,
         answer,
@@ -294,7 +667,31 @@ def classify_writes(
         unchanged=Outcome.ALREADY_IN_STATE,
         subscription_of={line: int(plans[line][0].subscription_id or 0) for line, _ in chunk},
     )
-    return [replace(row, reason=_with_plan(row, plans[row.line][1].reason)) for row in rows]
+    held = written_statuses(answer)
+    out = []
+    for row in rows:
+        desired, decision = plans[row.line]
+        status = held.get((desired.subscriber or "", desired.subscription_id or 0))
+        if (
+            decision.basis_only
+            and row.outcome is Outcome.ALREADY_IN_STATE
+            and status is not None
+            and status.set_status_success_reason is SetStatusSuccessReason.NO_STATUS_CHANGE
+        ):
+            stored = status.legal_basis is not None and status.legal_basis.value == desired.legal_basis
+            kept = status.legal_basis.value if status.legal_basis else "none"
+            basis = (
+                f"legal basis {desired.legal_basis} recorded with the unchanged status"
+                if stored
+                else f"HubSpot kept its legal basis {kept}; {desired.legal_basis} was not stored"
+            )
+            row = replace(
+                row,
+                outcome=Outcome.STATUS_SET if stored else Outcome.ALREADY_IN_STATE,
+                reason=f"{row.reason}, {basis}",
+            )
+        out.append(replace(row, reason=_with_plan(row, decision.reason)))
+    return out
 
 
 def _with_plan(row: Row, plan: str) -> str:

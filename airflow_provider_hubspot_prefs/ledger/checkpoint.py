@@ -37,7 +37,7 @@ from .files import read_rows, write_atomically
 from .ingestion import Ingestion
 from .inputs import InputRecord
 from .spool import LedgerSpool, SpoolMark, write_ledger
-from .store import StaleTryError, WorkStore, private_umask, sweep_stale
+from .store import InputChangedError, StaleTryError, WorkStore, private_umask, sweep_stale
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class BatchState:
         work_dir: Path | None = None,
         flush_interval: float = 60.0,
         window_lines: int = 4000,
+        replan_on_change: bool = False,
     ) -> None:
         self.identity = identity
         self.ledger = ledger
@@ -109,6 +110,10 @@ class BatchState:
         self.work_path = self.work_dir / f"{name}.sqlite"
         self.flush_interval = flush_interval
         self.window_lines = window_lines
+        # A task that decides every row afresh from what HubSpot holds (the consent sync) can start
+        # over when its input changed since the checkpoint; line-by-line resume cannot.
+        self.replan_on_change = replan_on_change
+        self.replanned: str | None = None  # why this try starts over instead of resuming
         self.store: WorkStore | None = None
         # A fresh start sends while the input is still being read: this reads the rest (see ``open``).
         self.ingestion: Ingestion | None = None
@@ -202,10 +207,13 @@ class BatchState:
                 else:
                     store.ingest(records())
                     self.resumed = "checkpoint"
-                    if state.get("ledger"):
-                        store.restore(read_rows(self.ledger), self.checkpoint_path)
-                    for first, last, since in state.get("windows", []):
-                        store.mark_sent_window(int(first), int(last), float(since))
+                    if self.replan_on_change:
+                        self._replan_if_changed(store, state)
+                    else:
+                        if state.get("ledger"):
+                            store.restore(read_rows(self.ledger), self.checkpoint_path)
+                        for first, last, since in state.get("windows", []):
+                            store.mark_sent_window(int(first), int(last), float(since))
             except BaseException:
                 store.remove()  # half-built from an input that could not be read: nothing to keep
                 raise
@@ -226,6 +234,21 @@ class BatchState:
         }
         self._save()
         return store
+
+    def _replan_if_changed(self, store: WorkStore, state: dict[str, Any]) -> None:
+        """Resume from the ledger if the input is the one it describes; else start over.
+
+        A task that replans keeps its own record of what it sent, per contact (the consent sync's
+        journal, written before each batch leaves): the send windows, which number lines and cover
+        lines ahead of those sent, are not used.
+        """
+        if not state.get("ledger"):
+            return
+        try:
+            store.restore(read_rows(self.ledger), self.checkpoint_path)
+        except InputChangedError as exc:
+            self.replanned = str(exc)
+            log.warning("Starting over instead of resuming: %s", self.replanned)
 
     def check_still_current(self) -> None:
         """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger)."""

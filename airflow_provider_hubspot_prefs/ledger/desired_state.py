@@ -1,10 +1,15 @@
 """Rows of a desired consent state, read as the consent sync needs them (issue 13's sync input).
 
-A row says what one person decided about one subscription: subscriber, subscription id, status,
-legal basis with its explanation, and when they decided. Rows come from a CSV or JSON-lines file,
-a list of mappings (XCom) or a SQL cursor; each is numbered (its line in a file, its position
-otherwise) and either complete and valid or refused with the field and the reason, so that every
-row can end in exactly one ledger row.
+A row says what one person decided about one subscription: subscriber, subscription id (and its
+business unit), status, legal basis with its explanation, and when they decided. Rows come from a
+CSV or JSON-lines file, a list of mappings (XCom) or a SQL cursor; each is numbered (its line in a
+file, its position otherwise) and either complete and valid or refused with the field and the
+reason, so that every row can end in exactly one ledger row.
+
+Every value is parsed once, here: the sync plans from the normalized row (``DesiredStatus.payload``),
+never from the text again. A refused row whose contact and subscription can still be read keeps
+them (``key``) and the latest time it can have been decided (``latest_possible``): a later decision
+that cannot be used must stop an earlier one from being written (``store.WorkStore.end_ingest``).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import IO, Any
 
 from ..client.models import LegalBasis, StatusState
@@ -29,13 +36,30 @@ COLUMNS = (
     "legal_basis_explanation",
     "decided_at",
 )
+# Optional: the business unit of the subscription (default: the operator's or the connection's).
+OPTIONAL_COLUMNS = ("legal_basis_explanation", "business_unit_id")
 STATUSES = tuple(state.value for state in StatusState)
 LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
+
+# A decision time is plausible from this date on (epoch seconds of 1990-01-01): earlier ones are
+# a unit mistake or a placeholder, never a person's recorded choice.
+EARLIEST_DECISION = 631_152_000.0
+# Clocks of warehouses and workers differ by a little; a decision further in the future is a
+# time zone or unit mistake, and would win over every real choice.
+FUTURE_TOLERANCE = 300.0
+# How far a time written without a time zone can be from the same digits read as UTC.
+_NAIVE_SPREAD = 14 * 3600.0
+_EPOCH_TEXT = re.compile(r"[+-]?\d+(\.\d+)?")
 
 
 @dataclass(frozen=True)
 class DesiredStatus:
-    """One row: what to make HubSpot hold, or why it cannot be used (``problem``)."""
+    """One row: what to make HubSpot hold, or why it cannot be used (``problem``).
+
+    A refused row keeps ``subscriber`` and ``subscription_id`` when they could be read, and
+    ``latest_possible``: the latest time (epoch seconds) it can have been decided, ``inf`` when
+    its time cannot be read at all.
+    """
 
     line: int
     text: str
@@ -46,6 +70,54 @@ class DesiredStatus:
     legal_basis_explanation: str | None = None
     decided_at: datetime | None = None
     problem: str | None = None
+    business_unit_id: int | None = None
+    latest_possible: float | None = None
+
+    @property
+    def key(self) -> str | None:
+        """Contact and subscription: what makes two rows decisions about the same thing."""
+        if self.subscriber is None or self.subscription_id is None:
+            return None
+        return f"{self.subscriber} {self.subscription_id}"
+
+    @property
+    def decided(self) -> float | None:
+        """When the person decided (epoch seconds): the decision time of a usable row, else the
+        latest time a refused one can have been decided."""
+        if self.problem is None and self.decided_at is not None:
+            return self.decided_at.timestamp()
+        return self.latest_possible
+
+    def payload(self) -> str:
+        """The normalized row as JSON: what the sync plans from (``from_payload``)."""
+        assert self.decided_at is not None
+        return json.dumps(
+            [
+                self.subscriber,
+                self.subscription_id,
+                self.business_unit_id,
+                self.status,
+                self.legal_basis,
+                self.legal_basis_explanation,
+                self.decided_at.timestamp(),
+            ],
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_payload(cls, line: int, text: str, payload: str) -> DesiredStatus:
+        subscriber, subscription, unit, status, basis, explanation, decided = json.loads(payload)
+        return cls(
+            line,
+            text,
+            subscriber,
+            subscription,
+            status,
+            basis,
+            explanation,
+            datetime.fromtimestamp(decided, timezone.utc),
+            business_unit_id=unit,
+        )
 
 
 def _cell(row: Mapping[str, Any], column: str) -> Any:
@@ -53,27 +125,54 @@ def _cell(row: Mapping[str, Any], column: str) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bool = True) -> DesiredStatus:
-    """Check one row (keys as in ``COLUMNS``) and say what is wrong with it, naming the field."""
-    # The row as JSON is its ledger ``input``, and what the sync reads back to send it: exact
-    # for every valid row (a value with undecodable bytes is refused below).
-    given = {c: row.get(c) for c in COLUMNS if row.get(c) not in (None, "")}
+def _whole_number(value: Any) -> Any:
+    """A positive whole number as an int, from an int, digits, or a whole Decimal/float (warehouses
+    answer NUMBER/NUMERIC columns so: ``Decimal('1001.0')``); anything else as it was."""
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+\.0*", value):
+        return int(value.split(".")[0])
+    if isinstance(value, (Decimal, float)) and math.isfinite(value) and value % 1 == 0:
+        return int(value)
+    return value
+
+
+def desired_status(
+    line: int,
+    row: Mapping[str, Any],
+    *,
+    require_legal_basis: bool = True,
+    now: float | None = None,
+) -> DesiredStatus:
+    """Check one row (keys as in ``COLUMNS``) and say what is wrong with it, naming the field.
+
+    ``now`` (epoch seconds, default the clock) bounds ``decided_at``: a decision more than a few
+    minutes in the future is refused.
+    """
+    # The row as JSON is its ledger ``input``: what the row said, as read.
+    given = {c: row.get(c) for c in (*COLUMNS, "business_unit_id") if row.get(c) not in (None, "")}
     text = shown(json.dumps(given, default=str, ensure_ascii=False))
-
-    def refused(problem: str) -> DesiredStatus:
-        return DesiredStatus(line, text, problem=problem)
-
     subscriber, problem = examine(row.get("subscriber_id"), empty="empty")
     if subscriber is None:
-        return refused(f"subscriber_id is {problem}")
-    subscription = _cell(row, "subscription_id")
-    if isinstance(subscription, str) and subscription.isdigit():
-        subscription = int(subscription)
-    # Warehouses answer NUMBER columns as Decimal (Snowflake, Oracle) or float: whole ones are ids.
-    if isinstance(subscription, (Decimal, float)) and math.isfinite(subscription) and subscription % 1 == 0:
-        subscription = int(subscription)
+        return DesiredStatus(line, text, problem=f"subscriber_id is {problem}")
+    subscription = _whole_number(_cell(row, "subscription_id"))
     if isinstance(subscription, bool) or not isinstance(subscription, int) or subscription <= 0:
-        return refused(f"subscription_id {subscription!r} is not a positive whole number")
+        return DesiredStatus(
+            line, text, subscriber, problem=f"subscription_id {subscription!r} is not a positive whole number"
+        )
+    decided_at, latest_possible, time_problem = _moment(_cell(row, "decided_at"), now)
+
+    def refused(problem: str) -> DesiredStatus:
+        # The contact and subscription are known: the refused row still speaks for them.
+        return DesiredStatus(
+            line, text, subscriber, subscription, problem=problem, latest_possible=latest_possible
+        )
+
+    unit = _whole_number(_cell(row, "business_unit_id"))
+    if unit in (None, ""):
+        unit = None
+    elif isinstance(unit, bool) or not isinstance(unit, int) or unit < 0:
+        return refused(f"business_unit_id {unit!r} is not a whole number")
     status = str(_cell(row, "status") or "").upper()
     if status not in STATUSES:
         return refused(f"status {_cell(row, 'status')!r} is not one of {', '.join(STATUSES)}")
@@ -88,9 +187,8 @@ def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bo
             "SUBSCRIBED needs legal_basis and legal_basis_explanation (require_legal_basis=True): "
             "without them HubSpot may accept it and keep no evidence of consent"
         )
-    decided_at, problem = _moment(_cell(row, "decided_at"))
     if decided_at is None:
-        return refused(f"decided_at {problem}")
+        return refused(f"decided_at {time_problem}")
     return DesiredStatus(
         line,
         text,
@@ -100,27 +198,91 @@ def desired_status(line: int, row: Mapping[str, Any], *, require_legal_basis: bo
         legal_basis,
         explanation and str(explanation),
         decided_at,
+        business_unit_id=unit,
     )
 
 
-def _moment(value: Any) -> tuple[datetime | None, str]:
-    """An aware datetime from a datetime, an ISO 8601 text or epoch seconds; else why not."""
-    if value in (None, ""):
-        return None, "is empty: without it, a change made in HubSpot later cannot be told from an older one"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        from datetime import timezone
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
-        return datetime.fromtimestamp(float(value), timezone.utc), ""
+
+def _moment(value: Any, now: float | None) -> tuple[datetime | None, float, str]:
+    """``(aware datetime, its epoch seconds, "")`` for a usable decision time, else ``(None, the
+    latest time the value can stand for (inf: unknown), why not)``.
+
+    Accepted: an aware datetime, ISO 8601 text with an offset (``Z``, ``+02:00``, ``+0200``,
+    ``+02``), epoch seconds as a number or as digits (a CSV cell). Refused, naming why: no time zone,
+    epoch milliseconds, NaN and infinities, times before 1990 or in the future.
+    """
+    unknown = math.inf
+    if value in (None, ""):
+        return (
+            None,
+            unknown,
+            "is empty: without it, a change made in HubSpot later cannot be told from an older one",
+        )
+    if isinstance(value, str) and _EPOCH_TEXT.fullmatch(value):
+        value = Decimal(value)
+    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        return _epoch(value, now)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        moment = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+        return (
+            None,
+            moment + 86_400 + _NAIVE_SPREAD,
+            f"{value.isoformat()} is a date without a time and time zone",
+        )
     if isinstance(value, str):
+        import pendulum
+
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None, f"{value!r} is not an ISO 8601 time"
+            parsed = pendulum.parse(value, tz=None, strict=True)
+        except (ValueError, TypeError, OverflowError):  # pendulum's ParserError is a ValueError
+            return None, unknown, f"{value!r} is not an ISO 8601 time"
+        if not isinstance(parsed, datetime):
+            return None, unknown, f"{value!r} is not a date and time"
+        value = parsed
     if not isinstance(value, datetime):
-        return None, f"{value!r} is not a time"
-    if value.tzinfo is None:
-        return None, f"{value.isoformat()} has no time zone: give it with one (e.g. Z for UTC)"
-    return value, ""
+        return None, unknown, f"{value!r} is not a time"
+    if value.tzinfo is None or value.utcoffset() is None:
+        naive = value.replace(tzinfo=timezone.utc).timestamp()
+        return (
+            None,
+            naive + _NAIVE_SPREAD,
+            f"{value.isoformat()} has no time zone: give it with one (e.g. Z for UTC)",
+        )
+    return _plausible(value.timestamp(), now, value.isoformat())
+
+
+def _epoch(value: int | float | Decimal, now: float | None) -> tuple[datetime | None, float, str]:
+    try:
+        seconds = float(value)
+    except (OverflowError, InvalidOperation, ValueError):
+        return None, math.inf, f"{value} is not a number of seconds"
+    if not math.isfinite(seconds):
+        return None, math.inf, f"{value} is not a time (not a finite number)"
+    if seconds > 1e11:  # after the year 5138: milliseconds or microseconds since 1970
+        return (
+            None,
+            math.inf,
+            f"{value} is not a plausible time in epoch seconds (it would be after the year 5000); "
+            "epoch milliseconds are not accepted: divide by 1000 or give ISO 8601",
+        )
+    return _plausible(seconds, now, f"{value} (epoch seconds)")
+
+
+def _plausible(seconds: float, now: float | None, shown_as: str) -> tuple[datetime | None, float, str]:
+    clock = time.time() if now is None else now
+    if seconds > clock + FUTURE_TOLERANCE:
+        return (
+            None,
+            seconds,
+            f"{shown_as} is in the future (it is now {_utc(clock)}): a decision cannot be dated later "
+            "than now; check the column's time zone and unit",
+        )
+    if seconds < EARLIEST_DECISION:
+        return None, seconds, f"{shown_as} is before 1990: not a plausible decision time"
+    return datetime.fromtimestamp(seconds, timezone.utc), seconds, ""
 
 
 def desired_from_mappings(
@@ -137,18 +299,27 @@ def desired_from_mappings(
 
 
 def desired_from_csv(stream: IO[str], *, require_legal_basis: bool = True) -> Iterator[DesiredStatus]:
-    """A CSV with a header naming the columns (``COLUMNS``); rows numbered by the line they start on."""
-    reader = csv.DictReader(stream)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or []) and c != "legal_basis_explanation"]
-    if reader.fieldnames is not None and missing:
+    """A CSV with a header naming the columns (``COLUMNS``); rows numbered by the line they start
+    on, blank lines included (each is refused as an empty line under its own number)."""
+    reader = csv.reader(stream)
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [name.strip() for name in header]
+    missing = [c for c in COLUMNS if c not in names and c not in OPTIONAL_COLUMNS]
+    if missing:
         raise ValueError(
-            f"the desired state lacks the column(s) {', '.join(missing)} "
-            f"(found: {', '.join(reader.fieldnames)})"
+            f"the desired state lacks the column(s) {', '.join(missing)} (found: {', '.join(header)})"
         )
     previous_end = reader.line_num
-    for row in reader:
+    for cells in reader:
         line, previous_end = previous_end + 1, reader.line_num
-        yield desired_status(line, row, require_legal_basis=require_legal_basis)
+        if not any(cell.strip() for cell in cells):
+            yield DesiredStatus(line, ",".join(cells), problem="empty line")
+            continue
+        yield desired_status(
+            line, dict(zip(names, cells, strict=False)), require_legal_basis=require_legal_basis
+        )
 
 
 def desired_from_json_lines(stream: IO[str], *, require_legal_basis: bool = True) -> Iterator[DesiredStatus]:
@@ -159,9 +330,11 @@ def desired_from_json_lines(stream: IO[str], *, require_legal_basis: bool = True
             yield DesiredStatus(line, "", problem="empty line")
             continue
         try:
-            row = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield DesiredStatus(line, shown(text), problem=f"not JSON ({exc.msg} at column {exc.colno})")
+            row = json.loads(text, parse_float=Decimal)
+        except (json.JSONDecodeError, ValueError) as exc:
+            where = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            yield DesiredStatus(line, shown(text), problem=f"not JSON ({reason}{where})")
             continue
         if not isinstance(row, dict):
             yield DesiredStatus(line, shown(text), problem=f"not a JSON object but {type(row).__name__}")

@@ -53,8 +53,11 @@ class InputRecord:
     # What makes two lines the same change (default: the address); the consent sync's key is
     # the address and the subscription.
     key: str | None = None
-    # When the person decided (epoch seconds), for inputs where the latest decision of a key wins.
+    # When the person decided (epoch seconds), for inputs where the latest decision of a key wins;
+    # for a refused input with a key, the latest time it can have been decided (inf: unknown).
     decided: float | None = None
+    # The input as its operator will use it, parsed once (the consent sync's normalized row).
+    payload: str | None = None
 
 
 def _sniff_encoding(head: bytes, location: object, encoding: str | None) -> str:

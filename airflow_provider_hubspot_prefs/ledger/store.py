@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from .inputs import InputRecord
 from .outcomes import RETRIED_OUTCOMES, Outcome, Row
@@ -63,6 +64,21 @@ def sweep_stale(folder: Path, days: float = STALE_AFTER_DAYS) -> int:
     return removed
 
 
+class PendingRow(NamedTuple):
+    """A row still to decide: its line, its input as read, its address, when it was first sent
+    (None: never), and its parsed form where the operator keeps one (``InputRecord.payload``)."""
+
+    line: int
+    raw: str
+    address: str
+    sent_at: float | None
+    payload: str | None
+
+
+class InputChangedError(ValueError):
+    """The input is not what an earlier try of this task read: its ledger cannot be resumed line by line."""
+
+
 class StaleTryError(RuntimeError):
     """A newer try of the same task instance owns the state: this try must not write it."""
 
@@ -83,11 +99,12 @@ class WorkStore:
             CREATE TABLE IF NOT EXISTS inputs (
                 line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
                 category TEXT, correlation_id TEXT, error_id TEXT, operation_status TEXT,
-                sent_at REAL, key TEXT, decided REAL);
+                sent_at REAL, key TEXT, decided REAL, payload TEXT, plan TEXT);
             """
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
-        for added in ("key TEXT", "decided REAL"):  # a store left by an older version of this package
+        # A store left by an older version of this package lacks the newer columns.
+        for added in ("key TEXT", "decided REAL", "payload TEXT", "plan TEXT"):
             if added.split()[0] not in columns:
                 self._db.execute(f"ALTER TABLE inputs ADD COLUMN {added}")
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
@@ -184,8 +201,8 @@ class WorkStore:
         invalid = Outcome.INVALID_INPUT.value
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO inputs (line, raw, address, outcome, reason, key, decided) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inputs (line, raw, address, outcome, reason, key, decided, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.line,
@@ -193,8 +210,11 @@ class WorkStore:
                     r.address,
                     None if r.address is not None else invalid,
                     r.problem,
-                    None if r.address is None else (r.key or r.address),
+                    # A refused record may still name its key (a consent row whose contact and
+                    # subscription are readable): it takes part in choosing the latest decision.
+                    r.key or r.address,
                     r.decided,
+                    r.payload,
                 )
                 for r in block
             ],
@@ -203,11 +223,12 @@ class WorkStore:
             "UPDATE inputs SET outcome = :duplicate, reason = :same || firsts.first "
             "FROM (SELECT key, MIN(line) AS first FROM inputs WHERE key IN "
             "(SELECT key FROM inputs WHERE line BETWEEN :first AND :last AND key IS NOT NULL) "
-            "GROUP BY key) AS firsts "
+            "AND (outcome IS NULL OR outcome != :invalid) GROUP BY key) AS firsts "
             "WHERE inputs.line BETWEEN :first AND :last AND inputs.key = firsts.key "
-            "AND inputs.line > firsts.first",
+            "AND inputs.line > firsts.first AND inputs.outcome IS NULL",
             {
                 "duplicate": Outcome.DUPLICATE.value,
+                "invalid": invalid,
                 "same": "same change as line " if any(r.key for r in block) else "same address as line ",
                 "first": block[0].line,
                 "last": block[-1].line,
@@ -221,27 +242,36 @@ class WorkStore:
 
         Where the lines of a key carry decision times, the latest decision is the one kept (the
         last such line on a tie), not the first line: a person's later choice replaces the earlier.
+        When the latest is a refused line (its time, for a line whose time cannot be read, is
+        infinite), no line of that key is sent: the person's latest decision is not known.
         """
         (count,) = self._db.execute("SELECT COUNT(*) FROM inputs").fetchone()
+        latest = (
+            "SELECT key, line, decided, outcome, reason FROM (SELECT key, line, decided, outcome, reason, "
+            "ROW_NUMBER() OVER (PARTITION BY key ORDER BY decided DESC, line DESC) AS rank FROM inputs "
+            "WHERE key IS NOT NULL AND decided IS NOT NULL) WHERE rank = 1"
+        )
+        usable = "(inputs.outcome IS NULL OR inputs.outcome = :duplicate)"
         self._db.execute("BEGIN")
         self._db.execute(
-            "UPDATE inputs SET outcome = :duplicate, reason = :why || kept.line || ' (decided at ' "
-            "|| strftime('%Y-%m-%dT%H:%M:%fZ', kept.decided, 'unixepoch') || ')' "
-            "FROM (SELECT key, line, decided FROM (SELECT key, line, decided, ROW_NUMBER() OVER "
-            "(PARTITION BY key ORDER BY decided DESC, line DESC) AS rank FROM inputs "
-            "WHERE key IS NOT NULL AND decided IS NOT NULL) WHERE rank = 1) AS kept "
-            "WHERE inputs.key = kept.key AND inputs.line != kept.line",
+            "UPDATE inputs SET outcome = :duplicate, reason = CASE WHEN kept.outcome = :invalid THEN "
+            ":blocked || kept.line || ' (' || kept.reason || '): nothing is written for this contact and "
+            "subscription until that line is corrected' ELSE :why || kept.line || ' (decided at ' "
+            "|| strftime('%Y-%m-%dT%H:%M:%fZ', kept.decided, 'unixepoch') || ')' END "
+            f"FROM ({latest}) AS kept "
+            f"WHERE inputs.key = kept.key AND inputs.line != kept.line AND {usable}",
             {
                 "duplicate": Outcome.DUPLICATE.value,
+                "invalid": Outcome.INVALID_INPUT.value,
                 "why": "superseded by the latest decision for the same contact and subscription, line ",
+                "blocked": "superseded by a later decision for the same contact and subscription that "
+                "cannot be used, line ",
             },
         )
         self._db.execute(
-            "UPDATE inputs SET outcome = NULL, reason = NULL WHERE outcome = ? AND decided IS NOT NULL "
-            "AND line IN (SELECT line FROM (SELECT line, ROW_NUMBER() OVER (PARTITION BY key "
-            "ORDER BY decided DESC, line DESC) AS rank FROM inputs WHERE key IS NOT NULL "
-            "AND decided IS NOT NULL) WHERE rank = 1)",
-            (Outcome.DUPLICATE.value,),
+            "UPDATE inputs SET outcome = NULL, reason = NULL WHERE outcome = :duplicate AND line IN "
+            f"(SELECT line FROM ({latest}))",
+            {"duplicate": Outcome.DUPLICATE.value},
         )
         self.set_meta("ingested", "1")
         self.set_meta("total", count)
@@ -275,7 +305,7 @@ class WorkStore:
             found = db.execute("SELECT raw FROM inputs WHERE line=?", (line,)).fetchone()
             if found is None or found[0] != row["input"]:
                 db.execute("ROLLBACK")
-                raise ValueError(
+                raise InputChangedError(
                     f"the input changed since the checkpoint {source} was written (line {line} differs); "
                     "give this run a new ledger_path, or restore the original input"
                 )
@@ -297,6 +327,13 @@ class WorkStore:
             taken += 1
         db.execute("COMMIT")
         return taken
+
+    def note_sent(self, sent: Iterable[tuple[int, float]]) -> None:
+        """Each ``(line, at)``: the line may have been sent from ``at`` on (an earlier send stays)."""
+        self._db.executemany(
+            "UPDATE inputs SET sent_at = MIN(COALESCE(sent_at, ?), ?) WHERE line = ?",
+            [(at, at, line) for line, at in sent],
+        )
 
     def mark_sent_window(self, first_line: int, last_line: int, since: float) -> None:
         """Inputs of ``[first_line, last_line]`` without an answer may have been sent from ``since`` on."""
@@ -327,14 +364,49 @@ class WorkStore:
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
-    def pending_rows(self, after: int, size: int) -> list[tuple[int, str, str, float | None]]:
-        """Up to ``size`` ``(line, input, address, first sent at)`` without an outcome after ``after``."""
+    def pending_rows(self, after: int, size: int) -> list[PendingRow]:
+        """Up to ``size`` rows without an outcome after line ``after``, in line order."""
         rows = self._db.execute(
-            "SELECT line, raw, address, sent_at FROM inputs WHERE outcome IS NULL AND line > ? "
+            "SELECT line, raw, address, sent_at, payload FROM inputs WHERE outcome IS NULL AND line > ? "
             "ORDER BY line LIMIT ?",
             (after, size),
         ).fetchall()
-        return [(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+        return [PendingRow(int(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
+
+    # -- plans (the consent sync decides every row before it writes any) ----------------------------
+
+    def clear_plans(self) -> None:
+        self._db.execute("UPDATE inputs SET plan = NULL WHERE plan IS NOT NULL")
+
+    def set_plans(self, plans: Iterable[tuple[int, str]]) -> None:
+        """Note that each ``(line, why)`` is to be written; it keeps no outcome until it is."""
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "UPDATE inputs SET plan = ? WHERE line = ?", [(why, line) for line, why in plans]
+        )
+        self._db.execute("COMMIT")
+
+    def planned_count(self) -> int:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM inputs WHERE outcome IS NULL AND plan IS NOT NULL"
+        ).fetchone()
+        return int(count)
+
+    def planned_rows(self, after: int, size: int) -> list[tuple[PendingRow, str]]:
+        """Up to ``size`` planned rows still without an outcome after line ``after``, with the plan."""
+        rows = self._db.execute(
+            "SELECT line, raw, address, sent_at, payload, plan FROM inputs WHERE outcome IS NULL "
+            "AND plan IS NOT NULL AND line > ? ORDER BY line LIMIT ?",
+            (after, size),
+        ).fetchall()
+        return [(PendingRow(int(r[0]), str(r[1]), str(r[2]), r[3], r[4]), str(r[5])) for r in rows]
+
+    def count_with(self, outcomes: Iterable[Outcome]) -> int:
+        wanted = [o.value for o in outcomes]
+        (count,) = self._db.execute(
+            f"SELECT COUNT(*) FROM inputs WHERE outcome IN ({','.join('?' * len(wanted))})", wanted
+        ).fetchone()
+        return int(count)
 
     def start_attempt(self, lines: list[int], at: float) -> float | None:
         """Note that ``lines`` are being sent at ``at`` (epoch seconds); committed before sending.

@@ -44,6 +44,8 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     unchanged_outcome = "already_unsubscribed"
     # A dry run of an operator that plans (the consent sync) still reads HubSpot through ``_send``.
     plans_in_dry_run = False
+    # Whether a retry whose input changed since the checkpoint starts over (``BatchState``).
+    replans_on_changed_input = False
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             ledger,
             flush_interval=float(self.checkpoint_interval),
             window_lines=int(self.batch_size) * int(self.max_in_flight) * 10,
+            replan_on_change=self.replans_on_changed_input,
         )
         self._kill_target = (identity, ledger, state.work_dir)
         try:
@@ -201,11 +204,14 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 "(fail_on_empty_input=True)."
             )
         if counts.get(Outcome.INVALID_INPUT.value, 0) == total:
-            return (
-                f"None of the {total} line(s) of the input {self._input_name()} is a valid email "
-                "address (fail_on_empty_input=True); the ledger gives each line's reason."
-            )
+            return self._nothing_valid(total)
         return None
+
+    def _nothing_valid(self, total: int) -> str:
+        return (
+            f"None of the {total} line(s) of the input {self._input_name()} is a valid email "
+            "address (fail_on_empty_input=True); the ledger gives each line's reason."
+        )
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
         from ..client.batching import send_pending

@@ -54,6 +54,14 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
     :param require_legal_basis: refuse SUBSCRIBED rows without a legal basis and its explanation,
         before anything is sent (default True).
     :param allow_resubscribe: write SUBSCRIBED for contacts who opted out of all email (default False).
+    :param max_changes: the most rows one task run may write (templated); a larger plan fails the task before
+        its first write (every planned row ``not_attempted``), without retrying (default: no limit).
+        Counted over the whole input, with what earlier tries of the same run already wrote.
+    :param journal_path: the folder of the sync journal: what the sync wrote, for which decision,
+        so that a later run tells its own writes from a person's change (local path or
+        object-storage URI; templated). Default
+        ``$AIRFLOW_HOME/hubspot_prefs/sync_journal/<hubspot_conn_id>``; give every sync of a
+        portal (and its dry-run plan) the same one, on storage every worker sees.
     See ``HubSpotBatchBaseOperator`` (ledger, batching, policy, dry run) and ``HubSpotBaseOperator``.
     """
 
@@ -64,6 +72,8 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
         "sql",
         "parameters",
         "ledger_path",
+        "journal_path",
+        "max_changes",
         "business_unit_id",
         "hubspot_conn_id",
         "api_version",
@@ -74,6 +84,8 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
     applied_outcome = "status_set"
     unchanged_outcome = "already_in_state"
     plans_in_dry_run = True
+    # Every row is decided afresh from what HubSpot holds: a retry whose input changed starts over.
+    replans_on_changed_input = True
 
     def __init__(
         self,
@@ -87,6 +99,8 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
         require_legal_basis: bool = True,
         allow_resubscribe: bool = False,
+        max_changes: int | str | None = None,
+        journal_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("wait_for_completion"):
@@ -104,7 +118,11 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
         self.parameters = parameters
         self.require_legal_basis = require_legal_basis
         self.allow_resubscribe = allow_resubscribe
-        self.requests: dict[str, int] = {"read": 0, "write": 0}
+        self.max_changes = max_changes
+        self.journal_path = journal_path
+        self.requests: dict[str, int] = {"read": 0, "reread_before_write": 0, "write": 0}
+        self.planned = 0
+        self.read_to_write: float | None = None
 
     # -- the desired rows ---------------------------------------------------------------------------
 
@@ -118,8 +136,11 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
                 row.text,
                 row.subscriber if valid else None,
                 row.problem,
-                key=f"{row.subscriber} {row.subscription_id}" if valid else None,
-                decided=row.decided_at.timestamp() if valid and row.decided_at is not None else None,
+                # A refused row with a readable contact and subscription keeps its key and the
+                # latest time it can have been decided: if that is the latest, nothing is written.
+                key=row.key,
+                decided=row.decided,
+                payload=row.payload() if valid else None,
             )
 
     def _desired_rows(self) -> Iterator[DesiredStatus]:
@@ -167,10 +188,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
             )
         connection = hook.get_conn()
         try:
-            try:  # a server-side cursor streams (psycopg); other drivers stream from a plain cursor
-                cursor = connection.cursor(name="hubspot_prefs_sync")
-            except TypeError:
-                cursor = connection.cursor()
+            cursor = streaming_cursor(connection)
             try:
                 if self.parameters is None:
                     cursor.execute(str(self.sql))
@@ -190,9 +208,10 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
     # -- the run ---------------------------------------------------------------------------------------
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
-        from ..client.consent_sync import SyncRun, SyncSettings
+        from ..client.consent_sync import SyncRun, SyncSettings, TooManyChanges
         from ..ledger import Outcome
         from ..ledger.ingestion import InputStopped
+        from ..ledger.sync_journal import JournalError, SyncJournal
 
         try:
             self._read_rest(state)  # the latest decision of a repeated row is known only at the end
@@ -201,36 +220,111 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
             raise
         if store.pending_count() == 0:
             return
+        if state.replanned is not None:
+            self.log.warning(
+                "The input changed since the last try; every row is planned again: %s", state.replanned
+            )
         settings = SyncSettings(
             business_unit_id=self.resolved_business_unit(),
             batch_size=int(self.batch_size),
             max_in_flight=int(self.max_in_flight),
-            # 100 reads a window: seconds between a row's read and its write, and full write batches.
             window=int(self.batch_size) * 100,
             allow_resubscribe=bool(self.allow_resubscribe),
             require_legal_basis=bool(self.require_legal_basis),
             dry_run=bool(self.writes_nothing),
+            max_changes=None if self.max_changes in (None, "") else int(self.max_changes),
         )
-        client = await self.hook.get_async_conn()
-        run = SyncRun(
-            store,
-            client,
-            settings,
-            before_send=state.before_send,
-            after_answer=state.after_answer,
-            resumed=state.resumed is not None,
-        )
+        journal = SyncJournal(self._journal_location(), state.work_path.with_suffix(".journal.sqlite"))
         try:
-            await run.run()
+            try:
+                entries = journal.load()
+                if not self.writes_nothing:
+                    journal.fold()
+            except (JournalError, OSError) as exc:
+                store.mark_remaining(
+                    Outcome.NOT_ATTEMPTED, f"not sent: the sync journal cannot be read: {exc}"
+                )
+                raise AirflowFailException(f"Cannot read the sync journal {journal.location}: {exc}") from exc
+            self.log.info("Sync journal %s: %d entries", journal.location, entries)
+            client = await self.hook.get_async_conn()
+            run = SyncRun(
+                store,
+                client,
+                settings,
+                journal,
+                task=state.identity.key,
+                before_send=state.before_send,
+                after_answer=state.after_answer,
+                resumed=state.resumed is not None,
+            )
+            try:
+                await run.run()
+            except TooManyChanges as exc:
+                raise AirflowFailException(f"Not written: {exc}. The ledger lists the plan.") from exc
+            finally:
+                self.requests = {
+                    "read": run.read_requests,
+                    "reread_before_write": run.reread_requests,
+                    "write": run.write_requests,
+                }
+                self.planned = run.planned
+                self.read_to_write = max(run.read_to_write, default=None)
+                await client.aclose()
         finally:
-            self.requests = {"read": run.read_requests, "write": run.write_requests}
-            await client.aclose()
+            journal.close()
+
+    def _journal_location(self) -> str:
+        if self.journal_path:
+            return str(self.journal_path)
+        import os
+        from pathlib import Path
+
+        from .._io import safe_segment
+
+        home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+        return str(Path(home) / "hubspot_prefs" / "sync_journal" / safe_segment(self.hubspot_conn_id))
+
+    def _nothing_valid(self, total: int) -> str:
+        return (
+            f"None of the {total} row(s) of the desired state {self._input_name()} can be synced "
+            "(fail_on_empty_input=True): each was refused before anything was sent; the ledger gives "
+            "each row's reason."
+        )
 
     def _summary(self, outcomes: Mapping[str, int], ledger: str) -> dict[str, Any]:
         from ..ledger import Outcome
 
         summary = super()._summary(outcomes, ledger)
         written = sum(outcomes.get(o.value, 0) for o in (Outcome.STATUS_SET, Outcome.SUBMITTED))
-        summary.update(written=0 if self.writes_nothing else written, requests=dict(self.requests))
-        self.log.info("HubSpot requests: %(read)d read(s), %(write)d write(s)", self.requests)
+        summary.update(
+            written=0 if self.writes_nothing else written,
+            planned=self.planned,
+            requests=dict(self.requests),
+            # The longest a change made in HubSpot could go unseen: from a write batch's re-read to
+            # HubSpot's answer to the write (None: nothing was written).
+            max_read_to_write_seconds=None if self.read_to_write is None else round(self.read_to_write, 3),
+        )
+        self.log.info(
+            "HubSpot requests: %(read)d read(s) (%(reread_before_write)d just before writing), "
+            "%(write)d write(s)",
+            self.requests,
+        )
         return summary
+
+
+def streaming_cursor(connection: Any) -> Any:
+    """A cursor that fetches rows as they are asked for, not the whole answer at once.
+
+    PostgreSQL (psycopg2) streams through a named, server-side cursor; MySQL's mysqlclient and
+    PyMySQL buffer the whole answer in a plain cursor and stream with their ``SSCursor``; other
+    drivers (SQLite, mysql-connector, Snowflake, ...) stream from a plain cursor.
+    """
+    driver = type(connection).__module__.split(".")[0]
+    if driver in ("MySQLdb", "pymysql"):
+        import importlib
+
+        return connection.cursor(importlib.import_module(f"{driver}.cursors").SSCursor)
+    try:
+        return connection.cursor(name="hubspot_prefs_sync")
+    except TypeError:
+        return connection.cursor()

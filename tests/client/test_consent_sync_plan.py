@@ -82,7 +82,7 @@ def test_a_valid_row_is_read_whole():
 def test_a_bad_row_is_refused_naming_the_field(changes, problem):
     d = desired_status(3, row(**changes))
     assert d.problem is not None and d.problem.startswith(problem), d.problem
-    assert d.subscriber is None and d.line == 3 and d.text  # refused, but kept with its text
+    assert d.line == 3 and d.text  # refused, but kept with its text
 
 
 def test_unsubscribed_needs_no_legal_basis_and_the_check_can_be_turned_off():

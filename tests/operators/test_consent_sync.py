@@ -126,8 +126,11 @@ def build_scenario(backend, contacts: int = 2485, seed: int = 13) -> Scenario:
         {"subscription_id": 1001, "status": "UNSUBSCRIBED", "decided_at": ""},
         {"subscription_id": 1001, "status": "SUBSCRIBED", "legal_basis": "BECAUSE", "decided_at": DECIDED},
     ]
+    # For contacts of their own: a refused row about a contact's subscription that is that key's
+    # latest decision stops the key's other rows (tests/operators/test_consent_sync_unknowns.py).
     for i in range(20):
-        bad = {"subscriber_id": people[i], "decided_at": DECIDED, **malformed[i % len(malformed)]}
+        bad = {"subscriber_id": f"malformed.{i:02d}@example.com", "decided_at": DECIDED}
+        bad.update(malformed[i % len(malformed)])
         at = rng.randrange(len(rows))
         rows.insert(at, bad)
         kinds.insert(at, "invalid_input")
@@ -145,6 +148,7 @@ def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
 
 def sync(tmp_path: Path, source: Path, run_id: str, **params: object) -> tuple[dict, list[dict[str, str]]]:
     ledger = tmp_path / f"{run_id}.csv"
+    params.setdefault("journal_path", str(tmp_path / "journal"))
     summary = HubSpotSyncSubscriptionStatusesOperator(
         task_id="sync", input_path=str(source), ledger_path=str(ledger), **params
     ).execute(context(run_id, 1, task_id="sync"))
@@ -269,7 +273,12 @@ def test_a_lost_write_answer_is_not_written_twice_and_the_retry_says_who_changed
     emulator.control(
         "POST", "faults", json={"kind": "drop_after", "count": 10, "path_endswith": "statuses/batch/write"}
     )
-    operator = dict(task_id="sync", input_path=str(source), ledger_path=str(ledger_path))
+    operator = dict(
+        task_id="sync",
+        input_path=str(source),
+        ledger_path=str(ledger_path),
+        journal_path=str(tmp_path / "journal"),
+    )
     with pytest.raises(AirflowException):
         HubSpotSyncSubscriptionStatusesOperator(**operator).execute(
             context("manual__lost", 1, task_id="sync")
