@@ -33,7 +33,7 @@ from ..ledger.desired_state import DesiredStatus
 from ..ledger.files import attribute
 from ..ledger.outcomes import Outcome, Row
 from ..ledger.store import PendingRow, WorkStore
-from ..ledger.sync_journal import JournalEntry, SyncJournal, journal_key, matching_write
+from ..ledger.sync_journal import JournalEntry, KeyHistory, SyncJournal, journal_key
 from .batching import BatchAborted, is_fatal, send_pending
 from .classify import LOST_ANSWER_REASON, Chunk, classify, error_source
 from .errors import HubSpotError
@@ -56,6 +56,8 @@ _SETTLED = {
     Verdict.NEWER_IN_HUBSPOT: Outcome.KEPT_NEWER_IN_HUBSPOT,
     Verdict.NEEDS_OPT_IN: Outcome.NEEDS_OPT_IN,
 }
+# A status HubSpot holds that an earlier try of the same task run wrote, its answer recorded.
+EARLIER_TRY_REASON = "changed by an earlier try of this task run"
 # HubSpot's way of saying, per input of a batch read, that it has no subscriber with that address:
 # then nothing was ever set for it, which is known, not unknown.
 _NO_SUBSCRIBER = "OBJECT_NOT_FOUND"
@@ -86,14 +88,15 @@ class NotRead:
 
 @dataclass
 class Holdings:
-    """What HubSpot was read to hold for some contacts of one business unit, and what it was not."""
+    """What HubSpot was read to hold for some contacts of one business unit (``unit``), and what it
+    was not: every question about a contact either has HubSpot's answer or a ``NotRead``."""
 
+    unit: int = 0
     statuses: dict[tuple[str, int], PublicStatus] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)  # contacts HubSpot answered with their statuses
     absent: set[str] = field(default_factory=set)  # HubSpot has no subscriber with that address
     unread: dict[str, NotRead] = field(default_factory=dict)
-    opted_out: dict[str, PublicWideStatus] = field(default_factory=dict)  # the latest opt-out of all
-    wide_read: set[str] = field(default_factory=set)
+    wide: dict[str, list[PublicWideStatus]] = field(default_factory=dict)  # opt-out statuses given
     wide_absent: set[str] = field(default_factory=set)
     wide_unread: dict[str, NotRead] = field(default_factory=dict)
 
@@ -111,15 +114,9 @@ class Holdings:
     def add_wide(self, batch: list[str], answer: BatchWideStatusesResponse) -> None:
         for result in answer.results:
             address = result.subscriber_id_string.strip().lower()
-            self.wide_read.add(address)
-            for wide in result.wide_statuses:
-                if wide.status is not StatusState.UNSUBSCRIBED:
-                    continue
-                known = self.opted_out.get(address)
-                if known is None or wide.timestamp > known.timestamp:  # the latest opt-out speaks
-                    self.opted_out[address] = wide
+            self.wide.setdefault(address, []).extend(result.wide_statuses)
         _account(
-            batch, self.wide_read, self.wide_absent, self.wide_unread, answer, "the opt-out of all email"
+            batch, set(self.wide), self.wide_absent, self.wide_unread, answer, "the opt-out of all email"
         )
 
     def current(self, desired: DesiredStatus) -> PublicStatus | NotRead | None:
@@ -132,21 +129,33 @@ class Holdings:
         found = self.statuses.get((address, subscription))
         if found is None:
             return NotRead(f"HubSpot's answer has no status of subscription {subscription} for this contact")
+        if found.timestamp.tzinfo is None:  # its moment is not known: it cannot be weighed
+            return NotRead(
+                f"HubSpot's status of subscription {subscription} is dated {found.timestamp.isoformat()}, "
+                "without a time zone"
+            )
         return found
 
     def opt_out(self, desired: DesiredStatus) -> PublicWideStatus | NotRead | None:
-        """The contact's latest opt-out of all email, None if it has none."""
+        """The contact's latest opt-out of all email in this unit, None if it has none."""
         address = desired.subscriber or ""
         if address in self.wide_unread:
             return self.wide_unread[address]
-        if address in self.wide_absent and address not in self.absent:
-            # A contact HubSpot does not know has opted out of nothing; one whose statuses it just
-            # gave is another matter: the two answers disagree.
+        if address in self.wide_absent:
+            if address in self.absent:
+                return None  # HubSpot has no such subscriber: it opted out of nothing
+            # The statuses read found the contact, the opt-out read did not: the answers disagree.
             return NotRead(
                 "the opt-out of all email not read: HubSpot found no such subscriber, "
                 "though it gave its statuses"
             )
-        return self.opted_out.get(address)
+        given = [w for w in self.wide.get(address, []) if w.business_unit_id in (None, self.unit)]
+        if not given:
+            return NotRead(f"HubSpot's answer gives no opt-out status of business unit {self.unit}")
+        if any(w.timestamp.tzinfo is None for w in given):
+            return NotRead("HubSpot's opt-out status is dated without a time zone")
+        opted_out = [w for w in given if w.status is StatusState.UNSUBSCRIBED]
+        return max(opted_out, key=lambda w: w.timestamp) if opted_out else None  # the latest speaks
 
 
 def _account(
@@ -157,8 +166,9 @@ def _account(
     answer: OperationResponse[Any],
     what: str,
 ) -> None:
-    """Every contact of ``batch`` that HubSpot's answer did not give: absent (HubSpot has no such
-    subscriber) or not read, with HubSpot's error or the fact that the answer left it out."""
+    """Every contact of ``batch`` that HubSpot's answer did not give, or gave and also named in an
+    error: absent (HubSpot has no such subscriber, and gave nothing for it) or not read, with
+    HubSpot's error or the fact that the answer left it out."""
     correlation = answer.delivery.correlation_id
     named: dict[str, NotRead] = {}
     unnamed: NotRead | None = None
@@ -168,25 +178,24 @@ def _account(
             error.category,
             correlation,
         )
-        if error.category == _NO_SUBSCRIBER:
-            absent.update(s.strip().lower() for s in error.subscriber_ids)
-        elif error.subscriber_ids:
-            named.update((s.strip().lower(), why) for s in error.subscriber_ids)
-        else:
+        for subscriber in error.subscriber_ids:
+            address = subscriber.strip().lower()
+            if error.category == _NO_SUBSCRIBER and address not in read:
+                absent.add(address)
+            else:  # an error, or "no such subscriber" for a contact it also gave: not known
+                named[address] = why
+        if not error.subscriber_ids:
             unnamed = why
     for address in batch:
-        if address in read or address in absent:
-            continue
-        unread[address] = (
-            named.get(address)
-            or unnamed
-            or NotRead(
+        if address in named:
+            unread[address] = named[address]
+        elif address not in read and address not in absent:
+            unread[address] = unnamed or NotRead(
                 f"{what} missing from HubSpot's answer (it named neither a result nor an error "
                 "for this contact)",
                 None,
                 correlation,
             )
-        )
 
 
 def needs_opt_out_read(desired: DesiredStatus, decision: Decision) -> bool:
@@ -373,18 +382,19 @@ class SyncRun:
     def _first_sent(
         self, rows: list[PendingRow], desired: dict[int, DesiredStatus]
     ) -> dict[int, float | None]:
-        """When this task instance first sent each row: from the work store, or from the journal's
-        entries of this task (a retry whose input came in another order has only those)."""
-        entries = self.journal.entries(self._key(d) for d in desired.values())
+        """When this task instance first sent each row in a write that may have been applied. The
+        journal decides for every row this task wrote to it (a write HubSpot refused, or one not
+        sent after all, counts for nothing), the work store for the others; the store is brought in
+        line, so that the writes' own attribution (``send_pending``) agrees."""
+        histories = self.journal.histories(self._key(d) for d in desired.values())
         first: dict[int, float | None] = {}
-        noted: list[tuple[int, float]] = []
+        corrected: list[tuple[int, float | None]] = []
         for row in rows:
-            mine = [e.at for e in entries.get(self._key(desired[row.line]), []) if e.task == self.task]
-            earliest = min([*mine, *([row.sent_at] if row.sent_at is not None else [])], default=None)
-            first[row.line] = earliest
-            if earliest is not None and earliest != row.sent_at:
-                noted.append((row.line, earliest))
-        self.store.note_sent(noted)
+            history = histories[self._key(desired[row.line])]
+            first[row.line] = history.sent_by(self.task) if history.knows(self.task) else row.sent_at
+            if first[row.line] != row.sent_at:
+                corrected.append((row.line, first[row.line]))
+        self.store.set_sent(corrected)
         return first
 
     async def _assess(
@@ -398,15 +408,15 @@ class SyncRun:
         settled: list[Row] = []
         to_write: dict[int, _Planned] = {}
         problems: list[NotRead] = []
-        entries = self.journal.entries(self._key(d) for d in desired.values())
+        histories = self.journal.histories(self._key(d) for d in desired.values())
         for unit, rows in by_unit.items():
-            holdings = Holdings()
+            holdings = Holdings(unit)
             await self._read(unit, [d.subscriber or "" for d in rows.values()], holdings, wide=False)
             first: dict[int, Decision | NotRead] = {}
             for line, d in rows.items():
                 current = holdings.current(d)
                 first[line] = (
-                    current if isinstance(current, NotRead) else self._decide(d, current, None, entries)
+                    current if isinstance(current, NotRead) else self._decide(d, current, None, histories)
                 )
             wanted = [
                 rows[line].subscriber or ""
@@ -423,7 +433,7 @@ class SyncRun:
                     verdict = (
                         opt_out
                         if isinstance(opt_out, NotRead)
-                        else self._decide(d, current, opt_out, entries)
+                        else self._decide(d, current, opt_out, histories)
                     )
                 if isinstance(verdict, NotRead):
                     problems.append(verdict)
@@ -431,7 +441,7 @@ class SyncRun:
                 elif verdict.verdict is Verdict.WRITE:
                     to_write[line] = _Planned(d, verdict, first_sent.get(line))
                 else:
-                    settled.append(self._settled(line, d, verdict, holdings.current(d), first_sent.get(line)))
+                    settled.append(self._settled(line, d, verdict, first_sent.get(line)))
         return settled, to_write, problems
 
     def _decide(
@@ -439,38 +449,41 @@ class SyncRun:
         desired: DesiredStatus,
         current: PublicStatus | None,
         opted_out: PublicWideStatus | None,
-        entries: dict[str, list[JournalEntry]],
+        histories: dict[str, KeyHistory],
     ) -> Decision:
-        written = None
+        written = basis_tried = None
         if current is not None:
-            written = matching_write(
-                entries.get(self._key(desired), []),
-                current.status.value,
-                current.timestamp.timestamp(),
-                current.source,
+            history = histories[self._key(desired)]
+            held_at = current.timestamp.timestamp()
+            written = history.sync_write(
+                current.status.value, held_at, current.source, self.journal.api_sources
             )
+            basis = current.legal_basis.value if current.legal_basis else None
+            basis_tried = history.basis_attempt(current.status.value, held_at, basis)
         return decide(
-            desired, current, opted_out, written=written, allow_resubscribe=self.settings.allow_resubscribe
+            desired,
+            current,
+            opted_out,
+            written=written,
+            basis_tried=basis_tried,
+            allow_resubscribe=self.settings.allow_resubscribe,
         )
 
     def _settled(
-        self,
-        line: int,
-        desired: DesiredStatus,
-        decision: Decision,
-        current: PublicStatus | NotRead | None,
-        first_sent: float | None,
+        self, line: int, desired: DesiredStatus, decision: Decision, first_sent: float | None
     ) -> Row:
-        if (
-            decision.verdict is Verdict.IN_SYNC
-            and first_sent is not None
-            and isinstance(current, PublicStatus)
-            and current.status.value == desired.status
-            and attribute(first_sent, current.timestamp.timestamp())
-        ):
-            # An earlier attempt of this task run wrote it and its answer was lost: this run changed it.
-            self._results.append(self._entry(desired, line, applied=True, status=current))
-            return Row(line, Outcome.STATUS_SET, f"{LOST_ANSWER_REASON} ({decision.reason})")
+        """The outcome of a row that needs no write. HubSpot already holding it was this task run's
+        change when its journal says so (an earlier try's answer, or its write whose answer never
+        came), or when the status dates from this task's first send of it (a lost answer)."""
+        if decision.verdict is Verdict.IN_SYNC:
+            mine = decision.written is not None and decision.written.task == self.task
+            if mine and decision.written is not None and decision.written.applied:
+                return Row(line, Outcome.STATUS_SET, f"{EARLIER_TRY_REASON} ({decision.reason})")
+            held_since = decision.held_since
+            if mine or (
+                first_sent is not None and held_since is not None and attribute(first_sent, held_since)
+            ):
+                return Row(line, Outcome.STATUS_SET, f"{LOST_ANSWER_REASON} ({decision.reason})")
         return Row(line, _SETTLED[decision.verdict], decision.reason)
 
     async def _read(self, unit: int, addresses: list[str], holdings: Holdings, *, wide: bool) -> None:
@@ -514,7 +527,12 @@ class SyncRun:
         limit = self.settings.max_changes
         if limit is None:
             return
-        earlier = self.store.count_with((Outcome.STATUS_SET, Outcome.SUBMITTED))
+        # What earlier tries of this task run wrote: the journal knows it whatever the input's order
+        # now; the work store, what this machine's tries wrote.
+        earlier = max(
+            self.journal.keys_written_by(self.task),
+            self.store.count_with((Outcome.STATUS_SET, Outcome.SUBMITTED)),
+        )
         if self.planned + earlier > limit:
             error = TooManyChanges(self.planned, earlier, limit)
             self._mark_planned(lambda why: f"not written: {error} (plan: {why})")  # a dry run marked them
@@ -544,6 +562,7 @@ class SyncRun:
 
         async def recheck(chunk: Chunk) -> Chunk:
             """Read the chunk's contacts again right before writing: what changed since the plan wins."""
+            started = time.monotonic()  # a change made after this moment may go unseen
             desired = {line: plans[line].desired for line, _ in chunk}
             settled, to_write, problems = await self._assess(
                 desired, {line: plans[line].first_sent for line, _ in chunk}
@@ -552,10 +571,8 @@ class SyncRun:
             if fatal is not None:
                 raise fatal  # the chunk stays unsent; send_pending stops the rest
             self.store.record(settled)
-            self._results.extend(  # not sent after all (a lost answer's row has its entry already)
-                self._entry(plans[row.line].desired, row.line, applied=False)
-                for row in settled
-                if row.outcome is not Outcome.STATUS_SET
+            self._results.extend(  # not sent after all
+                self._entry(plans[row.line].desired, row.line, applied=False) for row in settled
             )
             for line, fresh in to_write.items():
                 plans[line] = fresh
@@ -565,23 +582,30 @@ class SyncRun:
             self.journal.append(
                 [self._entry(p.desired, line, applied=None, at=sending) for line, p in to_write.items()]
             )
-            reread_at.update(dict.fromkeys(to_write, time.monotonic()))
+            reread_at.update(dict.fromkeys(to_write, started))
             return [(line, address) for line, address in chunk if line in to_write]
 
-        def send(chunk: Chunk) -> Any:
+        async def send(chunk: Chunk) -> Any:
             self.write_requests += 1
-            return self.client.batch_write_statuses(
-                [
-                    status_request(
-                        address,
-                        status_state=str(plans[line].desired.status),
-                        subscription_id=int(plans[line].desired.subscription_id or 0),
-                        legal_basis=plans[line].desired.legal_basis,
-                        legal_basis_explanation=plans[line].desired.legal_basis_explanation,
+            try:
+                return await self.client.batch_write_statuses(
+                    [
+                        status_request(
+                            address,
+                            status_state=str(plans[line].desired.status),
+                            subscription_id=int(plans[line].desired.subscription_id or 0),
+                            legal_basis=plans[line].desired.legal_basis,
+                            legal_basis_explanation=plans[line].desired.legal_basis_explanation,
+                        )
+                        for line, address in chunk
+                    ]
+                )
+            except HubSpotError as error:
+                if not error.may_have_applied:  # refused, or never sent: the intents were not applied
+                    self._results.extend(
+                        self._entry(plans[line].desired, line, applied=False) for line, _ in chunk
                     )
-                    for line, address in chunk
-                ]
-            )
+                raise
 
         def classify_answer(chunk: Chunk, answer: OperationResponse[Any]) -> list[Row]:
             self.read_to_write.append(time.monotonic() - min(reread_at[line] for line, _ in chunk))
@@ -608,16 +632,32 @@ class SyncRun:
     def _note_answers(
         self, rows: list[Row], answer: OperationResponse[Any], plans: dict[int, _Planned]
     ) -> None:
-        """The journal's record of each written row: what HubSpot's answer shows it holding, or that
-        HubSpot refused it; a row whose answer is not known keeps its intent."""
+        """The journal's record of each written row: what HubSpot's answer shows it holding and
+        whether this write changed it, or that HubSpot refused it; a row whose answer is not known
+        keeps its intent."""
         held = written_statuses(answer)
         for row in rows:
             desired = plans[row.line].desired
             status = held.get((desired.subscriber or "", desired.subscription_id or 0))
             if row.outcome in (Outcome.STATUS_SET, Outcome.ALREADY_IN_STATE) and status is not None:
-                self._results.append(self._entry(desired, row.line, applied=True, status=status))
+                self._results.append(
+                    self._entry(
+                        desired, row.line, applied=True, status=status, changed=self._changed(row, status)
+                    )
+                )
             elif row.outcome is Outcome.FAILED and row.category is not None:  # refused or canceled
                 self._results.append(self._entry(desired, row.line, applied=False))
+
+    def _changed(self, row: Row, status: PublicStatus) -> bool:
+        """Whether this write (or this task's earlier attempt of it) set the status HubSpot holds:
+        HubSpot said it changed it, or a NO_STATUS_CHANGE dated from the first send (a lost answer,
+        ``classify``) under a source HubSpot gives the sync's own writes."""
+        if status.set_status_success_reason not in (None, SetStatusSuccessReason.NO_STATUS_CHANGE):
+            return True
+        if row.outcome is not Outcome.STATUS_SET:
+            return False
+        sources = self.journal.api_sources
+        return not (status.source and sources and status.source not in sources)
 
     def _entry(
         self,
@@ -627,6 +667,7 @@ class SyncRun:
         applied: bool | None,
         status: PublicStatus | None = None,
         at: float | None = None,
+        changed: bool | None = None,
     ) -> JournalEntry:
         assert desired.decided_at is not None and desired.status is not None
         return JournalEntry(
@@ -641,6 +682,7 @@ class SyncRun:
             basis_held=status.legal_basis.value if status is not None and status.legal_basis else None,
             task=self.task,
             line=line,
+            changed=changed,
         )
 
 

@@ -40,6 +40,10 @@ class Decision:
     # A write of the legal basis only: HubSpot already holds the status (its answer will say
     # NO_STATUS_CHANGE, and whether it stored the basis).
     basis_only: bool = False
+    # The journal's entry of the sync's write HubSpot's status is, if it is one.
+    written: JournalEntry | None = None
+    # When HubSpot's status was set (epoch seconds; None for a status nobody set).
+    held_since: float | None = None
 
 
 def _at(moment: datetime | float) -> str:
@@ -54,6 +58,7 @@ def decide(
     opted_out: PublicWideStatus | None,
     *,
     written: JournalEntry | None = None,
+    basis_tried: JournalEntry | None = None,
     allow_resubscribe: bool = False,
 ) -> Decision:
     """The verdict on ``desired`` (a valid row) given what HubSpot was read to hold.
@@ -62,8 +67,24 @@ def decide(
     has no subscriber with that address (nothing was ever set). ``opted_out`` is the contact's
     unsubscribed-from-all status in the subscription's business unit, None if not read (the caller
     reads it for every row that would subscribe). ``written`` is the journal's entry when HubSpot's
-    status is the sync's own earlier write.
+    status is the sync's own earlier write (``KeyHistory.sync_write``); ``basis_tried``, the sync's
+    last write of a legal basis to the status HubSpot still holds (``KeyHistory.basis_attempt``).
     """
+    verdict = _verdict(desired, current, opted_out, written, basis_tried, allow_resubscribe)
+    held_since = None
+    if current is not None and current.status is not StatusState.NOT_SPECIFIED:
+        held_since = current.timestamp.timestamp()
+    return Decision(verdict.verdict, verdict.reason, verdict.basis_only, written, held_since)
+
+
+def _verdict(
+    desired: DesiredStatus,
+    current: PublicStatus | None,
+    opted_out: PublicWideStatus | None,
+    written: JournalEntry | None,
+    basis_tried: JournalEntry | None,
+    allow_resubscribe: bool,
+) -> Decision:
     assert desired.status is not None and desired.decided_at is not None
     wanted, decided = desired.status, desired.decided_at
     # A status nobody set is NOT_SPECIFIED, dated with the time of the read: that date says nothing.
@@ -85,16 +106,12 @@ def decide(
     if held == wanted:
         if desired.legal_basis is None or desired.legal_basis == held_basis:
             return Decision(Verdict.IN_SYNC, f"HubSpot already holds {held}{since}")
-        if (
-            written is not None
-            and written.basis_sent == desired.legal_basis
-            and written.basis_held == held_basis
-        ):
+        if basis_tried is not None and basis_tried.basis_sent == desired.legal_basis:
             # Sent once already: HubSpot answered NO_STATUS_CHANGE and kept its own legal basis.
             return Decision(
                 Verdict.IN_SYNC,
                 f"HubSpot already holds {held}{since}; it kept its legal basis {held_basis} when the sync "
-                f"sent {desired.legal_basis} at {_at(written.at)}, so it is not sent again",
+                f"sent {desired.legal_basis} at {_at(basis_tried.at)}, so it is not sent again",
             )
     if speaks_for is not None and speaks_for > decided:
         newer = (

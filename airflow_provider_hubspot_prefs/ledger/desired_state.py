@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import IO, Any
 
 from ..client.models import LegalBasis, StatusState
@@ -50,6 +50,12 @@ FUTURE_TOLERANCE = 300.0
 # How far a time written without a time zone can be from the same digits read as UTC.
 _NAIVE_SPREAD = 14 * 3600.0
 _EPOCH_TEXT = re.compile(r"[+-]?\d+(\.\d+)?")
+# A decision time written as text must hold a calendar date and a time (ISO 8601, extended or basic
+# form) before it is parsed: pendulum alone reads "12:00Z" as today, without its zone.
+_DATE_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}.*|\d{8}[Tt]\d{4}.*")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The offsets time zones really have: UTC-12:00 to UTC+14:00.
+_OFFSETS = (-12 * 3600.0, 14 * 3600.0)
 
 
 @dataclass(frozen=True)
@@ -126,14 +132,15 @@ def _cell(row: Mapping[str, Any], column: str) -> Any:
 
 
 def _whole_number(value: Any) -> Any:
-    """A positive whole number as an int, from an int, digits, or a whole Decimal/float (warehouses
-    answer NUMBER/NUMERIC columns so: ``Decimal('1001.0')``); anything else as it was."""
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\d+\.0*", value):
+    """A positive whole number as an int, from an int, ASCII digits, or a whole Decimal/float
+    (warehouses answer NUMBER/NUMERIC columns so: ``Decimal('1001.0')``); anything else as it was."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+(\.0*)?", value):
         return int(value.split(".")[0])
-    if isinstance(value, (Decimal, float)) and math.isfinite(value) and value % 1 == 0:
-        return int(value)
+    try:
+        if isinstance(value, (Decimal, float)) and math.isfinite(value) and value % 1 == 0:
+            return int(value)
+    except (ArithmeticError, ValueError):  # Decimal('sNaN') refuses even to be compared
+        pass
     return value
 
 
@@ -210,9 +217,10 @@ def _moment(value: Any, now: float | None) -> tuple[datetime | None, float, str]
     """``(aware datetime, its epoch seconds, "")`` for a usable decision time, else ``(None, the
     latest time the value can stand for (inf: unknown), why not)``.
 
-    Accepted: an aware datetime, ISO 8601 text with an offset (``Z``, ``+02:00``, ``+0200``,
-    ``+02``), epoch seconds as a number or as digits (a CSV cell). Refused, naming why: no time zone,
-    epoch milliseconds, NaN and infinities, times before 1990 or in the future.
+    Accepted: an aware datetime, ISO 8601 text with a date, a time and an offset (``Z``,
+    ``+02:00``, ``+0200``, ``+02``), epoch seconds as a number or as digits (a CSV cell). Refused,
+    naming why: no time zone, a date alone, a time alone, an offset no zone has, epoch
+    milliseconds, NaN and infinities, times before 1990 or in the future.
     """
     unknown = math.inf
     if value in (None, ""):
@@ -225,14 +233,22 @@ def _moment(value: Any, now: float | None) -> tuple[datetime | None, float, str]
         value = Decimal(value)
     if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         return _epoch(value, now)
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return None, unknown, f"{value!r} is not a date"
     if isinstance(value, date) and not isinstance(value, datetime):
         moment = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+        # The day's last moment anywhere on earth: a date alone may stand for any time of it.
         return (
             None,
             moment + 86_400 + _NAIVE_SPREAD,
             f"{value.isoformat()} is a date without a time and time zone",
         )
     if isinstance(value, str):
+        if not _DATE_TIME_TEXT.fullmatch(value):
+            return None, unknown, f"{value!r} is not an ISO 8601 date and time (YYYY-MM-DDThh:mm:ss+hh:mm)"
         import pendulum
 
         try:
@@ -244,20 +260,20 @@ def _moment(value: Any, now: float | None) -> tuple[datetime | None, float, str]
         value = parsed
     if not isinstance(value, datetime):
         return None, unknown, f"{value!r} is not a time"
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if offset is None or not _OFFSETS[0] <= offset.total_seconds() <= _OFFSETS[1]:
         naive = value.replace(tzinfo=timezone.utc).timestamp()
-        return (
-            None,
-            naive + _NAIVE_SPREAD,
-            f"{value.isoformat()} has no time zone: give it with one (e.g. Z for UTC)",
-        )
+        why = "has no time zone: give it with one (e.g. Z for UTC)"
+        if offset is not None:
+            why = "has an offset no time zone has (they run from UTC-12:00 to UTC+14:00)"
+        return None, naive + _NAIVE_SPREAD, f"{value.replace(tzinfo=None).isoformat()} {why}"
     return _plausible(value.timestamp(), now, value.isoformat())
 
 
 def _epoch(value: int | float | Decimal, now: float | None) -> tuple[datetime | None, float, str]:
     try:
         seconds = float(value)
-    except (OverflowError, InvalidOperation, ValueError):
+    except (ArithmeticError, ValueError):
         return None, math.inf, f"{value} is not a number of seconds"
     if not math.isfinite(seconds):
         return None, math.inf, f"{value} is not a time (not a finite number)"
@@ -281,7 +297,9 @@ def _plausible(seconds: float, now: float | None, shown_as: str) -> tuple[dateti
             "than now; check the column's time zone and unit",
         )
     if seconds < EARLIEST_DECISION:
-        return None, seconds, f"{shown_as} is before 1990: not a plausible decision time"
+        # A placeholder (0, 1970-01-01) or a unit mistake (a YYYYMMDD number): when the person
+        # decided is not known, so the row may be the latest.
+        return None, math.inf, f"{shown_as} is before 1990: not a plausible decision time"
     return datetime.fromtimestamp(seconds, timezone.utc), seconds, ""
 
 

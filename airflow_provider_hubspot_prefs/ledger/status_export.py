@@ -111,10 +111,13 @@ def not_found_row(address: str, message: str) -> dict[str, Any]:
 
 
 def error_row(address: str, part: str, answer: Any, problem: str | None) -> dict[str, Any]:
-    """A row saying that one read (``part``: ``statuses`` or ``unsubscribe_all``) did not give this
-    contact: HubSpot's error, or that its answer left the contact out; with the correlation id."""
-    what = "subscription statuses" if part == "statuses" else "unsubscribe-from-all status"
-    why = f"HubSpot answered {problem}" if problem else "HubSpot's answer left this contact out"
+    """A row saying that one read did not give this contact (``part``: ``statuses``,
+    ``unsubscribe_all``, or ``subscription <id>``): HubSpot's error, or that its answer left it
+    out; with the correlation id."""
+    what = {"statuses": "subscription statuses", "unsubscribe_all": "unsubscribe-from-all status"}.get(
+        part, f"status of {part}"
+    )
+    why = f"HubSpot answered {problem}" if problem else "HubSpot's answer left it out"
     correlation = answer.delivery.correlation_id
     return {
         "subscriber_id": address,

@@ -240,42 +240,66 @@ class WorkStore:
     def end_ingest(self) -> None:
         """The whole input is read: a resumed run will not read it again.
 
-        Where the lines of a key carry decision times, the latest decision is the one kept (the
-        last such line on a tie), not the first line: a person's later choice replaces the earlier.
-        When the latest is a refused line (its time, for a line whose time cannot be read, is
-        infinite), no line of that key is sent: the person's latest decision is not known.
+        Where the lines of a key carry decision times, the latest decision is the one kept (of
+        identical lines at the same time, the last), not the first line: a person's later choice
+        replaces the earlier. No line of a key is sent when its latest decision is not known: the
+        latest is a refused line (a line whose time cannot be read counts as infinitely late), or
+        lines that say different things (their ``payload``) carry the same, latest, time.
         """
         (count,) = self._db.execute("SELECT COUNT(*) FROM inputs").fetchone()
-        latest = (
-            "SELECT key, line, decided, outcome, reason FROM (SELECT key, line, decided, outcome, reason, "
-            "ROW_NUMBER() OVER (PARTITION BY key ORDER BY decided DESC, line DESC) AS rank FROM inputs "
-            "WHERE key IS NOT NULL AND decided IS NOT NULL) WHERE rank = 1"
-        )
+        words = {
+            "duplicate": Outcome.DUPLICATE.value,
+            "invalid": Outcome.INVALID_INPUT.value,
+            "why": "superseded by the latest decision for the same contact and subscription, line ",
+            "blocked": "superseded by a later decision for the same contact and subscription that "
+            "cannot be used, line ",
+            "tied": "superseded: lines ",
+        }
         usable = "(inputs.outcome IS NULL OR inputs.outcome = :duplicate)"
-        self._db.execute("BEGIN")
-        self._db.execute(
+        db = self._db
+        db.execute("BEGIN")
+        db.execute("DROP TABLE IF EXISTS temp.latest")
+        db.execute("DROP TABLE IF EXISTS temp.tied")
+        db.execute(
+            "CREATE TEMP TABLE latest AS SELECT key, line, decided, outcome, reason, payload FROM "
+            "(SELECT key, line, decided, outcome, reason, payload, ROW_NUMBER() OVER (PARTITION BY key "
+            "ORDER BY decided DESC, line DESC) AS rank FROM inputs WHERE key IS NOT NULL AND decided IS "
+            "NOT NULL) WHERE rank = 1"
+        )
+        db.execute(  # the keys whose latest time is shared by a line that says something else
+            "CREATE TEMP TABLE tied AS SELECT latest.key, latest.line, MIN(other.line) AS other, "
+            "latest.decided FROM latest JOIN inputs AS other ON other.key = latest.key "
+            "AND other.line != latest.line AND other.decided = latest.decided "
+            "WHERE latest.outcome = :invalid OR other.outcome = :invalid "
+            "OR other.payload IS NOT latest.payload GROUP BY latest.key",
+            words,
+        )
+        db.execute(
+            "UPDATE inputs SET outcome = :duplicate, reason = :tied || tied.other || ' and ' || tied.line "
+            "|| ' decide differently at the same time (' || strftime('%Y-%m-%dT%H:%M:%fZ', tied.decided, "
+            "'unixepoch') || '): nothing is written for this contact and subscription until one of them "
+            f"is corrected' FROM tied WHERE inputs.key = tied.key AND {usable}",
+            words,
+        )
+        db.execute(
             "UPDATE inputs SET outcome = :duplicate, reason = CASE WHEN kept.outcome = :invalid THEN "
             ":blocked || kept.line || ' (' || kept.reason || '): nothing is written for this contact and "
             "subscription until that line is corrected' ELSE :why || kept.line || ' (decided at ' "
             "|| strftime('%Y-%m-%dT%H:%M:%fZ', kept.decided, 'unixepoch') || ')' END "
-            f"FROM ({latest}) AS kept "
-            f"WHERE inputs.key = kept.key AND inputs.line != kept.line AND {usable}",
-            {
-                "duplicate": Outcome.DUPLICATE.value,
-                "invalid": Outcome.INVALID_INPUT.value,
-                "why": "superseded by the latest decision for the same contact and subscription, line ",
-                "blocked": "superseded by a later decision for the same contact and subscription that "
-                "cannot be used, line ",
-            },
+            "FROM latest AS kept WHERE inputs.key = kept.key AND inputs.line != kept.line "
+            f"AND kept.key NOT IN (SELECT key FROM tied) AND {usable}",
+            words,
         )
-        self._db.execute(
+        db.execute(
             "UPDATE inputs SET outcome = NULL, reason = NULL WHERE outcome = :duplicate AND line IN "
-            f"(SELECT line FROM ({latest}))",
-            {"duplicate": Outcome.DUPLICATE.value},
+            "(SELECT line FROM latest WHERE key NOT IN (SELECT key FROM tied))",
+            words,
         )
+        db.execute("DROP TABLE temp.latest")
+        db.execute("DROP TABLE temp.tied")
         self.set_meta("ingested", "1")
         self.set_meta("total", count)
-        self._db.execute("COMMIT")
+        db.execute("COMMIT")
 
     @property
     def read_through(self) -> int:
@@ -328,11 +352,11 @@ class WorkStore:
         db.execute("COMMIT")
         return taken
 
-    def note_sent(self, sent: Iterable[tuple[int, float]]) -> None:
-        """Each ``(line, at)``: the line may have been sent from ``at`` on (an earlier send stays)."""
+    def set_sent(self, sent: Iterable[tuple[int, float | None]]) -> None:
+        """Each ``(line, at)``: the line was first sent in a write that may have been applied at
+        ``at`` (None: never), as the operator's own record says (the consent sync's journal)."""
         self._db.executemany(
-            "UPDATE inputs SET sent_at = MIN(COALESCE(sent_at, ?), ?) WHERE line = ?",
-            [(at, at, line) for line, at in sent],
+            "UPDATE inputs SET sent_at = ? WHERE line = ?", [(at, line) for line, at in sent]
         )
 
     def mark_sent_window(self, first_line: int, last_line: int, since: float) -> None:

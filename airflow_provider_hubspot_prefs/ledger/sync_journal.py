@@ -28,7 +28,7 @@ import hashlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,11 +60,14 @@ def journal_key(business_unit: int, address: str, subscription_id: int) -> str:
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """One write of the consent sync, or its intent.
+    """One write of the consent sync, its intent, or what became of it.
 
-    ``applied`` is True when HubSpot's answer showed it holding ``status`` (``timestamp``,
-    ``source`` and ``basis_held`` are then HubSpot's), None while the answer is not known (sent
-    at ``at`` or later), False when HubSpot did not apply it (refused, or not sent after all).
+    An *intent* (``applied`` None) is written just before a batch leaves: the write was sent at
+    ``at`` or later, its answer not known yet. An *answer* (``applied`` True) gives what HubSpot's
+    answer showed it holding (``timestamp``, ``source`` and ``basis_held`` are HubSpot's) and
+    whether this write changed the status (``changed``: False for HubSpot's NO_STATUS_CHANGE).
+    ``applied`` False says the write was not applied: HubSpot refused it, or it was not sent after
+    all. The next entry of the same task and key after an intent is that intent's outcome.
     """
 
     key: str
@@ -78,38 +81,102 @@ class JournalEntry:
     basis_held: str | None = None
     task: str = ""
     line: int = 0
+    changed: bool | None = None
 
     def describe(self) -> str:
         return f"the sync's write of the decision at {_iso(self.decided)} (line {self.line})"
 
 
-def matching_write(
-    entries: Iterable[JournalEntry], status: str, timestamp: float, source: str | None
-) -> JournalEntry | None:
-    """The entry whose write HubSpot's ``status`` (dated ``timestamp``, from ``source``) is, if any.
+class KeyHistory:
+    """The journal's entries of one key, and what they say about HubSpot's status of it."""
 
-    An answered write matches only the very status HubSpot's answer reported; an unanswered one
-    matches what it sent, dated from its send on, within ``UNANSWERED_WINDOW``, unless the same task
-    recorded HubSpot's answer to it since (a person who chose the same status minutes after the
-    write is then not taken for the sync).
-    """
-    answered: set[str] = set()  # tasks whose later entries settle their earlier intents
-    for entry in sorted(entries, key=lambda e: e.at, reverse=True):
-        settled = entry.task in answered
-        if entry.applied is not None:
-            answered.add(entry.task)
-        if entry.status != status or entry.applied is False or (entry.applied is None and settled):
-            continue
-        if entry.applied and entry.timestamp is not None:
+    def __init__(self, entries: Iterable[JournalEntry]) -> None:
+        self.entries = sorted(entries, key=lambda e: e.at)  # oldest first
+        # Each intent's outcome: the next entry of the same task, or None while there is none.
+        self._outcome: dict[int, JournalEntry | None] = {}
+        latest: dict[str, int] = {}
+        for index, entry in enumerate(self.entries):
+            before = latest.get(entry.task)
+            if before is not None and self.entries[before].applied is None:
+                self._outcome[before] = entry
+            if entry.applied is None:
+                self._outcome[index] = None
+            latest[entry.task] = index
+
+    def _intents(self, *, task: str | None = None, unanswered: bool = False) -> list[JournalEntry]:
+        found = []
+        for index, outcome in self._outcome.items():
+            intent = self.entries[index]
+            if task is not None and intent.task != task:
+                continue
+            if outcome is not None and (unanswered or outcome.applied is False):
+                continue  # answered (when only unanswered ones count), or never applied
+            found.append(intent)
+        return found
+
+    def sync_write(
+        self, status: str, timestamp: float, source: str | None, api_sources: Collection[str] = ()
+    ) -> JournalEntry | None:
+        """The sync's write that HubSpot's ``status`` (dated ``timestamp``, from ``source``) is, if any.
+
+        A write HubSpot answered as a change matches only the very status its answer reported (the
+        timestamp within ``SAME_WRITE``, the same ``source``). A write whose answer never came
+        matches what it sent, dated from its send on, within ``UNANSWERED_WINDOW``, unless HubSpot
+        names a ``source`` its answers to the sync's writes never gave (``api_sources``).
+        """
+        for entry in reversed(self.entries):
+            if entry.status != status or not entry.applied or not entry.changed or entry.timestamp is None:
+                continue
             same_source = entry.source is None or source is None or entry.source == source
             if abs(entry.timestamp - timestamp) <= SAME_WRITE and same_source:
                 return entry
-        elif (
-            entry.applied is None
-            and entry.at - CLOCK_SKEW_TOLERANCE <= timestamp <= entry.at + UNANSWERED_WINDOW
-        ):
-            return entry
-    return None
+        foreign = source is not None and bool(api_sources) and source not in api_sources
+        for intent in reversed(self._intents(unanswered=True)):
+            if (
+                intent.status == status
+                and not foreign
+                and intent.at - CLOCK_SKEW_TOLERANCE <= timestamp <= intent.at + UNANSWERED_WINDOW
+            ):
+                return intent
+        return None
+
+    def basis_attempt(self, status: str, timestamp: float, basis_held: str | None) -> JournalEntry | None:
+        """The sync's last answered write of a legal basis to this very status, if HubSpot still
+        holds what it answered then (status, timestamp and the basis it kept)."""
+        for entry in reversed(self.entries):
+            if (
+                entry.applied
+                and entry.basis_sent is not None
+                and entry.status == status
+                and entry.timestamp is not None
+                and abs(entry.timestamp - timestamp) <= SAME_WRITE
+                and entry.basis_held == basis_held
+            ):
+                return entry
+        return None
+
+    def knows(self, task: str) -> bool:
+        """Whether ``task`` left any entry for this key."""
+        return any(e.task == task for e in self.entries)
+
+    def sent_by(self, task: str) -> float | None:
+        """When ``task`` first sent a write of this key that may have been applied (None: never)."""
+        return min((intent.at for intent in self._intents(task=task)), default=None)
+
+    def written_by(self, task: str) -> bool:
+        """Whether ``task`` changed this key, or sent a write whose answer never came."""
+        changed = any(e.task == task and e.applied and e.changed for e in self.entries)
+        return changed or bool(self._intents(task=task, unanswered=True))
+
+    def kept_when_folded(self, now: float) -> list[JournalEntry]:
+        """What folding keeps: the last two answered changes and the last two legal-basis answers
+        (what a match needs, however old), and every entry of the last two windows (the intents a
+        match may still need, with their outcomes)."""
+        changes = [e for e in self.entries if e.applied and e.changed][-2:]
+        bases = [e for e in self.entries if e.applied and e.basis_sent is not None][-2:]
+        recent = [e for e in self.entries if e.at >= now - 2 * UNANSWERED_WINDOW]
+        keep = {id(e) for e in (*changes, *bases, *recent)}
+        return [e for e in self.entries if id(e) in keep]
 
 
 def _iso(epoch: float) -> str:
@@ -119,6 +186,7 @@ def _iso(epoch: float) -> str:
 
 
 _FIELDS = {
+    "changed": "ch",
     "key": "k",
     "status": "s",
     "decided": "d",
@@ -158,9 +226,14 @@ class SyncJournal:
         self.location = location.rstrip("/")
         self.cache = cache
         self._db = sqlite3.connect(cache, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT, at REAL, entry TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT, at REAL, task TEXT, entry TEXT)")
         self._db.execute("CREATE INDEX IF NOT EXISTS entries_key ON entries(key, at)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS entries_task ON entries(task)")
         self._read: list[Any] = []  # the files the index holds
+        self.found = False  # whether the journal's folder existed when it was loaded
+        # The ``source`` HubSpot's answers gave the sync's own changes: a status under another
+        # source was not written by it.
+        self.api_sources: set[str] = set()
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -169,9 +242,12 @@ class SyncJournal:
 
         folder = storage_path(self.location)
         try:
-            return sorted((p for p in folder.iterdir() if p.name.endswith(".jsonl")), key=lambda p: p.name)
-        except (FileNotFoundError, NotADirectoryError):
+            files = sorted((p for p in folder.iterdir() if p.name.endswith(".jsonl")), key=lambda p: p.name)
+        except FileNotFoundError:
+            self.found = False
             return []
+        self.found = True
+        return files
 
     def load(self) -> int:
         """Read every file of the journal into the index; the number of entries read.
@@ -180,6 +256,7 @@ class SyncJournal:
         """
         for _ in range(5):
             self._db.execute("DELETE FROM entries")
+            self.api_sources.clear()
             files = self._files()
             try:
                 count = sum(self._load_file(path) for path in files)
@@ -202,25 +279,34 @@ class SyncJournal:
                         f"the sync journal's file {path} is damaged at line {number} ({exc}); the sync "
                         "cannot tell its own earlier writes from a person's change without it"
                     ) from None
-                rows.append((entry.key, entry.at, text.strip()))
+                rows.append((entry.key, entry.at, entry.task, text.strip()))
+                self._learn(entry)
         self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
+        self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
         self._db.execute("COMMIT")
         return len(rows)
 
-    def entries(self, keys: Iterable[str]) -> dict[str, list[JournalEntry]]:
-        """The entries of ``keys`` (newest first), from what was loaded and added since."""
+    def _learn(self, entry: JournalEntry) -> None:
+        if entry.applied and entry.changed and entry.source:
+            self.api_sources.add(entry.source)
+
+    def histories(self, keys: Iterable[str]) -> dict[str, KeyHistory]:
+        """The history of each of ``keys`` (empty for a key the journal never saw)."""
         wanted = list(dict.fromkeys(keys))
-        found: dict[str, list[JournalEntry]] = {}
+        found: dict[str, list[JournalEntry]] = {key: [] for key in wanted}
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             for (text,) in self._db.execute(
-                f"SELECT entry FROM entries WHERE key IN ({','.join('?' * len(part))}) ORDER BY at DESC",
-                part,
+                f"SELECT entry FROM entries WHERE key IN ({','.join('?' * len(part))})", part
             ):
                 entry = _decode(text)
-                found.setdefault(entry.key, []).append(entry)
-        return found
+                found[entry.key].append(entry)
+        return {key: KeyHistory(entries) for key, entries in found.items()}
+
+    def keys_written_by(self, task: str) -> int:
+        """How many keys ``task`` changed or sent a write of whose answer never came."""
+        keys = [k for (k,) in self._db.execute("SELECT DISTINCT key FROM entries WHERE task = ?", (task,))]
+        return sum(history.written_by(task) for history in self.histories(keys).values())
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -232,31 +318,39 @@ class SyncJournal:
         self._write_file(lambda out: out.writelines(line + "\n" for line in lines))
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT INTO entries VALUES (?, ?, ?)",
-            [(e.key, e.at, t) for e, t in zip(entries, lines, strict=True)],
+            "INSERT INTO entries VALUES (?, ?, ?, ?)",
+            [(e.key, e.at, e.task, text) for e, text in zip(entries, lines, strict=True)],
         )
         self._db.execute("COMMIT")
+        for entry in entries:
+            self._learn(entry)
 
     def _write_file(self, write: Any) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         write_atomically(f"{self.location}/{stamp}-{uuid.uuid4().hex[:12]}.jsonl", write)
 
-    def fold(self) -> bool:
-        """Fold the files read into one (the newest entries of each key) once there are many."""
+    def fold(self, now: float) -> bool:
+        """Fold the files read into one once there are many: of each key, what a match can still
+        need (``KeyHistory.kept_when_folded``). Only the files read are removed: a file another
+        writer adds meanwhile stays."""
         if len(self._read) <= FOLD_AFTER:
             return False
 
         def write(out: IO[str]) -> None:
-            cursor = self._db.execute(
-                "SELECT entry FROM (SELECT entry, ROW_NUMBER() OVER (PARTITION BY key ORDER BY at DESC) AS n "
-                "FROM entries) WHERE n <= ?",
-                (KEEP_PER_KEY,),
-            )
-            while rows := cursor.fetchmany(5000):
-                out.writelines(text + "\n" for (text,) in rows)
+            cursor = self._db.execute("SELECT key, entry FROM entries ORDER BY key")
+            key: str | None = None
+            group: list[JournalEntry] = []
+            for found, text in cursor:
+                if found != key and group:
+                    out.writelines(_encode(e) + "\n" for e in KeyHistory(group).kept_when_folded(now))
+                    group = []
+                key = found
+                group.append(_decode(text))
+            if group:
+                out.writelines(_encode(e) + "\n" for e in KeyHistory(group).kept_when_folded(now))
 
         self._write_file(write)
-        for path in self._read:  # only files whose entries the new file holds
+        for path in self._read:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         self._read = []

@@ -143,10 +143,15 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
         business_unit = self.resolved_business_unit()
         totals = {"contacts": 0, "rows": 0, "not_found": 0, "errors": 0}
 
+        # Every contact HubSpot knows has a status of each active subscription of the unit (one
+        # nobody set is NOT_SPECIFIED): one missing from an answer was not read, and says so.
+        definitions = await client.get_definitions(business_unit_id=business_unit or 0)
+        expected = {int(d.id) for d in definitions.results if d.is_active and str(d.id).isdigit()}
+
         async def read(chunk: list[str]) -> list[dict[str, Any]]:
             statuses = await client.batch_read_statuses(chunk, business_unit_id=business_unit)
             wide = await client.batch_read_unsubscribe_all(chunk, business_unit_id=business_unit)
-            return rows_for(chunk, statuses, wide)
+            return rows_for(chunk, statuses, wide, expected)
 
         def write(rows: list[dict[str, Any]]) -> None:
             writer.write(rows)
@@ -178,13 +183,17 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
 
 
 def rows_for(
-    chunk: list[str], statuses: BatchStatusesResponse, wide: BatchWideStatusesResponse
+    chunk: list[str],
+    statuses: BatchStatusesResponse,
+    wide: BatchWideStatusesResponse,
+    expected: set[int] | frozenset[int] = frozenset(),
 ) -> list[dict[str, Any]]:
     """The export rows of ``chunk``'s contacts, in its order, from HubSpot's two batch answers.
 
     A contact HubSpot has no subscriber for (OBJECT_NOT_FOUND in both answers) is one ``not_found``
     row. A contact one of the reads did not give (a per-contact error, or left out of the answer)
-    gets what the other read gave and an ``error`` row saying what is missing: never a silent gap.
+    gets what the other read gave and an ``error`` row saying what is missing, and so does each
+    ``expected`` subscription missing from a contact's statuses: never a silent gap.
     """
     from ..ledger.status_export import error_row, not_found_row, subscription_row, unsubscribe_all_row
 
@@ -200,6 +209,11 @@ def rows_for(
         if address in per_subscription:
             ordered = sorted(per_subscription[address], key=lambda s: s.subscription_id)
             rows += [subscription_row(s) for s in ordered]
+            given = {s.subscription_id for s in ordered}
+            rows += [
+                error_row(address, f"subscription {missing}", statuses, None)
+                for missing in sorted(expected - given)
+            ]
         else:
             rows.append(
                 error_row(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -234,18 +235,30 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
             dry_run=bool(self.writes_nothing),
             max_changes=None if self.max_changes in (None, "") else int(self.max_changes),
         )
-        journal = SyncJournal(self._journal_location(), state.work_path.with_suffix(".journal.sqlite"))
+        try:
+            location = self._journal_location()
+        except AirflowFailException as exc:
+            store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {exc}")
+            raise
+        journal = SyncJournal(location, state.work_path.with_suffix(".journal.sqlite"))
         try:
             try:
                 entries = journal.load()
                 if not self.writes_nothing:
-                    journal.fold()
+                    journal.fold(time.time())
             except (JournalError, OSError) as exc:
                 store.mark_remaining(
                     Outcome.NOT_ATTEMPTED, f"not sent: the sync journal cannot be read: {exc}"
                 )
                 raise AirflowFailException(f"Cannot read the sync journal {journal.location}: {exc}") from exc
             self.log.info("Sync journal %s: %d entries", journal.location, entries)
+            if not journal.found:
+                self.log.warning(
+                    "The sync journal %s does not exist yet: this is its first run, or it was moved or "
+                    "lost. Statuses the sync wrote before cannot be told from a person's change, so a "
+                    "decision older than such a write is kept out, not written.",
+                    journal.location,
+                )
             client = await self.hook.get_async_conn()
             run = SyncRun(
                 store,
@@ -274,12 +287,26 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
             journal.close()
 
     def _journal_location(self) -> str:
+        """``journal_path``, or the default folder in ``$AIRFLOW_HOME`` where every try sees it: on a
+        LocalExecutor only. Elsewhere each worker would keep a journal of its own, and a run on
+        another one would take the sync's earlier writes for a person's changes."""
         if self.journal_path:
             return str(self.journal_path)
         import os
         from pathlib import Path
 
+        from airflow.sdk import conf
+
         from .._io import safe_segment
+
+        configured = str(conf.get("core", "executor", fallback="LocalExecutor") or "LocalExecutor")
+        executor = str(getattr(self, "executor", None) or configured.split(",")[0])
+        if executor.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] != "LocalExecutor":
+            raise AirflowFailException(
+                f"journal_path is needed with {executor}: the sync journal (what the sync wrote, so "
+                "that a later run tells its own writes from a person's change) must be on storage "
+                "every worker sees, e.g. journal_path='s3://compliance/consent-sync/journal'."
+            )
 
         home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
         return str(Path(home) / "hubspot_prefs" / "sync_journal" / safe_segment(self.hubspot_conn_id))

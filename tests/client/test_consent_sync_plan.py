@@ -75,8 +75,16 @@ def test_a_valid_row_is_read_whole():
         ({"legal_basis": ""}, "SUBSCRIBED needs legal_basis and legal_basis_explanation"),
         ({"legal_basis_explanation": " "}, "SUBSCRIBED needs legal_basis and legal_basis_explanation"),
         ({"decided_at": ""}, "decided_at is empty"),
-        ({"decided_at": "yesterday"}, "decided_at 'yesterday' is not an ISO 8601 time"),
+        ({"decided_at": "yesterday"}, "decided_at 'yesterday' is not an ISO 8601"),
         ({"decided_at": "2026-11-20T12:00:00"}, "decided_at 2026-11-20T12:00:00 has no time zone"),
+        # pendulum alone reads a time without a date as today's, and drops its zone.
+        ({"decided_at": "12:00Z"}, "decided_at '12:00Z' is not an ISO 8601 date and time"),
+        (
+            {"decided_at": "2026-11-20T12:00:00+23:59"},
+            "decided_at 2026-11-20T12:00:00 has an offset no time zone",
+        ),
+        ({"decided_at": "2026-11-20"}, "decided_at 2026-11-20 is a date without a time and time zone"),
+        ({"decided_at": 1763640000000}, "decided_at 1763640000000 is not a plausible time in epoch seconds"),
     ],
 )
 def test_a_bad_row_is_refused_naming_the_field(changes, problem):

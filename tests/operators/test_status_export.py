@@ -153,13 +153,14 @@ def test_export_to_csv_reads_back_as_the_portals_state(emulator, portal, tmp_pat
         "output_path": str(output),
         "output_format": "csv",
     }
-    # 630 contacts in chunks of 50: 13 reads of each kind, nothing written.
+    # 630 contacts in chunks of 50: 13 reads of each kind and the unit's subscriptions, nothing written.
     paths = [r["path"] for r in emulator.control("GET", "requests")["requests"]]
     assert sorted(set(paths)) == [
+        "/communication-preferences/v4/definitions",
         "/communication-preferences/v4/statuses/batch/read",
         "/communication-preferences/v4/statuses/batch/unsubscribe-all/read",
     ]
-    assert len(paths) == 26
+    assert len(paths) == 27
     # Spot checks the comparison above rests on: a legal basis and an unsubscribe-all are in the file.
     first = [r for r in rows if r["subscriber_id"] == people[0] and r["subscription_id"] == "1001"]
     assert (
@@ -239,7 +240,7 @@ def test_a_read_refused_midway_leaves_the_object_storage_file_as_it_was(emulator
         ),
         (
             {"kind": "omit", "path_endswith": "unsubscribe-all/read", "reject_contains": "0007"},
-            "unsubscribe-from-all status not read: HubSpot's answer left this contact out",
+            "unsubscribe-from-all status not read: HubSpot's answer left it out",
         ),
     ],
     ids=["status-read-207", "opt-out-read-left-out"],
