@@ -104,10 +104,14 @@ class ClientCore:
             if response.is_success:
                 return None
         throttled = response is not None and response.status_code == 429
-        retry = self.policy.should_retry(
-            attempts.failures, response=response, error=error, throttled_for=attempts.throttled_for
+        wait = self.policy.wait_before_retry(
+            failures=attempts.failures,
+            throttles=attempts.throttles,
+            throttled_for=attempts.throttled_for,
+            response=response,
+            error=error,
         )
-        if not retry:
+        if wait is None:
             if isinstance(error, HubSpotError):
                 raise error
             if error is not None:
@@ -120,8 +124,12 @@ class ClientCore:
                     f"{type(error).__name__}: {error}", method=call.method, endpoint=call.template
                 ) from error
             assert response is not None
-            raise parse_error(response, method=call.method, endpoint=call.template, redact=self.redact_emails)
-        wait = self.policy.delay(attempts.throttles if throttled else attempts.failures, response)
+            note = None
+            if throttled and attempts.throttles >= self.policy.max_throttled_retries:
+                note = f"gave up after {attempts.throttles} throttled retries (max_throttled_retries)"
+            raise parse_error(
+                response, method=call.method, endpoint=call.template, redact=self.redact_emails, note=note
+            )
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
         if throttled:
             attempts.throttles += 1
