@@ -85,6 +85,55 @@ def send_as_a_worker(url: str, where: str, name: str) -> None:
     asyncio.run(send())
 
 
+def send_as_a_worker_of_a_smaller_portal(url: str, where: str, name: str) -> None:
+    """One worker process configured for 40 requests a second, 30 requests of 10 addresses."""
+
+    async def send() -> None:
+        limiter = RateLimiter(40, 1.0, shared=open_budget(where, 40, 1.0))
+        async with AsyncHubSpotPreferencesClient(
+            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
+        ) as client:
+            for i in range(0, 300, 10):
+                chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
+                await client.batch_unsubscribe_all(chunk, verbose=True)
+
+    asyncio.run(send())
+
+
+def test_workers_book_against_the_portals_own_limit_when_it_is_smaller(emulator, where):
+    """Issue 23, item 2: the connection says 40 a second, HubSpot's X-HubSpot-RateLimit-Max says 20.
+    The first answer's Max is stored with the bookings, and every process books against it."""
+    emulator.control(
+        "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
+    )
+    spawn = multiprocessing.get_context("spawn")
+    workers = [
+        spawn.Process(target=send_as_a_worker_of_a_smaller_portal, args=(emulator.url, where, n))
+        for n in "abc"
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    statuses = Counter(r["status"] for r in api_requests(emulator))
+    assert statuses[200] == 90 and statuses[429] <= 1, statuses
+
+
+def test_the_portals_limit_learned_by_one_process_binds_the_others(budget):
+    learner = budget(100, 10.0)
+    learner.reserve()
+    learner.observe(RateLimitInfo(max=5, remaining=4, interval_ms=10_000))
+    newcomer = budget(100, 10.0)  # another process: it has seen no answer yet
+    for _ in range(4):
+        assert newcomer.reserve()[0] < 0.05
+    assert newcomer.reserve()[0] > 9  # the 6th of the window waits: HubSpot allows 5, not 100
+    # HubSpot's word is the latest answer's: a larger Max (a portal upgraded) frees the room again,
+    # up to the configured limit.
+    learner.observe(RateLimitInfo(max=250, remaining=245, interval_ms=10_000))
+    assert newcomer.reserve()[0] < 0.05
+
+
 def test_three_worker_processes_sharing_a_budget_meet_no_429(emulator, where):
     """Each believes it may use the whole budget; the shared window keeps them under it together."""
     emulator.control(
