@@ -105,12 +105,17 @@ class MachineBudget:
         return self.max_requests if row is None else min(self.max_requests, int(row[0]))
 
     def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``."""
+        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
         member = uuid.uuid4().hex
+        horizon = 2 * self.interval
         with self._transaction() as db:
             now = self._clock()
-            # Bookings are kept for two windows: an answer's count may look back one window from its send.
-            db.execute("DELETE FROM bookings WHERE slot < ?", (now - 2 * self.interval - self.slack,))
+            # Bookings are kept for two windows: an answer's count may look back one window from its
+            # send. Nothing is booked or held further ahead than two windows: what is was written
+            # while the clock was ahead (then stepped back), and would hold everyone for that long.
+            ahead = now + horizon + self.slack
+            db.execute("DELETE FROM bookings WHERE slot < ? OR slot > ?", (now - horizon - self.slack, ahead))
+            db.execute("DELETE FROM holds WHERE until > ?", (ahead,))
             limit = max(1, self._limit(db) - int(self._hold(db, "foreign", now)))
             slot = max(now, self._hold(db, "blocked", now))
             back = db.execute(
@@ -118,6 +123,7 @@ class MachineBudget:
             ).fetchone()
             if back is not None:
                 slot = max(slot, back[0] + self.interval + self.slack)
+            slot = min(slot, now + horizon)
             db.execute("INSERT INTO bookings (member, slot) VALUES (?, ?)", (member, slot))
         return slot - now, member
 
@@ -128,10 +134,10 @@ class MachineBudget:
             db.execute("UPDATE bookings SET slot = ? WHERE member = ? AND slot < ?", (now, member, now))
 
     def block_for(self, seconds: float) -> None:
-        """Hold every process back for ``seconds`` (never shortening a longer hold)."""
+        """Hold every process back for ``seconds``, at most two windows (never shortening a longer hold)."""
         with self._transaction() as db:
             now = self._clock()
-            until = now + max(seconds, 0.001)
+            until = now + min(max(seconds, 0.001), 2 * self.interval)
             if until > self._hold(db, "blocked", now):
                 db.execute("INSERT OR REPLACE INTO holds VALUES ('blocked', ?, ?)", (until, until))
 

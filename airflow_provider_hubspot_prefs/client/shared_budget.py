@@ -30,13 +30,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Bookings are kept for two windows: an answer's count may look back one window from its send.
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * window - slack)
+-- Nothing is booked or held further ahead than two windows: what is was written while Redis's
+-- clock was ahead (then stepped back), and would hold every worker for that long.
+local horizon = 2 * window
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - horizon - slack)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (now + horizon + slack), '+inf')
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now + horizon + slack then
+  redis.call('DEL', KEYS[2])
+  blocked = 0
+end
 -- HubSpot's own limit, once an answer named a smaller one.
 limit = math.min(limit, tonumber(redis.call('GET', KEYS[4]) or limit))
 limit = math.max(1, limit - tonumber(redis.call('GET', KEYS[3]) or '0'))
-local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+local slot = math.max(now, blocked)
 local back = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
 if back[2] then slot = math.max(slot, tonumber(back[2]) + window + slack) end
+slot = math.min(slot, now + horizon)
 redis.call('ZADD', KEYS[1], slot, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window * 3 + (slot - now))
 return {slot - now, slot}
@@ -51,12 +61,13 @@ if score and tonumber(score) < now then redis.call('ZADD', KEYS[1], 'XX', now, A
 return 1
 """
 
-# Hold every worker back for ARGV[1] ms (never shortening a longer hold).
+# Hold every worker back for ARGV[1] ms, at most two windows of ARGV[2] ms (never shortening a longer hold).
 _BLOCK = """
 local t = redis.call('TIME')
-local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local hold = math.min(tonumber(ARGV[1]), 2 * tonumber(ARGV[2]))
+local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + hold
 if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000)
+  redis.call('SET', KEYS[1], until_, 'PX', hold + 1000)
 end
 return 1
 """
@@ -121,7 +132,7 @@ class RedisBudget:
         self._window_ms = int(interval * 1000)
 
     def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``."""
+        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
         member = uuid.uuid4().hex
         wait_ms, _ = self._reserve(
             keys=self._keys,
@@ -133,7 +144,7 @@ class RedisBudget:
         self._answered(keys=self._keys[:1], args=[member])
 
     def block_for(self, seconds: float) -> None:
-        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000))])
+        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000)), self._window_ms])
 
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
         """HubSpot's count (and limit) on the answer to a request sent ``age`` seconds ago."""

@@ -176,6 +176,36 @@ def test_a_429_holds_back_every_worker(budget):
     assert 1.5 - (time.monotonic() - blocked) - 0.05 < wait <= 1.5
 
 
+def book_an_hour_ahead(where: str, limit: int, interval: float) -> None:
+    """What a process whose clock ran an hour ahead left in the budget (the clock was then stepped
+    back): a full window of bookings and a 429's hold, an hour in the future."""
+    ahead = time.time() + 3600
+    if where.startswith("redis://"):  # Redis's clock cannot be stepped from here: write what it would hold
+        client = redis.Redis.from_url(where)
+        client.zadd("hubspot_prefs:budget:app:window", {f"ahead{i}": int(ahead * 1000) for i in range(limit)})
+        client.set("hubspot_prefs:budget:app:blocked", int((ahead + 1.5) * 1000))
+        return
+    from_the_future = MachineBudget(Path(where), limit, interval, clock=lambda: ahead)
+    for _ in range(limit):
+        from_the_future.reserve()
+    from_the_future.block_for(1.5)
+
+
+def test_bookings_in_the_future_are_dropped(where):
+    """Issue 23, item 6: the clock stepping back one hour made every process wait 3,610 s."""
+    book_an_hour_ahead(where, 5, 10.0)
+    wait, _ = open_budget(where, 5, 10.0).reserve()
+    assert wait < 0.05  # nothing legitimately booked now: no one waits for the bookings of the future
+
+
+def test_no_wait_is_longer_than_two_windows(budget):
+    shared = budget(5, 1.0)
+    shared.block_for(3600)  # whatever asked for it, a hold of an hour is not the window's to keep
+    assert shared.reserve()[0] <= 2.0
+    for _ in range(20):  # four windows' worth of requests at once: the last is still within two
+        assert shared.reserve()[0] <= 2.0
+
+
 def test_hubspots_headers_count_callers_outside_the_budget(budget):
     shared = budget(100, 10.0)
     shared.reserve()
