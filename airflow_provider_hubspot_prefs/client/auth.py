@@ -14,8 +14,20 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from .errors import HubSpotAuthenticationError
-from .policy import parse_error
+from .delivery import TOKEN_REQUEST, TokenEndpointFailure
+from .errors import HubSpotAuthenticationError, HubSpotResponseError
+from .policy import json_or_none, parse_error
+from .versions import OAUTH_TOKEN_PATH
+
+
+def _lifetime(expires_in: object) -> float:
+    """Seconds to use an access token before refreshing it: ``expires_in`` less a margin. Without a
+    readable, positive ``expires_in`` HubSpot did not say: the token is used until HubSpot answers 401."""
+    try:
+        seconds = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("inf")
+    return seconds - min(300.0, seconds / 10) if seconds > 0 else float("inf")
 
 
 class PrivateAppTokenAuth(httpx.Auth):
@@ -40,8 +52,10 @@ class OAuthRefreshAuth(httpx.Auth):
     The access token is cached and refreshed shortly before ``expires_in`` runs out, and once more
     when HubSpot answers 401 (a token revoked early). The refresh is single-flight: however many
     requests (threads of the sync client, tasks of the async one) find the token missing or expired
-    at once, one token request is made and the others wait for its answer. A failed refresh raises
-    ``HubSpotAuthenticationError`` with HubSpot's reason.
+    at once, one token request is made and the others wait for its answer. A refresh HubSpot
+    refuses (``invalid_grant``, a 401, any other 4xx) raises ``HubSpotAuthenticationError`` with
+    HubSpot's reason; a 429 or 5xx, or a lost connection, is retried by the client under its retry
+    policy, as any call; a 200 without an access token raises ``HubSpotResponseError``.
     """
 
     def __init__(
@@ -91,25 +105,33 @@ class OAuthRefreshAuth(httpx.Auth):
                 "client_secret": self._client_secret,
                 "refresh_token": self._refresh_token,
             },
+            extensions={TOKEN_REQUEST: True},  # a failure on it means the call was never sent
         )
 
     def _take(self, response: httpx.Response) -> None:
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TokenEndpointFailure(response)  # HubSpot's trouble, not the credentials': retried
         if response.status_code != 200:
-            # Whatever the status, a refused refresh means the credentials no longer work.
             raise parse_error(
                 response,
                 method="POST",
-                endpoint="/oauth/v1/token",
+                endpoint=OAUTH_TOKEN_PATH,
                 redact=self._redact,
                 error_class=HubSpotAuthenticationError,
             )
-        body = response.json()
-        self._access_token = body["access_token"]
+        body = json_or_none(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise HubSpotResponseError(
+                "the token endpoint answered 200 without an access_token",
+                method="POST",
+                endpoint=OAUTH_TOKEN_PATH,
+                status_code=200,
+            )
+        self._access_token = token
         # HubSpot may rotate the refresh token; keep the newest.
         self._refresh_token = body.get("refresh_token") or self._refresh_token
-        expires_in = float(body.get("expires_in", 1800))
-        margin = min(300.0, expires_in / 10)
-        self._refresh_at = time.monotonic() + expires_in - margin
+        self._refresh_at = time.monotonic() + _lifetime(body.get("expires_in"))
         self.refresh_count += 1
 
     def _authorize(self, request: httpx.Request) -> str | None:

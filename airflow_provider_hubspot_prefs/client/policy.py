@@ -147,7 +147,7 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     return max(value, 0.0)
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
@@ -164,7 +164,7 @@ def _daily_remaining(response: httpx.Response) -> int | None:
 
 def is_daily_limit_response(response: httpx.Response) -> bool:
     """A 429 caused by the daily cap (the rule itself is ``errors.is_daily_limit``)."""
-    return is_daily_limit(_json_or_none(response), _daily_remaining(response))
+    return is_daily_limit(json_or_none(response), _daily_remaining(response))
 
 
 def parse_error(
@@ -181,7 +181,7 @@ def parse_error(
     ``error_class`` overrides the class chosen from the status code; ``note`` says why the client
     stopped retrying, when that is not HubSpot's answer alone.
     """
-    body = _json_or_none(response)
+    body = json_or_none(response)
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     message = fields.get("message") or (response.text[:200] if body is None else "")
     cls = error_class or error_class_for(response.status_code)

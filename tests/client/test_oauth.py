@@ -12,6 +12,9 @@ from airflow_provider_hubspot_prefs.client import (
     AsyncHubSpotPreferencesClient,
     HubSpotAuthenticationError,
     HubSpotPreferencesClient,
+    HubSpotResponseError,
+    HubSpotServerError,
+    HubSpotTransportError,
     OAuthRefreshAuth,
     token_url,
 )
@@ -138,3 +141,71 @@ def test_oauth_refresh_is_single_flight_across_tasks(emulator):
 
     asyncio.run(calls())
     assert token_requests(emulator) == 1
+
+
+# ---- the token endpoint's transient failures and odd answers (issue 23, item 5) -----------------
+
+TOKEN_PATH = "/oauth/v1/token"
+
+
+def token_answers(emulator) -> list[int]:
+    """The status of every request the token endpoint received, faults included."""
+    return [r["status"] for r in emulator.control("GET", "requests")["requests"] if r["path"] == TOKEN_PATH]
+
+
+def definitions_through(emulator, flavour: str, auth: OAuthRefreshAuth):
+    """One GET /definitions with ``auth``, through the sync or the async client (FAST_RETRY)."""
+    if flavour == "sync":
+        with HubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY) as client:
+            return client.get_definitions()
+
+    async def go():
+        client = AsyncHubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY)
+        async with client:
+            return await client.get_definitions()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 503, "count": 2}, {"status": 429, "retry_after": 0, "count": 2}, {"kind": "drop_before"}],
+    ids=["503", "429", "dropped"],
+)
+def test_a_transient_token_endpoint_failure_is_retried(emulator, flavour, fault):
+    emulator.control("POST", "faults", json={**fault, "path_endswith": TOKEN_PATH})
+    assert definitions_through(emulator, flavour, oauth(emulator)).results
+    statuses = [r["status"] for r in emulator.control("GET", "requests")["requests"]]
+    assert statuses[-1] == 200 and statuses.count(200) == 2  # one token, one call
+
+
+def test_a_token_endpoint_that_stays_down_fails_as_a_server_error_not_an_auth_error(emulator):
+    emulator.control("POST", "faults", json={"status": 503, "count": 100, "path_endswith": TOKEN_PATH})
+    with pytest.raises(HubSpotServerError) as err:
+        definitions_through(emulator, "sync", oauth(emulator))
+    assert err.value.status_code == 503 and err.value.endpoint == TOKEN_PATH
+    assert token_answers(emulator) == [503] * (1 + FAST_RETRY.max_retries)
+
+
+def test_a_write_whose_token_request_failed_was_not_sent(emulator):
+    """A lost token request is not a lost write: HubSpot cannot have applied a call never sent."""
+    lost = {"kind": "drop_before", "count": 100, "path_endswith": TOKEN_PATH}
+    emulator.control("POST", "faults", json=lost)
+    client = HubSpotPreferencesClient(oauth(emulator), base_url=emulator.url, retry_policy=FAST_RETRY)
+    with client, pytest.raises(HubSpotTransportError) as err:
+        client.batch_unsubscribe_all(["nobody@example.com"], verbose=True)
+    assert not err.value.may_have_applied
+
+
+def test_a_token_answer_without_an_access_token_is_a_clear_error(emulator):
+    emulator.control("POST", "faults", json={"kind": "wrong_shape", "path_endswith": TOKEN_PATH})
+    with pytest.raises(HubSpotResponseError, match="without an access_token") as err:
+        definitions_through(emulator, "sync", oauth(emulator))
+    assert err.value.endpoint == TOKEN_PATH and token_answers(emulator) == [200]
+
+
+def test_a_refused_refresh_token_is_not_retried(emulator):
+    with pytest.raises(HubSpotAuthenticationError) as err:
+        definitions_through(emulator, "sync", oauth(emulator, refresh_token="stale-refresh-token"))
+    assert "invalid_grant" in str(err.value.body) and token_answers(emulator) == [400]
