@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import httpx
 import pytest
 
 from airflow_provider_hubspot_prefs.client import (
@@ -146,6 +147,12 @@ def test_oauth_refresh_is_single_flight_across_tasks(emulator):
 # ---- the token endpoint's transient failures and odd answers (issue 23, item 5) -----------------
 
 TOKEN_PATH = "/oauth/v1/token"
+EMPTY_ANSWER = {
+    "status": "COMPLETE",
+    "results": [],
+    "startedAt": "2026-11-26T10:00:00Z",
+    "completedAt": "2026-11-26T10:00:00Z",
+}
 
 
 def token_answers(emulator) -> list[int]:
@@ -209,3 +216,70 @@ def test_a_refused_refresh_token_is_not_retried(emulator):
     with pytest.raises(HubSpotAuthenticationError) as err:
         definitions_through(emulator, "sync", oauth(emulator, refresh_token="stale-refresh-token"))
     assert "invalid_grant" in str(err.value.body) and token_answers(emulator) == [400]
+
+
+# ---- rotated refresh tokens (issue 23, item 9) ----------------------------------------------------
+
+
+def refresh_twice(emulator, auth: OAuthRefreshAuth) -> None:
+    """Two calls with a refresh between them (the access token revoked), as a long task makes."""
+    with HubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY) as client:
+        client.get_definitions()
+        emulator.control("POST", "revoke", json={"token": auth._access_token})
+        client.get_definitions()
+
+
+def test_a_rotated_refresh_token_that_leaves_the_old_one_working_is_harmless(emulator, caplog):
+    """HubSpot answers a new refresh token each time and the connection's keeps working: a task
+    that refreshed does not strand the next one, which starts from the connection's token."""
+    emulator.control("PATCH", "config", json={"refresh_token_rotation": "new"})
+    refresh_twice(emulator, oauth(emulator))
+    assert definitions_through(emulator, "sync", oauth(emulator)).results  # the next task
+    assert token_answers(emulator) == [200, 200, 200]
+    assert "refresh token" not in caplog.text  # nothing to warn of
+
+
+def test_a_strictly_rotated_refresh_token_keeps_the_task_going_and_says_what_will_fail(emulator, caplog):
+    """HubSpot answers a new refresh token and stops accepting the one used. The task that refreshed
+    goes on with the new one (kept in memory only, never written anywhere) and says loudly, in its
+    log, that the connection's refresh token no longer works; the next task, starting from the
+    connection, fails at once with HubSpot's BAD_REFRESH_TOKEN, not retried."""
+    emulator.control("PATCH", "config", json={"refresh_token_rotation": "strict"})
+    refresh_twice(emulator, oauth(emulator))
+    # The second refresh tried the connection's token first (refused), then the rotated one.
+    assert token_answers(emulator) == [200, 400, 200]
+    assert "HubSpot no longer accepts the connection's refresh token" in caplog.text
+    assert DEMO_REFRESH_TOKEN not in caplog.text
+    emulator.control("DELETE", "requests")
+    with pytest.raises(HubSpotAuthenticationError, match="BAD_REFRESH_TOKEN"):
+        definitions_through(emulator, "sync", oauth(emulator))  # the next task
+    assert token_answers(emulator) == [400]
+
+
+@pytest.mark.parametrize(
+    "expires_in", [{}, {"expires_in": "soon"}, {"expires_in": -5}], ids=["none", "text", "negative"]
+)
+def test_a_token_answer_without_a_usable_expires_in_is_used_until_hubspot_refuses_it(expires_in):
+    """HubSpot did not say when the token expires: no lifetime is assumed (and an unreadable one is
+    no crash); the token is used until a 401, which refreshes it."""
+    token_calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/v1/token"):
+            token_calls.append(f"access-{len(token_calls) + 1}")
+            return httpx.Response(200, json={"access_token": token_calls[-1], **expires_in})
+        if request.headers["Authorization"] == "Bearer access-1" and calls.pop():
+            return httpx.Response(401, json={"category": "EXPIRED_AUTHENTICATION", "message": "expired"})
+        return httpx.Response(200, json=EMPTY_ANSWER)
+
+    calls = [True, False, False]  # popped from the end: the third call with the first token meets a 401
+    auth = OAuthRefreshAuth(
+        client_id=DEMO_OAUTH_CLIENT_ID,
+        client_secret=DEMO_OAUTH_CLIENT_SECRET,
+        refresh_token=DEMO_REFRESH_TOKEN,
+        token_url="https://api.hubapi.com/oauth/v1/token",
+    )
+    client = HubSpotPreferencesClient(auth, transport=httpx.MockTransport(answer), rate_limit=None)
+    for _ in range(4):
+        client.get_definitions()
+    assert token_calls == ["access-1", "access-2"]  # one at the start, one on the 401
