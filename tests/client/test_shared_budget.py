@@ -70,34 +70,34 @@ def budget(where) -> Callable[[int, float], SharedBudget]:
     return lambda limit, interval: open_budget(where, limit, interval)
 
 
-def send_as_a_worker(url: str, where: str, name: str) -> None:
-    """One worker process: its own client and limiter, 40 requests of 10 addresses."""
+def send_as_a_worker(url: str, where: str, name: str, limit: int, requests: int) -> None:
+    """One worker process: its own client and limiter (``limit`` per second), ``requests`` requests
+    of 10 addresses."""
 
     async def send() -> None:
-        limiter = RateLimiter(20, 1.0, shared=open_budget(where, 20, 1.0))
+        limiter = RateLimiter(limit, 1.0, shared=open_budget(where, limit, 1.0))
         async with AsyncHubSpotPreferencesClient(
             PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
         ) as client:
-            for i in range(0, 400, 10):
+            for i in range(0, requests * 10, 10):
                 chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
                 await client.batch_unsubscribe_all(chunk, verbose=True)
 
     asyncio.run(send())
 
 
-def send_as_a_worker_of_a_smaller_portal(url: str, where: str, name: str) -> None:
-    """One worker process configured for 40 requests a second, 30 requests of 10 addresses."""
-
-    async def send() -> None:
-        limiter = RateLimiter(40, 1.0, shared=open_budget(where, 40, 1.0))
-        async with AsyncHubSpotPreferencesClient(
-            PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
-        ) as client:
-            for i in range(0, 300, 10):
-                chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
-                await client.batch_unsubscribe_all(chunk, verbose=True)
-
-    asyncio.run(send())
+def three_workers(emulator: Any, where: str, limit: int, requests: int) -> list[dict[str, Any]]:
+    """Three worker processes of one app, each believing ``limit`` a second is its own; the
+    requests the emulator received."""
+    spawn = multiprocessing.get_context("spawn")
+    args = [(emulator.url, where, name, limit, requests) for name in "abc"]
+    workers = [spawn.Process(target=send_as_a_worker, args=a) for a in args]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    return api_requests(emulator)
 
 
 def test_workers_book_against_the_portals_own_limit_when_it_is_smaller(emulator, where):
@@ -106,17 +106,7 @@ def test_workers_book_against_the_portals_own_limit_when_it_is_smaller(emulator,
     emulator.control(
         "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
     )
-    spawn = multiprocessing.get_context("spawn")
-    workers = [
-        spawn.Process(target=send_as_a_worker_of_a_smaller_portal, args=(emulator.url, where, n))
-        for n in "abc"
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert [w.exitcode for w in workers] == [0, 0, 0]
-    statuses = Counter(r["status"] for r in api_requests(emulator))
+    statuses = Counter(r["status"] for r in three_workers(emulator, where, limit=40, requests=30))
     assert statuses[200] == 90 and statuses[429] <= 1, statuses
 
 
@@ -139,14 +129,7 @@ def test_three_worker_processes_sharing_a_budget_meet_no_429(emulator, where):
     emulator.control(
         "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
     )
-    spawn = multiprocessing.get_context("spawn")
-    workers = [spawn.Process(target=send_as_a_worker, args=(emulator.url, where, n)) for n in "abc"]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert [w.exitcode for w in workers] == [0, 0, 0]
-    requests = api_requests(emulator)
+    requests = three_workers(emulator, where, limit=20, requests=40)
     assert Counter(r["status"] for r in requests) == {200: 120}  # not one 429
     # ...and not faster than the shared budget allows: 100 requests after the first window's 20.
     times = sorted(r["time"] for r in requests)
