@@ -33,9 +33,10 @@ RATE_LIMITED_EMULATOR = (
 )
 
 
-def ideal_seconds(requests: int) -> float:
-    """Fastest possible time for ``requests`` under a rolling window: full windows, then latency."""
-    return ((requests - 1) // LIMIT) * INTERVAL + LATENCY_MS / 1000
+def ideal_seconds(requests: int, limit: int = LIMIT) -> float:
+    """Fastest possible time for ``requests`` under a rolling window of ``limit``: full windows,
+    then latency."""
+    return ((requests - 1) // limit) * INTERVAL + LATENCY_MS / 1000
 
 
 @contextmanager

@@ -7,6 +7,7 @@ connection pool and transport as the API calls, in the sync and the async client
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import weakref
@@ -14,8 +15,30 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from .errors import HubSpotAuthenticationError
-from .policy import parse_error
+from .delivery import TOKEN_REQUEST, TokenEndpointFailure
+from .errors import HubSpotAuthenticationError, HubSpotResponseError
+from .policy import json_or_none, parse_error
+from .versions import OAUTH_TOKEN_PATH
+
+log = logging.getLogger(__name__)
+
+
+def _lifetime(expires_in: object) -> float:
+    """Seconds to use an access token before refreshing it: ``expires_in`` less a margin. Without a
+    readable, positive ``expires_in`` HubSpot did not say: the token is used until HubSpot answers 401."""
+    try:
+        seconds = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("inf")
+    return seconds - min(300.0, seconds / 10) if seconds > 0 else float("inf")
+
+
+def _refused_grant(response: httpx.Response) -> bool:
+    """HubSpot refused the refresh token itself (``invalid_grant`` / BAD_REFRESH_TOKEN, or a 401)."""
+    body = json_or_none(response)
+    fields = body if isinstance(body, dict) else {}
+    said = {fields.get("error"), fields.get("status"), fields.get("category")}
+    return response.status_code == 401 or bool(said & {"invalid_grant", "BAD_REFRESH_TOKEN"})
 
 
 class PrivateAppTokenAuth(httpx.Auth):
@@ -40,8 +63,17 @@ class OAuthRefreshAuth(httpx.Auth):
     The access token is cached and refreshed shortly before ``expires_in`` runs out, and once more
     when HubSpot answers 401 (a token revoked early). The refresh is single-flight: however many
     requests (threads of the sync client, tasks of the async one) find the token missing or expired
-    at once, one token request is made and the others wait for its answer. A failed refresh raises
-    ``HubSpotAuthenticationError`` with HubSpot's reason.
+    at once, one token request is made and the others wait for its answer. A refresh HubSpot
+    refuses (``invalid_grant``, a 401, any other 4xx) raises ``HubSpotAuthenticationError`` with
+    HubSpot's reason; a 429 or 5xx, or a lost connection, is retried by the client under its retry
+    policy, as any call; a 200 without an access token raises ``HubSpotResponseError``.
+
+    Rotated refresh tokens: HubSpot documents the refresh token of the install as the one to keep,
+    yet may answer a refresh with a new one. The configured refresh token (the connection's, which
+    every task starts from) is used as long as HubSpot accepts it; the newest one HubSpot gave is
+    kept in memory, never written anywhere. Only when HubSpot refuses the configured one is the
+    newest used, from then on, and a warning says that the connection's refresh token no longer
+    works: the next task starting from it will fail until the connection is updated.
     """
 
     def __init__(
@@ -60,7 +92,9 @@ class OAuthRefreshAuth(httpx.Auth):
             raise ValueError(f"OAuth needs {', '.join(missing)}")
         self._client_id = client_id
         self._client_secret = client_secret
-        self._refresh_token = refresh_token
+        self._refresh_token = refresh_token  # the configured one
+        self._rotated: str | None = None  # the newest HubSpot answered, when not the configured one
+        self._configured_refused = False
         self._token_url = token_url
         self._redact = redact
         self._access_token: str | None = None
@@ -81,7 +115,11 @@ class OAuthRefreshAuth(httpx.Auth):
             return used == self._access_token
         return self._access_token is None or time.monotonic() >= self._refresh_at
 
-    def _token_request(self) -> httpx.Request:
+    def _refresh_with(self) -> str:
+        """The refresh token to send: the configured one, unless HubSpot refused it after rotating."""
+        return self._rotated if self._configured_refused and self._rotated else self._refresh_token
+
+    def _token_request(self, refresh_token: str) -> httpx.Request:
         return httpx.Request(
             "POST",
             self._token_url,
@@ -89,28 +127,50 @@ class OAuthRefreshAuth(httpx.Auth):
                 "grant_type": "refresh_token",
                 "client_id": self._client_id,
                 "client_secret": self._client_secret,
-                "refresh_token": self._refresh_token,
+                "refresh_token": refresh_token,
             },
+            extensions={TOKEN_REQUEST: True},  # a failure on it means the call was never sent
         )
 
-    def _take(self, response: httpx.Response) -> None:
+    def _take(self, response: httpx.Response, sent: str) -> bool:
+        """Take the token endpoint's answer to a refresh with ``sent``; True: ask again (HubSpot
+        refused the configured refresh token after rotating it: the newest one is sent next)."""
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TokenEndpointFailure(response)  # HubSpot's trouble, not the credentials': retried
         if response.status_code != 200:
-            # Whatever the status, a refused refresh means the credentials no longer work.
+            first_refusal = sent == self._refresh_token and not self._configured_refused
+            if first_refusal and self._rotated and _refused_grant(response):
+                self._configured_refused = True
+                log.warning(
+                    "HubSpot no longer accepts the connection's refresh token: it answered an earlier "
+                    "refresh with a new one. This task goes on with that one (kept in memory only); "
+                    "tasks starting from the connection will fail with BAD_REFRESH_TOKEN until the "
+                    "connection holds a refresh token HubSpot accepts (re-authorize the app)."
+                )
+                return True
             raise parse_error(
                 response,
                 method="POST",
-                endpoint="/oauth/v1/token",
+                endpoint=OAUTH_TOKEN_PATH,
                 redact=self._redact,
                 error_class=HubSpotAuthenticationError,
             )
-        body = response.json()
-        self._access_token = body["access_token"]
-        # HubSpot may rotate the refresh token; keep the newest.
-        self._refresh_token = body.get("refresh_token") or self._refresh_token
-        expires_in = float(body.get("expires_in", 1800))
-        margin = min(300.0, expires_in / 10)
-        self._refresh_at = time.monotonic() + expires_in - margin
+        body = json_or_none(response)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise HubSpotResponseError(
+                "the token endpoint answered 200 without an access_token",
+                method="POST",
+                endpoint=OAUTH_TOKEN_PATH,
+                status_code=200,
+            )
+        self._access_token = token
+        rotated = body.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated not in (sent, self._refresh_token):
+            self._rotated = rotated
+        self._refresh_at = time.monotonic() + _lifetime(body.get("expires_in"))
         self.refresh_count += 1
+        return False
 
     def _authorize(self, request: httpx.Request) -> str | None:
         used = self._access_token
@@ -123,9 +183,12 @@ class OAuthRefreshAuth(httpx.Auth):
             if self._stale(used):
                 with self._thread_lock:
                     if self._stale(used):  # another thread may have refreshed while this one waited
-                        token = yield self._token_request()
-                        token.read()
-                        self._take(token)
+                        again = True
+                        while again:
+                            sent = self._refresh_with()
+                            token = yield self._token_request(sent)
+                            token.read()
+                            again = self._take(token, sent)
             if used is not None:  # the retry after a 401
                 self._authorize(request)
                 yield request
@@ -143,9 +206,12 @@ class OAuthRefreshAuth(httpx.Auth):
             if self._stale(used):
                 async with lock:
                     if self._stale(used):
-                        token = yield self._token_request()
-                        await token.aread()
-                        self._take(token)
+                        again = True
+                        while again:
+                            sent = self._refresh_with()
+                            token = yield self._token_request(sent)
+                            await token.aread()
+                            again = self._take(token, sent)
             if used is not None:
                 self._authorize(request)
                 yield request

@@ -16,7 +16,7 @@ import msgspec
 
 from .. import __version__
 from .calls import PreparedCall, RequestBuilder, T
-from .delivery import Delivery
+from .delivery import Delivery, TokenEndpointFailure
 from .errors import (
     HubSpotError,
     HubSpotInputError,
@@ -95,8 +95,15 @@ class ClientCore:
     def retry_delay(
         self, attempts: Delivery, response: httpx.Response | None, error: BaseException | None
     ) -> float | None:
-        """None when ``response`` is a success to parse; seconds to wait before retrying; or raise."""
+        """None when ``response`` is a success to parse; seconds to wait before retrying; or raise.
+
+        A ``TokenEndpointFailure`` (the OAuth token endpoint's 429 or 5xx, the call not sent) is
+        decided on the token endpoint's answer, by the same rule."""
         call = attempts.call
+        method, endpoint = call.method, call.template
+        if isinstance(error, TokenEndpointFailure):
+            response, error = error.response, None
+            method, endpoint = "POST", OAUTH_TOKEN_PATH
         if response is None and isinstance(error, httpx.TransportError):
             self._check_reachable(call, error)
         if response is not None:
@@ -104,10 +111,14 @@ class ClientCore:
             if response.is_success:
                 return None
         throttled = response is not None and response.status_code == 429
-        retry = self.policy.should_retry(
-            attempts.failures, response=response, error=error, throttled_for=attempts.throttled_for
+        wait = self.policy.wait_before_retry(
+            failures=attempts.failures,
+            throttles=attempts.throttles,
+            throttled_for=attempts.throttled_for,
+            response=response,
+            error=error,
         )
-        if not retry:
+        if wait is None:
             if isinstance(error, HubSpotError):
                 raise error
             if error is not None:
@@ -116,25 +127,26 @@ class ClientCore:
                     if isinstance(error, httpx.TimeoutException)
                     else HubSpotTransportError
                 )
-                raise kind(
-                    f"{type(error).__name__}: {error}", method=call.method, endpoint=call.template
-                ) from error
+                raise kind(f"{type(error).__name__}: {error}", method=method, endpoint=endpoint) from error
             assert response is not None
-            raise parse_error(response, method=call.method, endpoint=call.template, redact=self.redact_emails)
-        wait = self.policy.delay(attempts.throttles if throttled else attempts.failures, response)
+            note = None
+            if throttled and attempts.throttles >= self.policy.max_throttled_retries:
+                note = f"gave up after {attempts.throttles} throttled retries (max_throttled_retries)"
+            redact = self.redact_emails
+            raise parse_error(response, method=method, endpoint=endpoint, redact=redact, note=note)
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
         if throttled:
             attempts.throttles += 1
             attempts.throttled_for += wait
-            if self.limiter is not None:
+            if self.limiter is not None and endpoint == call.template:
                 self.limiter.block_for(wait)  # every sender of this client waits, not only this one
-            log.warning("HubSpot %s %s: rate limited, retry in %.2fs", call.method, call.template, wait)
+            log.warning("HubSpot %s %s: rate limited, retry in %.2fs", method, endpoint, wait)
             return wait
         attempts.failures += 1
         log.warning(
             "HubSpot %s %s failed with %s; retry %d/%d in %.2fs",
-            call.method,
-            call.template,
+            method,
+            endpoint,
             reason,
             attempts.failures,
             self.policy.max_retries,

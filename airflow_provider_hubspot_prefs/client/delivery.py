@@ -16,8 +16,32 @@ if TYPE_CHECKING:
     from .calls import PreparedCall
 
 # Failures after which HubSpot may have received, and applied, the request: only a refused or
-# never-opened connection proves that it did not.
+# never-opened connection proves that it did not (or a failed OAuth token request before it).
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Marks the OAuth token request (a request extension): an attempt that failed on it never sent the call.
+TOKEN_REQUEST = "hubspot_prefs.token_request"
+
+
+class TokenEndpointFailure(Exception):
+    """The OAuth token endpoint answered 429 or 5xx, so the call itself was not sent: the client's
+    retry policy decides on ``response`` as on any answer (it never reaches the caller)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        super().__init__(f"HTTP {response.status_code} from the OAuth token endpoint")
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether an attempt that failed with ``error`` certainly did not reach HubSpot with the call."""
+    if isinstance(error, (*NOT_SENT, TokenEndpointFailure)):
+        return True
+    if not isinstance(error, httpx.RequestError):
+        return False
+    try:
+        failed = error.request  # the request the error happened on: the call's, or the token's
+    except RuntimeError:  # not known
+        return False
+    return bool(failed.extensions.get(TOKEN_REQUEST))
 
 
 @dataclass
@@ -58,6 +82,6 @@ class Delivery:
         """A write whose attempt ended without a readable answer may have been applied from ``sent_at``."""
         if not self.call.is_write or self.record.uncertain_since is not None:
             return
-        lost = error is not None and not isinstance(error, NOT_SENT)
+        lost = error is not None and not never_sent(error)
         if lost or (response is not None and response.status_code >= 500):
             self.record.uncertain_since = sent_at

@@ -84,8 +84,10 @@ class HubSpotAPIError(HubSpotError):
         redact: bool = True,
         retry_after: float | None = None,
         daily_remaining: int | None = None,
+        note: str | None = None,
     ) -> None:
         self.status_code = status_code
+        self.note = note  # why the client gave up, beyond HubSpot's answer (e.g. too many 429s)
         self.retry_after = retry_after  # seconds HubSpot asked to wait (Retry-After), if it did
         self.daily_remaining = daily_remaining  # X-HubSpot-RateLimit-Daily-Remaining, if sent
         self.method = method
@@ -110,6 +112,8 @@ class HubSpotAPIError(HubSpotError):
             text += f" (correlationId={self.correlation_id})"
         if self.retry_after is not None:
             text += f"; HubSpot asked to retry after {self.retry_after:g} s"
+        if self.note:
+            text += f"; {self.note}"
         return redact_text(text) if self.redact else text
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -33,6 +33,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS bookings_by_slot ON bookings (slot)",
     # 'blocked' (until a 429's Retry-After ends) and 'foreign' (requests of callers elsewhere)
     "CREATE TABLE IF NOT EXISTS holds (name TEXT PRIMARY KEY, amount REAL NOT NULL, until REAL NOT NULL)",
+    # What HubSpot's answers said: 'max' (X-HubSpot-RateLimit-Max, the portal's own limit)
+    "CREATE TABLE IF NOT EXISTS learned (name TEXT PRIMARY KEY, value REAL NOT NULL)",
 )
 
 
@@ -41,7 +43,9 @@ class MachineBudget:
 
     :param path: the SQLite file; every process of the app on this machine must name the same one
         (the hook puts it in the work folder, named after the app). Created private (0600).
-    :param max_requests: the app's budget per window (HubSpot: 100, 190, 250; 110 for public apps).
+    :param max_requests: the app's budget per window (HubSpot: 100, 190, 250; 110 for public apps);
+        once an answer names HubSpot's own limit (``X-HubSpot-RateLimit-Max``), the smaller of the
+        two, for every process of the file.
     :param interval: the window, in seconds.
     :param slack: seconds added to a window before a slot counts as free.
     :param clock: seconds, the same for every process of the machine (wall time: the file may
@@ -95,20 +99,31 @@ class MachineBudget:
         row = db.execute("SELECT amount FROM holds WHERE name = ? AND until > ?", (name, now)).fetchone()
         return float(row[0]) if row else 0.0
 
+    def _limit(self, db: sqlite3.Connection) -> int:
+        """The configured limit, or HubSpot's own when an answer named a smaller one."""
+        row = db.execute("SELECT value FROM learned WHERE name = 'max'").fetchone()
+        return self.max_requests if row is None else min(self.max_requests, int(row[0]))
+
     def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``."""
+        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
         member = uuid.uuid4().hex
+        horizon = 2 * self.interval
         with self._transaction() as db:
             now = self._clock()
-            # Bookings are kept for two windows: an answer's count may look back one window from its send.
-            db.execute("DELETE FROM bookings WHERE slot < ?", (now - 2 * self.interval - self.slack,))
-            limit = max(1, self.max_requests - int(self._hold(db, "foreign", now)))
+            # Bookings are kept for two windows: an answer's count may look back one window from its
+            # send. Nothing is booked or held further ahead than two windows: what is was written
+            # while the clock was ahead (then stepped back), and would hold everyone for that long.
+            ahead = now + horizon + self.slack
+            db.execute("DELETE FROM bookings WHERE slot < ? OR slot > ?", (now - horizon - self.slack, ahead))
+            db.execute("DELETE FROM holds WHERE until > ?", (ahead,))
+            limit = max(1, self._limit(db) - int(self._hold(db, "foreign", now)))
             slot = max(now, self._hold(db, "blocked", now))
             back = db.execute(
                 "SELECT slot FROM bookings ORDER BY slot DESC LIMIT 1 OFFSET ?", (limit - 1,)
             ).fetchone()
             if back is not None:
                 slot = max(slot, back[0] + self.interval + self.slack)
+            slot = min(slot, now + horizon)
             db.execute("INSERT INTO bookings (member, slot) VALUES (?, ?)", (member, slot))
         return slot - now, member
 
@@ -119,22 +134,27 @@ class MachineBudget:
             db.execute("UPDATE bookings SET slot = ? WHERE member = ? AND slot < ?", (now, member, now))
 
     def block_for(self, seconds: float) -> None:
-        """Hold every process back for ``seconds`` (never shortening a longer hold)."""
+        """Hold every process back for ``seconds``, at most two windows (never shortening a longer hold)."""
         with self._transaction() as db:
             now = self._clock()
-            until = now + max(seconds, 0.001)
+            until = now + min(max(seconds, 0.001), 2 * self.interval)
             if until > self._hold(db, "blocked", now):
                 db.execute("INSERT OR REPLACE INTO holds VALUES ('blocked', ?, ?)", (until, until))
 
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
         """HubSpot's count on the answer to a request sent ``age`` seconds ago: what our bookings of
         the window before that request (and since) do not explain, beyond a little accounting
-        jitter, was spent by callers elsewhere; it is taken off the limit for one window."""
+        jitter, was spent by callers elsewhere; it is taken off the limit for one window. HubSpot's
+        own limit, when the answer names it, is kept for every process."""
         counted = counted_by_hubspot(info, self.max_requests, self.interval)
-        if counted is None:
+        if info is None or (counted is None and not info.max):
             return
-        spent, window, jitter = counted
         with self._transaction() as db:
+            if info.max:
+                db.execute("INSERT OR REPLACE INTO learned VALUES ('max', ?)", (info.max,))
+            if counted is None:
+                return
+            spent, window, jitter = counted
             now = self._clock()
             (ours,) = db.execute(
                 "SELECT COUNT(*) FROM bookings WHERE slot BETWEEN ? AND ?", (now - age - window, now)

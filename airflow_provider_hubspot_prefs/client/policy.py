@@ -49,16 +49,25 @@ class RateLimitInfo:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Capped exponential backoff with jitter; ``Retry-After`` wins when HubSpot sends one.
+    """When to retry and how long to wait: the one rule of the sync and the async client.
+
+    The wait is HubSpot's ``Retry-After`` when it names one (more than 0 s); otherwise (none, 0, a
+    date already past: HubSpot did not say) capped exponential backoff with jitter. A 429 waits at
+    least ``throttle_step`` times the number of 429s the request has met, whatever ``Retry-After``
+    says, and is retried at most ``max_throttled_retries`` times.
 
     :param max_retries: retries after the first attempt (0 disables retrying).
     :param initial_delay: seconds before the first retry when no ``Retry-After`` is given.
-    :param max_delay: cap of the exponential delay.
+    :param max_delay: cap of the exponential delay, and of the 429 floor.
     :param jitter: fraction (0..1) by which a computed delay is randomly shortened.
     :param rate_limit_patience: seconds a request may spend waiting out ten-secondly 429 answers
-        (as ``Retry-After`` asks) before it fails; these retries do not count against
-        ``max_retries``, so a burst of 429s delays a batch instead of failing it. A ``Retry-After``
-        that would go past it fails the request at once, with HubSpot's figure.
+        before it fails; these retries do not count against ``max_retries``, so a burst of 429s
+        delays a batch instead of failing it. A wait that would go past it fails the request at
+        once, with HubSpot's figure.
+    :param throttle_step: the floor of the n-th 429's wait grows by this (0.1, 0.2, 0.3 s, ...), so
+        that a storm of short ``Retry-After`` answers slows down instead of hammering HubSpot.
+    :param max_throttled_retries: 429 answers after which a request fails, however short the
+        waits HubSpot asks for.
     :param unreachable_timeout: seconds without any answer from HubSpot (every attempt since ended
         in a transport error) after which the client stops retrying and raises
         ``HubSpotUnreachableError``; a batch then stops instead of spending every chunk's retries.
@@ -69,49 +78,54 @@ class RetryPolicy:
     max_delay: float = 16.0
     jitter: float = 0.25
     rate_limit_patience: float = 300.0
+    throttle_step: float = 0.1
+    max_throttled_retries: int = 30
     unreachable_timeout: float = 30.0
 
-    def should_retry(
+    def wait_before_retry(
         self,
-        attempt: int,
         *,
+        failures: int,
+        throttles: int,
+        throttled_for: float,
         response: httpx.Response | None = None,
         error: BaseException | None = None,
-        throttled_for: float = 0.0,
-    ) -> bool:
-        """Whether another attempt may follow.
+    ) -> float | None:
+        """Seconds to wait before another attempt, or None when none may follow.
 
-        ``attempt`` counts the earlier failures other than 429s (0-based); ``throttled_for`` is the
-        time already spent waiting on 429s.
+        ``failures`` counts the earlier failed attempts other than 429s, ``throttles`` the earlier
+        429s and ``throttled_for`` the seconds already waited on them.
         """
         if self.max_retries <= 0:
-            return False
+            return None
         hinted = None if response is None else retry_after_seconds(response.headers)
         if response is not None and response.status_code == 429:
-            wait = hinted or 0.0
-            return not is_daily_limit_response(response) and throttled_for + wait <= self.rate_limit_patience
-        if attempt >= self.max_retries:
-            return False
+            if is_daily_limit_response(response) or throttles >= self.max_throttled_retries:
+                return None
+            floor = min(self.throttle_step * (throttles + 1), self.max_delay)
+            wait = max(hinted or self.backoff(throttles), floor)
+            return wait if throttled_for + wait <= self.rate_limit_patience else None
+        if failures >= self.max_retries:
+            return None
         if hinted is not None and hinted > MAX_HONOURED_RETRY_AFTER:
-            return False
+            return None
         if error is not None:
             # Connection refused/reset/dropped, timeouts, a body cut off in transit: the writes of
             # this API set states, so sending one again cannot apply anything twice.
-            return isinstance(error, httpx.TransportError) or getattr(error, "truncated", False)
-        return response is not None and response.status_code in RETRYABLE_STATUS
+            retryable = isinstance(error, httpx.TransportError) or getattr(error, "truncated", False)
+        else:
+            retryable = response is not None and response.status_code in RETRYABLE_STATUS
+        return (hinted or self.backoff(failures)) if retryable else None
 
-    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
-        """Seconds to wait before retry ``attempt + 1``."""
-        if response is not None:
-            hinted = retry_after_seconds(response.headers)
-            if hinted is not None:
-                return hinted
+    def backoff(self, attempt: int) -> float:
+        """The policy's own wait before retry ``attempt + 1``, for when HubSpot names none."""
         backoff = min(self.initial_delay * 2**attempt, self.max_delay)
         return backoff * (1 - self.jitter * random.random())
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or unreadable."""
+    """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or unreadable,
+    0 for 0 or a date already past."""
     value: float | None = None
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
@@ -133,7 +147,7 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     return max(value, 0.0)
 
 
-def _json_or_none(response: httpx.Response) -> Any:
+def json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
@@ -150,7 +164,7 @@ def _daily_remaining(response: httpx.Response) -> int | None:
 
 def is_daily_limit_response(response: httpx.Response) -> bool:
     """A 429 caused by the daily cap (the rule itself is ``errors.is_daily_limit``)."""
-    return is_daily_limit(_json_or_none(response), _daily_remaining(response))
+    return is_daily_limit(json_or_none(response), _daily_remaining(response))
 
 
 def parse_error(
@@ -160,12 +174,14 @@ def parse_error(
     endpoint: str,
     redact: bool,
     error_class: type[HubSpotAPIError] | None = None,
+    note: str | None = None,
 ) -> HubSpotAPIError:
     """Build the exception for an error response from HubSpot's error body (or what there is of it).
 
-    ``error_class`` overrides the class chosen from the status code.
+    ``error_class`` overrides the class chosen from the status code; ``note`` says why the client
+    stopped retrying, when that is not HubSpot's answer alone.
     """
-    body = _json_or_none(response)
+    body = json_or_none(response)
     fields: dict[str, Any] = body if isinstance(body, dict) else {}
     message = fields.get("message") or (response.text[:200] if body is None else "")
     cls = error_class or error_class_for(response.status_code)
@@ -189,4 +205,5 @@ def parse_error(
         redact=redact,
         retry_after=retry_after_seconds(response.headers),
         daily_remaining=_daily_remaining(response),
+        note=note,
     )

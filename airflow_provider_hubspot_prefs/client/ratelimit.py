@@ -84,7 +84,8 @@ class RateLimiter:
     safe. This costs one round trip per window and saves the 429s met at the window's edge.
 
     :param max_requests: the budget this client may use per interval (HubSpot: 100, 190 or 250
-        per 10 s for private apps, 110 for public apps); a cap that is never exceeded.
+        per 10 s for private apps, 110 for public apps); a cap that is never exceeded, lowered to
+        HubSpot's own limit (``X-HubSpot-RateLimit-Max``) as soon as an answer names a smaller one.
     :param interval: length of that rolling window, in seconds.
     :param headroom: requests per window left unused, for other callers of the same app.
     :param slack: seconds added to a window before a slot counts as free.
@@ -131,9 +132,16 @@ class RateLimiter:
         self._round_trip = 0.0
         self._allowed = max_requests  # our share of HubSpot's window, lowered when others use it
         self._window = interval  # HubSpot's window, once its headers name one
+        self._hubspot_max: int | None = None  # HubSpot's limit, once its headers name one
         self._blocked_until = 0.0
         self.shared = shared
         self._shared_failed_at = float("-inf")
+
+    @property
+    def limit(self) -> int:
+        """Requests per interval this client never exceeds: the configured limit, or HubSpot's own
+        when an answer named a smaller one."""
+        return min(self.max_requests, self._hubspot_max or self.max_requests)
 
     @property
     def allowed(self) -> int:
@@ -156,9 +164,7 @@ class RateLimiter:
             horizon = max(self.interval, self._window) + self.slack
             del self._times[: bisect.bisect_right(self._times, now - horizon)]
             del self._sent[: bisect.bisect_right(self._sent, now - 2 * horizon)]
-            slot = max(
-                now + shared_wait, self._blocked_until, self._free_at(self.max_requests, self.interval)
-            )
+            slot = max(now + shared_wait, self._blocked_until, self._free_at(self.limit, self.interval))
             if booking is None:  # pacing alone: keep to this client's share of what HubSpot says is left
                 by_share = self._free_at(self._share(now), self._window)
                 if by_share - max(now, slot) > self.RECHECK:
@@ -185,7 +191,7 @@ class RateLimiter:
         holds, plus what was left then, less its own sent since and what the others send meanwhile."""
         latest = self._latest
         if latest is None or now - latest.seen_at > self.FRESH:
-            return self.max_requests
+            return self.limit
         ours_since = len(self._sent) - bisect.bisect_right(self._sent, latest.sent_at)
         # The others' requests sent in one round trip before that count: as many are on their way now.
         since = latest.seen_at - self._round_trip
@@ -238,14 +244,18 @@ class RateLimiter:
 
     def observe(self, info: RateLimitInfo | None, sent_at: float | None = None) -> None:
         """Learn from HubSpot's headers on the answer to a request sent at ``sent_at`` (default: now)."""
-        if info is None or info.remaining is None:
+        if info is None:
             return
         now = self._clock()
         sent_at = now if sent_at is None else sent_at
         if self.shared is not None:
             self._shared_call(self.shared.observe, info, max(0.0, now - sent_at))
+        if info.max:
+            self._hubspot_max = info.max
+        if info.remaining is None:
+            return
         with self._lock:
-            server_max = info.max or self.max_requests
+            server_max = self.limit
             if info.interval_ms:
                 self._window = info.interval_ms / 1000
             # Ours that HubSpot counted with this request: those sent in the window before it.

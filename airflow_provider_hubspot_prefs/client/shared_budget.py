@@ -23,18 +23,30 @@ from .policy import RateLimitInfo
 
 log = logging.getLogger(__name__)
 
-# Book a slot: KEYS window, blocked, foreign; ARGV limit, window ms, slack ms, member.
+# Book a slot: KEYS window, blocked, foreign, max; ARGV limit, window ms, slack ms, member.
 # Returns {milliseconds to wait, slot score}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Bookings are kept for two windows: an answer's count may look back one window from its send.
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 2 * window - slack)
+-- Nothing is booked or held further ahead than two windows: what is was written while Redis's
+-- clock was ahead (then stepped back), and would hold every worker for that long.
+local horizon = 2 * window
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - horizon - slack)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (now + horizon + slack), '+inf')
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now + horizon + slack then
+  redis.call('DEL', KEYS[2])
+  blocked = 0
+end
+-- HubSpot's own limit, once an answer named a smaller one.
+limit = math.min(limit, tonumber(redis.call('GET', KEYS[4]) or limit))
 limit = math.max(1, limit - tonumber(redis.call('GET', KEYS[3]) or '0'))
-local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+local slot = math.max(now, blocked)
 local back = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
 if back[2] then slot = math.max(slot, tonumber(back[2]) + window + slack) end
+slot = math.min(slot, now + horizon)
 redis.call('ZADD', KEYS[1], slot, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window * 3 + (slot - now))
 return {slot - now, slot}
@@ -49,12 +61,13 @@ if score and tonumber(score) < now then redis.call('ZADD', KEYS[1], 'XX', now, A
 return 1
 """
 
-# Hold every worker back for ARGV[1] ms (never shortening a longer hold).
+# Hold every worker back for ARGV[1] ms, at most two windows of ARGV[2] ms (never shortening a longer hold).
 _BLOCK = """
 local t = redis.call('TIME')
-local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local hold = math.min(tonumber(ARGV[1]), 2 * tonumber(ARGV[2]))
+local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + hold
 if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], until_, 'PX', tonumber(ARGV[1]) + 1000)
+  redis.call('SET', KEYS[1], until_, 'PX', hold + 1000)
 end
 return 1
 """
@@ -62,9 +75,13 @@ return 1
 # HubSpot says ARGV[1] requests of the window were spent when it counted a request sent ARGV[4] ms ago;
 # what our bookings of the window before that request (and since) do not explain, beyond ARGV[3] of
 # accounting jitter, was spent by callers outside this Redis: keep it for one window (ARGV[2] ms).
+# ARGV[5], when above 0, is HubSpot's own limit (X-HubSpot-RateLimit-Max): kept for every worker.
+# KEYS window, foreign, max.
 _OBSERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[3], ARGV[5], 'EX', 86400) end
+if ARGV[1] == '' then return 0 end
 local window = tonumber(ARGV[2])
 local ours = redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[4]) - window, now)
 local foreign = math.max(0, tonumber(ARGV[1]) - ours - tonumber(ARGV[3]))
@@ -91,7 +108,9 @@ class RedisBudget:
 
     :param redis: a ``redis.Redis`` client (e.g. from Airflow's ``RedisHook``).
     :param key: names the budget: one per HubSpot app and account (see the hook).
-    :param max_requests: the app's budget per window (HubSpot: 100, 190, 250; 110 for public apps).
+    :param max_requests: the app's budget per window (HubSpot: 100, 190, 250; 110 for public apps);
+        once an answer names HubSpot's own limit (``X-HubSpot-RateLimit-Max``), the smaller of the
+        two, for every worker of the budget.
     :param interval: the window, in seconds.
     :param slack: seconds added to a window before a slot counts as free.
     """
@@ -105,7 +124,7 @@ class RedisBudget:
         self.interval = interval
         self.slack = slack
         prefix = f"hubspot_prefs:budget:{key}"
-        self._keys = [f"{prefix}:window", f"{prefix}:blocked", f"{prefix}:foreign"]
+        self._keys = [f"{prefix}:window", f"{prefix}:blocked", f"{prefix}:foreign", f"{prefix}:max"]
         self._reserve = redis.register_script(_RESERVE)
         self._answered = redis.register_script(_ANSWERED)
         self._block = redis.register_script(_BLOCK)
@@ -113,7 +132,7 @@ class RedisBudget:
         self._window_ms = int(interval * 1000)
 
     def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``."""
+        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
         member = uuid.uuid4().hex
         wait_ms, _ = self._reserve(
             keys=self._keys,
@@ -125,13 +144,13 @@ class RedisBudget:
         self._answered(keys=self._keys[:1], args=[member])
 
     def block_for(self, seconds: float) -> None:
-        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000))])
+        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000)), self._window_ms])
 
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
-        """HubSpot's count on the answer to a request sent ``age`` seconds ago."""
+        """HubSpot's count (and limit) on the answer to a request sent ``age`` seconds ago."""
         counted = counted_by_hubspot(info, self.max_requests, self.interval)
-        if counted is None:
+        if info is None or (counted is None and not info.max):
             return
-        spent, window, jitter = counted
-        args = [spent, round(window * 1000), jitter, int(age * 1000)]
-        self._observe(keys=[self._keys[0], self._keys[2]], args=args)
+        spent, window, jitter = counted or ("", 0.0, 0)
+        args = [spent, round(window * 1000), jitter, int(age * 1000), info.max or 0]
+        self._observe(keys=[self._keys[0], self._keys[2], self._keys[3]], args=args)

@@ -9,7 +9,7 @@ import httpx
 
 from .calls import PreparedCall, T, status_request
 from .core import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ClientCore, http_options
-from .delivery import Delivery
+from .delivery import Delivery, TokenEndpointFailure
 from .models import (
     BatchStatusesResponse,
     BatchUnsubscribeAllResponse,
@@ -116,7 +116,7 @@ class HubSpotPreferencesClient:
         attempts = Delivery(call)
         while True:
             response: httpx.Response | None = None
-            error: httpx.TransportError | None = None
+            error: Exception | None = None
             pause, slot = self._core.before_send()
             while slot is not None and not slot.booked:
                 time.sleep(pause)
@@ -127,7 +127,7 @@ class HubSpotPreferencesClient:
             sent_at = time.time()
             try:
                 response = self._http.request(call.method, call.path, params=call.params, json=call.json)
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, TokenEndpointFailure) as exc:
                 error = exc
             finally:
                 self._core.answered(slot, response)

@@ -132,6 +132,11 @@ class Access:
                     "missing or unknown refresh token",
                     extra={"error": "invalid_grant"},
                 )
+            if self.config.refresh_token_rotation != "none":
+                if self.config.refresh_token_rotation == "strict":
+                    del self.refresh_tokens[refresh]
+                refresh = "emu-refresh-" + secrets.token_urlsafe(24)
+                self.refresh_tokens[refresh] = client_id
             access = "emu-oauth-" + secrets.token_urlsafe(24)
             ttl = self.config.access_token_ttl
             self.access_tokens[access] = AccessToken(

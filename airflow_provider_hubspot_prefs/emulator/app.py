@@ -18,7 +18,7 @@ from .answers import problem_response
 from .backend import ApiProblem, PortalBackend
 from .control import add_control_routes
 from .faults import ConnectionDropper
-from .pipeline import endpoint
+from .pipeline import endpoint, serve_token
 from .routes import VERSIONS, api_routes
 
 
@@ -63,8 +63,7 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
 
     @app.post("/oauth/v1/token", include_in_schema=False)
     async def oauth_token(request: Request) -> Response:
-        form = await request.form()
-        return JSONResponse(backend.oauth_token({k: str(v) for k, v in form.items()}))
+        return await serve_token(backend, request)
 
     add_control_routes(app, backend)
     return ConnectionDropper(app)

@@ -21,6 +21,8 @@ ALL_SCOPES = frozenset(
     }
 )
 
+REFRESH_TOKEN_ROTATIONS = ("none", "new", "strict")
+
 
 @dataclass
 class EmulatorConfig:
@@ -32,6 +34,10 @@ class EmulatorConfig:
     :param max_batch_size: largest ``inputs`` array a batch endpoint accepts; 400 above it.
     :param latency_ms: added to every API response, to reproduce network round trips.
     :param access_token_ttl: ``expires_in`` of OAuth access tokens, in seconds.
+    :param refresh_token_rotation: what a refresh does to the refresh token: ``none`` (answers
+        the same one, as HubSpot documents: store the one from the install and reuse it), ``new``
+        (answers a new one; the old one keeps working) or ``strict`` (answers a new one; the one
+        just used stops working).
     :param processing_delay_ms: asynchronous mode when above 0: writes answer PENDING and take
         effect this long after; reads of the contacts concerned answer PROCESSING meanwhile.
     :param cancel_next_writes: that many next writes end CANCELED and never take effect.
@@ -45,6 +51,7 @@ class EmulatorConfig:
     max_batch_size: int = 100
     latency_ms: float = 0.0
     access_token_ttl: int = 1800
+    refresh_token_rotation: str = "none"
     processing_delay_ms: float = 0.0
     cancel_next_writes: int = 0
     keep_state: bool = True
@@ -57,6 +64,10 @@ class EmulatorConfig:
             raise ValueError(
                 f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
             )
+        rotation = changes.get("refresh_token_rotation", self.refresh_token_rotation)
+        if rotation not in REFRESH_TOKEN_ROTATIONS:
+            choices = ", ".join(REFRESH_TOKEN_ROTATIONS)
+            raise ValueError(f"refresh_token_rotation must be one of {choices}, not {rotation!r}")
         for key, value in changes.items():
             setattr(self, key, value)
 

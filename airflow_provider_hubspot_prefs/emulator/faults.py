@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,23 +15,36 @@ from .answers import batch_error, operation
 from .limits import RateLimits
 from .problems import ApiProblem
 
-FAULT_KINDS = ("error", "drop_before", "drop_after", "slow", "malformed", "partial", "omit", "choice")
+FAULT_KINDS = (
+    "error",
+    "drop_before",
+    "drop_after",
+    "slow",
+    "malformed",
+    "wrong_shape",
+    "partial",
+    "omit",
+    "choice",
+)
 
 
 @dataclass
 class Fault:
     """A fault for the next ``count`` requests whose path contains ``path_contains`` (and ends
-    with ``path_endswith``).
+    with ``path_endswith``). The OAuth token endpoint takes only faults whose path filter names it.
 
     ``kind`` says what happens:
 
     - ``error``: answer ``status`` (429 with ``policy_name`` and, if set, the
       ``X-HubSpot-RateLimit-Daily-Remaining`` header ``daily_remaining``; 5xx; 4xx) without running
-      the request;
+      the request; ``retry_after`` (seconds) or ``retry_after_date`` (seconds from now, sent as an
+      HTTP date; negative: a date in the past) sets ``Retry-After``;
     - ``drop_before`` / ``drop_after``: close the connection without an answer, before or after the
       request was applied (the client cannot know which);
     - ``slow``: apply the request, then answer only after ``delay`` seconds;
     - ``malformed``: apply the request, then answer 200 with a truncated JSON body;
+    - ``wrong_shape``: answer 200 with a JSON object that has none of the promised fields, without
+      running the request;
     - ``partial``: apply a batch except the inputs containing ``reject_contains``, which come back
       in ``errors`` with ``category`` and ``message`` (HTTP 207 where the version answers 207); on
       a batch read, those inputs are not read and come back in ``errors`` the same way;
@@ -46,6 +61,7 @@ class Fault:
     path_contains: str = ""
     path_endswith: str = ""
     retry_after: float | None = None
+    retry_after_date: float | None = None
     category: str | None = None
     policy_name: str | None = None
     kind: str = "error"
@@ -76,9 +92,13 @@ class Faults:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, path: str) -> Fault | None:
+    def take_fault(self, path: str, *, named_only: bool = False) -> Fault | None:
+        """The fault for a request to ``path``; ``named_only``: only one whose path filter is set
+        (the token endpoint: a fault meant for the API calls must not be spent on it)."""
         with self.lock:
             for fault in self.faults:
+                if named_only and not (fault.path_contains or fault.path_endswith):
+                    continue
                 if fault.path_contains in path and path.endswith(fault.path_endswith):
                     fault.seen += 1
                     if fault.seen % max(fault.every, 1):
@@ -128,13 +148,24 @@ class ConnectionDropper:
         await self.app(scope, receive, guarded_send)
 
 
+# The body of a ``wrong_shape`` answer: JSON, but none of the fields any endpoint promises.
+WRONG_SHAPE = {"message": "Injected fault: an answer of the wrong shape"}
+
+
+def retry_after_header(fault: Fault) -> dict[str, str]:
+    """``Retry-After`` as the fault asks: seconds, or an HTTP date (possibly in the past)."""
+    if fault.retry_after_date is not None:
+        return {"Retry-After": email.utils.formatdate(time.time() + fault.retry_after_date, usegmt=True)}
+    return {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+
+
 def injected(fault: Fault) -> ApiProblem:
     if fault.status == 429:
         daily = fault.daily_remaining
         headers = {} if daily is None else {"X-HubSpot-RateLimit-Daily-Remaining": str(daily)}
         policy = fault.policy_name or "TEN_SECONDLY_ROLLING"
-        return RateLimits.rate_limited(policy, headers, fault.retry_after)
-    headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        return RateLimits.rate_limited(policy, {**headers, **retry_after_header(fault)}, None)
+    headers = retry_after_header(fault)
     category = fault.category or ("INTERNAL_ERROR" if fault.status >= 500 else "VALIDATION_ERROR")
     return ApiProblem(fault.status, category, f"Injected fault: HTTP {fault.status}", headers=headers)
 

@@ -340,3 +340,81 @@ def test_async_client_raises_the_same_errors(make_async_client):
 
     with pytest.raises(HubSpotAuthenticationError):
         asyncio.run(go())
+
+
+# ---- Retry-After 0 or in the past: never "retry now", never forever (issue 23, item 1) ----------
+
+NO_USABLE_WAIT = {"zero": {"retry_after": 0}, "past-date": {"retry_after_date": -30}}
+QUICK = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=0.05, jitter=0.25)
+
+
+def least_backoff(policy: RetryPolicy, n: int) -> float:
+    """The shortest wait the policy's own backoff may give before retry ``n + 1`` (full jitter)."""
+    return min(policy.initial_delay * 2**n, policy.max_delay) * (1 - policy.jitter)
+
+
+def get_definitions_with(make_client, make_async_client, flavour: str, **options):
+    """One GET /definitions through the sync or the async client made with ``options``."""
+    if flavour == "sync":
+        return make_client(**options).get_definitions()
+
+    async def go():
+        async with make_async_client(**options) as client:
+            return await client.get_definitions()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("pacing", [None, 190], ids=["pacing-off", "default-pacing"])
+@pytest.mark.parametrize("hint", NO_USABLE_WAIT.values(), ids=NO_USABLE_WAIT.keys())
+def test_a_429_without_a_usable_wait_backs_off_and_gives_up(
+    make_client, make_async_client, emulator, flavour, pacing, hint
+):
+    """Retry-After: 0 (or a date already past) is no wait at all: the client backs off as if HubSpot
+    had named none, and stops after ``max_throttled_retries`` instead of hammering forever."""
+    fault(emulator, status=429, count=200, **hint)
+    with pytest.raises(HubSpotRateLimitError, match="gave up after") as caught:
+        get_definitions_with(make_client, make_async_client, flavour, retry_policy=QUICK, rate_limit=pacing)
+    times = [r["time"] for r in api_requests(emulator)]
+    assert len(times) == 1 + QUICK.max_throttled_retries
+    assert f"{QUICK.max_throttled_retries} throttled retries" in str(caught.value)
+    for n, (before, after) in enumerate(itertools.pairwise(times)):
+        assert after - before >= least_backoff(QUICK, n) - 0.002, (n, after - before)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_short_retry_after_is_honoured_above_a_floor_that_grows(
+    make_client, make_async_client, emulator, flavour
+):
+    """HubSpot's own figure is waited, but each further 429 of one request waits at least
+    ``throttle_step`` more than the one before: a storm of short Retry-Afters slows down."""
+    policy = RetryPolicy(max_retries=3, initial_delay=0.01, max_delay=1.0, throttle_step=0.05)
+    fault(emulator, status=429, count=6, retry_after=0.01)
+    assert get_definitions_with(make_client, make_async_client, flavour, retry_policy=policy).results
+    times = [r["time"] for r in api_requests(emulator)]
+    assert len(times) == 7
+    for n, (before, after) in enumerate(itertools.pairwise(times)):
+        assert after - before >= 0.05 * (n + 1) - 0.002, (n, after - before)
+
+
+@pytest.mark.parametrize(
+    ("headers", "throttles", "expected"),
+    [
+        ({"Retry-After": "2"}, 0, 2.0),  # HubSpot's figure
+        ({"retry-after-ms": "1500"}, 0, 1.5),
+        ({"Retry-After": "0"}, 0, 0.2),  # no wait named: the backoff
+        ({"Retry-After": "0"}, 3, 1.6),  # ...which grows
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 1, 0.4),  # a date long past: the same
+        ({"Retry-After": "soon"}, 0, 0.2),  # unreadable: the same
+        ({}, 2, 0.8),
+        ({"Retry-After": "0.05"}, 4, 0.5),  # shorter than the floor of a 5th 429: the floor
+        ({"Retry-After": "2"}, 29, 3.0),  # the 30th retry, at the floor of 30 x 0.1 s...
+        ({"Retry-After": "2"}, 30, None),  # ...is the last
+    ],
+)
+def test_every_form_of_retry_after_on_a_429(headers, throttles, expected):
+    policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, jitter=0, throttle_step=0.1)
+    response = httpx.Response(429, headers=headers, json={"policyName": "TEN_SECONDLY_ROLLING"})
+    wait = policy.wait_before_retry(failures=0, throttles=throttles, throttled_for=0.0, response=response)
+    assert wait == (None if expected is None else pytest.approx(expected))

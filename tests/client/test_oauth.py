@@ -6,12 +6,16 @@ import asyncio
 import threading
 import time
 
+import httpx
 import pytest
 
 from airflow_provider_hubspot_prefs.client import (
     AsyncHubSpotPreferencesClient,
     HubSpotAuthenticationError,
     HubSpotPreferencesClient,
+    HubSpotResponseError,
+    HubSpotServerError,
+    HubSpotTransportError,
     OAuthRefreshAuth,
     token_url,
 )
@@ -138,3 +142,144 @@ def test_oauth_refresh_is_single_flight_across_tasks(emulator):
 
     asyncio.run(calls())
     assert token_requests(emulator) == 1
+
+
+# ---- the token endpoint's transient failures and odd answers (issue 23, item 5) -----------------
+
+TOKEN_PATH = "/oauth/v1/token"
+EMPTY_ANSWER = {
+    "status": "COMPLETE",
+    "results": [],
+    "startedAt": "2026-11-26T10:00:00Z",
+    "completedAt": "2026-11-26T10:00:00Z",
+}
+
+
+def token_answers(emulator) -> list[int]:
+    """The status of every request the token endpoint received, faults included."""
+    return [r["status"] for r in emulator.control("GET", "requests")["requests"] if r["path"] == TOKEN_PATH]
+
+
+def definitions_through(emulator, flavour: str, auth: OAuthRefreshAuth):
+    """One GET /definitions with ``auth``, through the sync or the async client (FAST_RETRY)."""
+    if flavour == "sync":
+        with HubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY) as client:
+            return client.get_definitions()
+
+    async def go():
+        client = AsyncHubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY)
+        async with client:
+            return await client.get_definitions()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 503, "count": 2}, {"status": 429, "retry_after": 0, "count": 2}, {"kind": "drop_before"}],
+    ids=["503", "429", "dropped"],
+)
+def test_a_transient_token_endpoint_failure_is_retried(emulator, flavour, fault):
+    emulator.control("POST", "faults", json={**fault, "path_endswith": TOKEN_PATH})
+    assert definitions_through(emulator, flavour, oauth(emulator)).results
+    statuses = [r["status"] for r in emulator.control("GET", "requests")["requests"]]
+    assert statuses[-1] == 200 and statuses.count(200) == 2  # one token, one call
+
+
+def test_a_token_endpoint_that_stays_down_fails_as_a_server_error_not_an_auth_error(emulator):
+    emulator.control("POST", "faults", json={"status": 503, "count": 100, "path_endswith": TOKEN_PATH})
+    with pytest.raises(HubSpotServerError) as err:
+        definitions_through(emulator, "sync", oauth(emulator))
+    assert err.value.status_code == 503 and err.value.endpoint == TOKEN_PATH
+    assert token_answers(emulator) == [503] * (1 + FAST_RETRY.max_retries)
+
+
+def test_a_write_whose_token_request_failed_was_not_sent(emulator):
+    """A lost token request is not a lost write: HubSpot cannot have applied a call never sent."""
+    lost = {"kind": "drop_before", "count": 100, "path_endswith": TOKEN_PATH}
+    emulator.control("POST", "faults", json=lost)
+    client = HubSpotPreferencesClient(oauth(emulator), base_url=emulator.url, retry_policy=FAST_RETRY)
+    with client, pytest.raises(HubSpotTransportError) as err:
+        client.batch_unsubscribe_all(["nobody@example.com"], verbose=True)
+    assert not err.value.may_have_applied
+
+
+def test_a_token_answer_without_an_access_token_is_a_clear_error(emulator):
+    emulator.control("POST", "faults", json={"kind": "wrong_shape", "path_endswith": TOKEN_PATH})
+    with pytest.raises(HubSpotResponseError, match="without an access_token") as err:
+        definitions_through(emulator, "sync", oauth(emulator))
+    assert err.value.endpoint == TOKEN_PATH and token_answers(emulator) == [200]
+
+
+def test_a_refused_refresh_token_is_not_retried(emulator):
+    with pytest.raises(HubSpotAuthenticationError) as err:
+        definitions_through(emulator, "sync", oauth(emulator, refresh_token="stale-refresh-token"))
+    assert "invalid_grant" in str(err.value.body) and token_answers(emulator) == [400]
+
+
+# ---- rotated refresh tokens (issue 23, item 9) ----------------------------------------------------
+
+
+def refresh_twice(emulator, auth: OAuthRefreshAuth) -> None:
+    """Two calls with a refresh between them (the access token revoked), as a long task makes."""
+    with HubSpotPreferencesClient(auth, base_url=emulator.url, retry_policy=FAST_RETRY) as client:
+        client.get_definitions()
+        emulator.control("POST", "revoke", json={"token": auth._access_token})
+        client.get_definitions()
+
+
+def test_a_rotated_refresh_token_that_leaves_the_old_one_working_is_harmless(emulator, caplog):
+    """HubSpot answers a new refresh token each time and the connection's keeps working: a task
+    that refreshed does not strand the next one, which starts from the connection's token."""
+    emulator.control("PATCH", "config", json={"refresh_token_rotation": "new"})
+    refresh_twice(emulator, oauth(emulator))
+    assert definitions_through(emulator, "sync", oauth(emulator)).results  # the next task
+    assert token_answers(emulator) == [200, 200, 200]
+    assert "refresh token" not in caplog.text  # nothing to warn of
+
+
+def test_a_strictly_rotated_refresh_token_keeps_the_task_going_and_says_what_will_fail(emulator, caplog):
+    """HubSpot answers a new refresh token and stops accepting the one used. The task that refreshed
+    goes on with the new one (kept in memory only, never written anywhere) and says loudly, in its
+    log, that the connection's refresh token no longer works; the next task, starting from the
+    connection, fails at once with HubSpot's BAD_REFRESH_TOKEN, not retried."""
+    emulator.control("PATCH", "config", json={"refresh_token_rotation": "strict"})
+    refresh_twice(emulator, oauth(emulator))
+    # The second refresh tried the connection's token first (refused), then the rotated one.
+    assert token_answers(emulator) == [200, 400, 200]
+    assert "HubSpot no longer accepts the connection's refresh token" in caplog.text
+    assert DEMO_REFRESH_TOKEN not in caplog.text
+    emulator.control("DELETE", "requests")
+    with pytest.raises(HubSpotAuthenticationError, match="BAD_REFRESH_TOKEN"):
+        definitions_through(emulator, "sync", oauth(emulator))  # the next task
+    assert token_answers(emulator) == [400]
+
+
+@pytest.mark.parametrize(
+    "expires_in", [{}, {"expires_in": "soon"}, {"expires_in": -5}], ids=["none", "text", "negative"]
+)
+def test_a_token_answer_without_a_usable_expires_in_is_used_until_hubspot_refuses_it(expires_in):
+    """HubSpot did not say when the token expires: no lifetime is assumed (and an unreadable one is
+    no crash); the token is used until a 401, which refreshes it."""
+    token_calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth/v1/token"):
+            token_calls.append(f"access-{len(token_calls) + 1}")
+            return httpx.Response(200, json={"access_token": token_calls[-1], **expires_in})
+        if request.headers["Authorization"] == "Bearer access-1" and calls.pop():
+            return httpx.Response(401, json={"category": "EXPIRED_AUTHENTICATION", "message": "expired"})
+        return httpx.Response(200, json=EMPTY_ANSWER)
+
+    calls = [True, False, False]  # popped from the end: the third call with the first token meets a 401
+    auth = OAuthRefreshAuth(
+        client_id=DEMO_OAUTH_CLIENT_ID,
+        client_secret=DEMO_OAUTH_CLIENT_SECRET,
+        refresh_token=DEMO_REFRESH_TOKEN,
+        token_url="https://api.hubapi.com/oauth/v1/token",
+    )
+    client = HubSpotPreferencesClient(auth, transport=httpx.MockTransport(answer), rate_limit=None)
+    for _ in range(4):
+        client.get_definitions()
+    assert token_calls == ["access-1", "access-2"]  # one at the start, one on the 401

@@ -70,19 +70,58 @@ def budget(where) -> Callable[[int, float], SharedBudget]:
     return lambda limit, interval: open_budget(where, limit, interval)
 
 
-def send_as_a_worker(url: str, where: str, name: str) -> None:
-    """One worker process: its own client and limiter, 40 requests of 10 addresses."""
+def send_as_a_worker(url: str, where: str, name: str, limit: int, requests: int) -> None:
+    """One worker process: its own client and limiter (``limit`` per second), ``requests`` requests
+    of 10 addresses."""
 
     async def send() -> None:
-        limiter = RateLimiter(20, 1.0, shared=open_budget(where, 20, 1.0))
+        limiter = RateLimiter(limit, 1.0, shared=open_budget(where, limit, 1.0))
         async with AsyncHubSpotPreferencesClient(
             PrivateAppTokenAuth(DEMO_TOKEN), base_url=url, rate_limiter=limiter
         ) as client:
-            for i in range(0, 400, 10):
+            for i in range(0, requests * 10, 10):
                 chunk = [f"{name}{i + j:04d}@example.com" for j in range(10)]
                 await client.batch_unsubscribe_all(chunk, verbose=True)
 
     asyncio.run(send())
+
+
+def three_workers(emulator: Any, where: str, limit: int, requests: int) -> list[dict[str, Any]]:
+    """Three worker processes of one app, each believing ``limit`` a second is its own; the
+    requests the emulator received."""
+    spawn = multiprocessing.get_context("spawn")
+    args = [(emulator.url, where, name, limit, requests) for name in "abc"]
+    workers = [spawn.Process(target=send_as_a_worker, args=a) for a in args]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    return api_requests(emulator)
+
+
+def test_workers_book_against_the_portals_own_limit_when_it_is_smaller(emulator, where):
+    """Issue 23, item 2: the connection says 40 a second, HubSpot's X-HubSpot-RateLimit-Max says 20.
+    The first answer's Max is stored with the bookings, and every process books against it."""
+    emulator.control(
+        "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
+    )
+    statuses = Counter(r["status"] for r in three_workers(emulator, where, limit=40, requests=30))
+    assert statuses[200] == 90 and statuses[429] <= 1, statuses
+
+
+def test_the_portals_limit_learned_by_one_process_binds_the_others(budget):
+    learner = budget(100, 10.0)
+    learner.reserve()
+    learner.observe(RateLimitInfo(max=5, remaining=4, interval_ms=10_000))
+    newcomer = budget(100, 10.0)  # another process: it has seen no answer yet
+    for _ in range(4):
+        assert newcomer.reserve()[0] < 0.05
+    assert newcomer.reserve()[0] > 9  # the 6th of the window waits: HubSpot allows 5, not 100
+    # HubSpot's word is the latest answer's: a larger Max (a portal upgraded) frees the room again,
+    # up to the configured limit.
+    learner.observe(RateLimitInfo(max=250, remaining=245, interval_ms=10_000))
+    assert newcomer.reserve()[0] < 0.05
 
 
 def test_three_worker_processes_sharing_a_budget_meet_no_429(emulator, where):
@@ -90,14 +129,7 @@ def test_three_worker_processes_sharing_a_budget_meet_no_429(emulator, where):
     emulator.control(
         "PATCH", "config", json={"rate_limit_max": 20, "rate_limit_interval_ms": 1000, "latency_ms": 20}
     )
-    spawn = multiprocessing.get_context("spawn")
-    workers = [spawn.Process(target=send_as_a_worker, args=(emulator.url, where, n)) for n in "abc"]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    assert [w.exitcode for w in workers] == [0, 0, 0]
-    requests = api_requests(emulator)
+    requests = three_workers(emulator, where, limit=20, requests=40)
     assert Counter(r["status"] for r in requests) == {200: 120}  # not one 429
     # ...and not faster than the shared budget allows: 100 requests after the first window's 20.
     times = sorted(r["time"] for r in requests)
@@ -125,6 +157,36 @@ def test_a_429_holds_back_every_worker(budget):
     one.block_for(1.5)  # HubSpot answered 429 with Retry-After 1.5 to the first worker
     wait, _ = other.reserve()
     assert 1.5 - (time.monotonic() - blocked) - 0.05 < wait <= 1.5
+
+
+def book_an_hour_ahead(where: str, limit: int, interval: float) -> None:
+    """What a process whose clock ran an hour ahead left in the budget (the clock was then stepped
+    back): a full window of bookings and a 429's hold, an hour in the future."""
+    ahead = time.time() + 3600
+    if where.startswith("redis://"):  # Redis's clock cannot be stepped from here: write what it would hold
+        client = redis.Redis.from_url(where)
+        client.zadd("hubspot_prefs:budget:app:window", {f"ahead{i}": int(ahead * 1000) for i in range(limit)})
+        client.set("hubspot_prefs:budget:app:blocked", int((ahead + 1.5) * 1000))
+        return
+    from_the_future = MachineBudget(Path(where), limit, interval, clock=lambda: ahead)
+    for _ in range(limit):
+        from_the_future.reserve()
+    from_the_future.block_for(1.5)
+
+
+def test_bookings_in_the_future_are_dropped(where):
+    """Issue 23, item 6: the clock stepping back one hour made every process wait 3,610 s."""
+    book_an_hour_ahead(where, 5, 10.0)
+    wait, _ = open_budget(where, 5, 10.0).reserve()
+    assert wait < 0.05  # nothing legitimately booked now: no one waits for the bookings of the future
+
+
+def test_no_wait_is_longer_than_two_windows(budget):
+    shared = budget(5, 1.0)
+    shared.block_for(3600)  # whatever asked for it, a hold of an hour is not the window's to keep
+    assert shared.reserve()[0] <= 2.0
+    for _ in range(20):  # four windows' worth of requests at once: the last is still within two
+        assert shared.reserve()[0] <= 2.0
 
 
 def test_hubspots_headers_count_callers_outside_the_budget(budget):
