@@ -33,15 +33,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import read_rows, write_atomically
+from .files import read_rows, write_atomically, writers_of
 from .ingestion import Ingestion
 from .inputs import InputRecord
+from .private_files import private_folder
 from .spool import LedgerSpool, SpoolMark, write_ledger
-from .store import StaleTryError, WorkStore, private_umask, sweep_stale
+from .store import StaleTryError, WorkStore, sweep_stale
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# Seconds on_kill waits for another thread's write of the ledger (the checkpoint thread) to end.
+KILL_WAIT = 10.0
 
 
 class CheckpointError(ValueError):
@@ -169,9 +172,7 @@ class BatchState:
 
     def open(self, records: Callable[[], Iterable[InputRecord]]) -> WorkStore:
         """Claim the state for this try and return the work store to send from."""
-        with private_umask():
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.work_dir.chmod(0o700)
+        private_folder(self.work_dir)
         swept = sweep_stale(self.work_dir)
         if swept:
             log.info("Removed %d work store(s) untouched for a week", swept)
@@ -348,8 +349,24 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
     """What ``on_kill`` does: write the ledger as it stands, only if this try still owns the state.
 
     Returns what happened, for the log. Never creates a store, never overwrites a newer try's work.
+    Airflow runs ``on_kill`` on the main thread from a signal handler: if that thread was writing
+    the ledger or checkpoint, this writes nothing (that write finishes whole once the handler
+    returns); if another thread is (the checkpoint thread), this waits for it first.
     """
     state = BatchState(identity, ledger, work_dir=work_dir)
+    files = (ledger, state.checkpoint_path)
+    if any(threading.get_ident() in writers_of(f) for f in files):
+        return (
+            "ledger untouched: this try was writing its ledger or checkpoint when it was killed, on the "
+            "thread on_kill runs on; that write finishes whole"
+        )
+    deadline = time.monotonic() + KILL_WAIT
+    while any(writers_of(f) for f in files):
+        if time.monotonic() > deadline:
+            return (
+                f"ledger untouched: another thread of this try was still writing it after {KILL_WAIT:.0f} s"
+            )
+        time.sleep(0.01)
     store = WorkStore.open_existing(state.work_path)
     if store is None:
         return "no work store left (the task finished or another try removed it); ledger untouched"

@@ -14,25 +14,15 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .inputs import InputRecord
 from .outcomes import RETRIED_OUTCOMES, Outcome, Row
+from .private_files import create_private_file, private_folder
 
 _INGEST_COMMIT_EVERY = 10_000
 STALE_AFTER_DAYS = 7
-
-
-@contextmanager
-def private_umask() -> Iterator[None]:
-    """Files and folders created inside are readable by their owner only (0600 / 0700)."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def iso_utc(epoch: float | None) -> str | None:
@@ -72,10 +62,12 @@ class WorkStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with private_umask():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+        private_folder(self.path.parent)
+        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+        # file's mode (it would create the database itself 0644 less the umask).
+        os.close(create_private_file(self.path))
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
             """

@@ -67,6 +67,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         # BaseOperator has a dry_run() method: keep the flag under another attribute name.
         self.writes_nothing = dry_run
         self._kill_target: tuple[TaskIdentity, str, Path] | None = None
+        self._in_on_kill = False  # on_kill is running (a signal handler: a second SIGTERM may re-enter it)
 
     # -- subclasses -------------------------------------------------------------------------------
 
@@ -282,9 +283,19 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         return result
 
     def on_kill(self) -> None:
-        """Write the ledger as it stands, if this try still owns the state (a stale try only logs)."""
-        if self._kill_target is None:
+        """Write the ledger as it stands, if this try still owns the state (a stale try only logs).
+
+        Airflow calls this from a SIGTERM handler, on the main thread, wherever that thread was: it
+        never raises into the interrupted code, and a second SIGTERM while it runs adds nothing.
+        """
+        if self._kill_target is None or self._in_on_kill:
             return
         from ..ledger.checkpoint import write_ledger_on_kill
 
-        self.log.warning("Killed: %s", write_ledger_on_kill(*self._kill_target))
+        self._in_on_kill = True
+        try:
+            self.log.warning("Killed: %s", write_ledger_on_kill(*self._kill_target))
+        except Exception:
+            self.log.exception("Killed: the ledger could not be written as it stands")
+        finally:
+            self._in_on_kill = False

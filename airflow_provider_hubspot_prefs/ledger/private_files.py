@@ -1,0 +1,56 @@
+"""Files and folders that only their owner can read, whatever the process umask.
+
+Ledgers, checkpoints, spools and work stores hold addresses. Each file is created with its mode
+(``os.open(..., 0o600)``, ``tempfile.mkstemp``) and each folder with ``mkdir(0o700)``: the process
+umask, which every thread shares, is never changed (another thread's files would take the change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+def make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700; folders already there stay as they are."""
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another thread or process
+            each.mkdir(mode=FOLDER_MODE)
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created 0700 if missing, and closed to other users (0700)."""
+    make_folders(folder)
+    os.chmod(folder, FOLDER_MODE)
+    return folder
+
+
+def create_private_file(path: Path, *, exclusive: bool = False) -> int:
+    """Open ``path`` for reading and writing, created 0600 if missing (never through a symlink)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_EXCL if exclusive else 0)
+    return os.open(path, flags, FILE_MODE)
+
+
+def private_temp_file(folder: Path, name: str) -> tuple[int, Path]:
+    """A new 0600 file in ``folder``, named after ``name`` and unique (``tempfile.mkstemp``)."""
+    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    return handle, Path(path)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable; a no-op where a folder cannot be opened (Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a folder
+            os.fsync(handle)
+    finally:
+        os.close(handle)
