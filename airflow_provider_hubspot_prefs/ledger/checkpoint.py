@@ -77,7 +77,8 @@ class TaskIdentity:
 
 
 def default_work_dir() -> Path:
-    """``$HUBSPOT_PREFS_WORK_DIR``, else a per-user private folder in the system temp dir."""
+    """``$HUBSPOT_PREFS_WORK_DIR``, else a per-user folder in the system temp dir (its name is
+    predictable: ``private_files.private_folder`` refuses it unless it is this user's and private)."""
     chosen = os.environ.get("HUBSPOT_PREFS_WORK_DIR")
     return Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"hubspot_prefs_work-{os.getuid()}"
 

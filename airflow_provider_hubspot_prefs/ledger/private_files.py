@@ -3,17 +3,24 @@
 Ledgers, checkpoints, spools and work stores hold addresses. Each file is created with its mode
 (``os.open(..., 0o600)``, ``tempfile.mkstemp``) and each folder with ``mkdir(0o700)``: the process
 umask, which every thread shares, is never changed (another thread's files would take the change).
+A work folder, whose name in the shared temp dir any local user can predict and create first, is
+also checked: a folder of this user that no one else can write to, or it is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+
+
+class UnsafeFolderError(PermissionError):
+    """A folder the work stores would live in could be read or changed by another local user."""
 
 
 def make_folders(folder: Path) -> None:
@@ -25,9 +32,28 @@ def make_folders(folder: Path) -> None:
 
 
 def private_folder(folder: Path) -> Path:
-    """``folder``, created 0700 if missing, and closed to other users (0700)."""
+    """``folder``, created 0700 if missing; ``UnsafeFolderError`` unless it is a real folder of this
+    user that no other user can write to (it is then closed to them: 0700)."""
     make_folders(folder)
-    os.chmod(folder, FOLDER_MODE)
+    info = os.lstat(folder)
+    mode = stat.S_IMODE(info.st_mode)
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a folder"
+    elif info.st_uid != os.geteuid():
+        problem = f"belongs to user id {info.st_uid}, not to this user (id {os.geteuid()})"
+    elif mode & 0o022:
+        problem = f"can be written by other users (mode {mode:o})"
+    if problem is not None:
+        raise UnsafeFolderError(
+            f"Refusing the work folder {folder}: it {problem}. Another local user may have made it to "
+            "read or replace the work stores (they hold addresses). Remove it, or set "
+            "HUBSPOT_PREFS_WORK_DIR to a folder only this user can use."
+        )
+    if mode != FOLDER_MODE:
+        os.chmod(folder, FOLDER_MODE)
     return folder
 
 

@@ -94,6 +94,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from ..ledger import Outcome, UnreadableInputError
         from ..ledger.checkpoint import BatchState, CheckpointError
         from ..ledger.ingestion import InputStopped
+        from ..ledger.private_files import UnsafeFolderError
         from ..ledger.store import StaleTryError
 
         self.checked_batch_size(self.batch_size)
@@ -108,7 +109,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self._kill_target = (identity, ledger, state.work_dir)
         try:
             store = state.open(lambda: self.records(context))
-        except (UnreadableInputError, CheckpointError) as exc:
+        except (UnreadableInputError, CheckpointError, UnsafeFolderError) as exc:
             state.close()
             raise AirflowFailException(str(exc)) from exc
         except StaleTryError as exc:

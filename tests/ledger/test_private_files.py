@@ -219,3 +219,49 @@ def test_on_kill_during_the_final_ledger_write_leaves_it_whole(tmp_path, capfd):
     assert {r["outcome"] for r in ledger_rows(ledger)} == {"not_attempted"}
     assert not list(tmp_path.glob("*.partial"))
     assert "this try was writing its ledger or checkpoint when it was killed" in "".join(capfd.readouterr())
+
+
+NOBODY = 65534
+
+
+@pytest.mark.parametrize("made_by", ["another user", "this user, open to all", "a symbolic link"])
+def test_a_work_folder_made_first_by_someone_else_is_refused(emulator, tmp_path, monkeypatch, made_by):
+    """Item 9c: the default work folder's name in the shared temp dir is predictable
+    (``hubspot_prefs_work-<uid>``). Made first by another local user, left open to everyone, or a
+    link to elsewhere, it is refused with a clear message, before anything is read or sent, and
+    nothing is put in it."""
+    import tempfile
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if os.geteuid() != 0:
+        pytest.skip("making a folder owned by another user needs root")
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir()
+    shared_tmp.chmod(0o1777)  # like /tmp: anyone may create in it
+    monkeypatch.delenv("HUBSPOT_PREFS_WORK_DIR")
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))  # the system temp dir, as TMPDIR sets it
+    folder = shared_tmp / f"hubspot_prefs_work-{os.getuid()}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    if made_by == "a symbolic link":
+        folder.symlink_to(elsewhere)
+        os.lchown(folder, NOBODY, NOBODY)
+    else:
+        folder.mkdir()
+        folder.chmod(0o777)
+        if made_by == "another user":
+            os.chown(folder, NOBODY, NOBODY)
+    source = tmp_path / "in.txt"
+    source.write_text("someone@example.com\n")
+    operator = HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe", input_path=str(source), ledger_path=str(tmp_path / "ledger.csv")
+    )
+    with pytest.raises(
+        AirflowFailException, match=re.escape(f"Refusing the work folder {folder}: it ")
+    ) as refused:
+        operator.execute(context("manual__squatted", 1))
+    assert "HUBSPOT_PREFS_WORK_DIR" in str(refused.value)
+    assert os.listdir(folder) == [] and os.listdir(elsewhere) == []
+    assert not (tmp_path / "ledger.csv").exists()
+    assert emulator.control("GET", "requests")["requests"] == []
