@@ -298,21 +298,23 @@ class BatchState:
             log.warning("A ledger checkpoint failed: %s", self._checkpoint_error)
             self._checkpoint_error = None
 
-    def write_ledger(self, *, partial_input: bool = False) -> int:
+    def write_ledger(self, *, partial_input: bool = False, spooled: bool = True) -> int:
         """Write the ledger from the work store (never over a complete one with an incomplete one).
 
         While the input is still being read the ledger would lack the lines not read yet, so it is
         not written then, unless ``partial_input``: the input cannot be read further, and the
-        ledger says what happened to each line that was read.
+        ledger says what happened to each line that was read. ``spooled=False`` writes every row
+        from the store, without the spool of finished rows.
         """
         assert self.store is not None
         self._wait_for_checkpoint()
         self._last_flush = time.monotonic()
         if not partial_input and not self._input_read():
             return 0
-        if self.spool is not None:
-            self.spool.advance()
-        self.outcomes = self._write(self.store, self.spool.mark() if self.spool is not None else None)
+        spool = self.spool if spooled else None
+        if spool is not None:
+            spool.advance()
+        self.outcomes = self._write(self.store, spool.mark() if spool is not None else None)
         return 0 if self.outcomes is None else sum(self.outcomes.values())
 
     def _write(self, store: WorkStore, mark: SpoolMark | None) -> Counter[str] | None:

@@ -139,7 +139,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             state.close()
             raise AirflowFailException(f"Stopped without writing: {exc}") from exc
         except InputStopped as exc:
-            rows = self._write_ledger_after_error(state, partial_input=True)
+            rows = self._write_ledger_after_error(state, exc)
             state.close()
             why = exc.cause.reason if isinstance(exc.cause, UnreadableInputError) else exc.cause
             raise AirflowFailException(
@@ -147,12 +147,12 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 f"Nothing after that line was sent; the ledger at {ledger} lists the {rows} line(s) read "
                 "and what happened to each."
             ) from exc
-        except BaseException:
+        except BaseException as exc:
             try:  # every line gets its row, even if the error came before the input was read to its end
                 self._read_rest(state)
-            except Exception as exc:
-                self.log.warning("The ledger lists only the lines read: %s", exc)
-            self._write_ledger_after_error(state, partial_input=True)
+            except Exception as unread:
+                self.log.warning("The ledger lists only the lines read: %s", unread)
+            self._write_ledger_after_error(state, exc)
             state.close()
             raise
         if nothing_to_send is not None:
@@ -179,10 +179,15 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         if state.ingestion is not None:
             state.ingestion.read_to_end()
 
-    def _write_ledger_after_error(self, state: BatchState, *, partial_input: bool) -> int:
-        """Say in the ledger what is known so far; its rows without an answer say ``pending``."""
+    def _write_ledger_after_error(self, state: BatchState, error: BaseException) -> int:
+        """Write the final ledger of a try that ends on ``error``: every row still without an outcome
+        ends now (``WorkStore.end_unanswered``: ``failed`` if its request was in flight, else
+        ``not_attempted``), so that none says ``pending``. Returns its number of rows."""
         try:
-            return state.write_ledger(partial_input=partial_input)
+            if state.store is not None:
+                state.store.end_unanswered(str(error) or type(error).__name__)
+            # From the store alone: the signal that ended the try (a timeout) may have cut the spool.
+            return state.write_ledger(partial_input=True, spooled=False)
         except Exception:
             self.log.exception("Could not write the ledger after the error below")
             return 0
