@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .claims import claim, newest_claim
 from .files import read_rows, write_atomically, writers_of
 from .ingestion import Ingestion
 from .inputs import InputRecord
@@ -151,14 +152,22 @@ class BatchState:
         return dict(state)
 
     def _check_current(self, state: dict[str, Any] | None) -> None:
-        if state is not None and int(state.get("try_number", 0)) > self.identity.try_number:
+        """``StaleTryError`` if a newer try claimed the ledger (its marker) or owns the checkpoint."""
+        newest = max(int((state or {}).get("try_number", 0)), newest_claim(self.ledger, self.identity.key))
+        if newest > self.identity.try_number:
             raise StaleTryError(
-                f"try {state['try_number']} took over {self.identity.describe()}; "
+                f"try {newest} took over {self.identity.describe()}; "
                 f"try {self.identity.try_number} writes nothing more"
             )
 
     def _save(self, **changes: Any) -> None:
-        """Write the checkpoint with ``changes``, unless a newer try took over since."""
+        """Write the checkpoint with ``changes``, unless a newer try took over since.
+
+        Load, check and write are not one atomic step: a newer try may claim the ledger in between,
+        and this write then lands over its checkpoint. So the claims are looked at again after the
+        write: this try stops (``StaleTryError``) before it sends anything the window being saved
+        covers, and the newer try writes its checkpoint back when it next looks (``check_still_current``).
+        """
         with self._saving:
             current = self._load()
             self._check_current(current)
@@ -168,6 +177,7 @@ class BatchState:
             state["writer"] = self._writer_id
             write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
             self._state = state
+            self._check_current(None)
 
     # -- a try's life ----------------------------------------------------------------------------
 
@@ -177,6 +187,10 @@ class BatchState:
         swept = sweep_stale(self.work_dir)
         if swept:
             log.info("Removed %d work store(s) untouched for a week", swept)
+        self._check_current(self._load())  # another task run's ledger, or a newer try: claim nothing
+        # The claim comes before the state is read: an older try that saved a send window after this
+        # read finds the claim right after its write, and sends nothing of that window.
+        claim(self.ledger, self.identity.key, self.identity.try_number, self.identity.describe())
         state = self._load()
         self._check_current(state)
         local = WorkStore.open_existing(self.work_path)
@@ -230,8 +244,17 @@ class BatchState:
         return store
 
     def check_still_current(self) -> None:
-        """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger)."""
-        self._check_current(self._load())
+        """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger).
+
+        A try that owns it and finds it written by an older try (whose write landed after this try's
+        claim, see ``_save``) writes its own state back.
+        """
+        state = self._load()
+        self._check_current(state)
+        older = state is not None and int(state.get("try_number", 0)) < self.identity.try_number
+        if older and self._writer_id:
+            log.warning("An older try wrote over this try's checkpoint; writing it back")
+            self._save()
 
     def before_send(self, lines: list[int]) -> None:
         """Called before a chunk is sent: stop if a newer try took over; cover it by a send window."""
@@ -379,7 +402,7 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
         loaded = state._load()
         if loaded is None:
             return "no checkpoint was written (nothing was sent); ledger untouched"
-        state._state = loaded
+        state._state = {**loaded, "try_number": identity.try_number}
         if not store.ingested:
             return (
                 f"ledger untouched: the input was still being read (through line {store.read_through}); "

@@ -194,9 +194,9 @@ def test_on_kill_during_the_final_ledger_write_leaves_it_whole(tmp_path, capfd):
     )
     landed: list[list[str]] = []
 
-    def ledger_being_written() -> list[str]:
-        names = [p.name for p in tmp_path.glob(".ledger.csv.*")]
-        return [n for n in names if n.endswith(".partial") and ".checkpoint.json." not in n]
+    def ledger_being_written() -> list[str]:  # not the checkpoint's nor the claim's
+        named = re.compile(r"\.ledger\.csv\.(\w{8}|\d+\.\d+)\.partial")  # mkstemp's (pid.thread before)
+        return [p.name for p in tmp_path.iterdir() if named.fullmatch(p.name)]
 
     def on_term() -> None:
         landed.append(ledger_being_written())
