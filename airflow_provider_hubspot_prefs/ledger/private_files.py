@@ -10,6 +10,7 @@ also checked: a folder of this user that no one else can write to, or it is refu
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -37,11 +38,11 @@ def private_folder(folder: Path) -> Path:
     make_folders(folder)
     info = os.lstat(folder)
     mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISDIR(info.st_mode) and not stat.S_ISLNK(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
     problem = None
     if stat.S_ISLNK(info.st_mode):
         problem = "is a symbolic link"
-    elif not stat.S_ISDIR(info.st_mode):
-        problem = "is not a folder"
     elif info.st_uid != os.geteuid():
         problem = f"belongs to user id {info.st_uid}, not to this user (id {os.geteuid()})"
     elif mode & 0o022:
