@@ -270,10 +270,12 @@ class HubSpotPreferencesHook(BaseHook):
             if not settings.rate_limit_machine_budget:
                 return None
             from ..ledger.checkpoint import default_work_dir
+            from ..ledger.private_files import private_folder
 
             name = hashlib.sha256(settings.budget_key.encode()).hexdigest()[:24]
             path = default_work_dir() / "rate_budgets" / f"{name}.sqlite"
             try:
+                private_folder(default_work_dir())  # refused if another local user made it first
                 return MachineBudget(path, settings.rate_limit, settings.rate_limit_interval)
             except (OSError, sqlite3.Error) as exc:  # e.g. a read-only disk: pace from headers instead
                 self.log.warning("Rate budget file %s unusable (%s); pacing this client alone", path, exc)

@@ -33,15 +33,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import read_rows, write_atomically
+from .claims import claim, newest_claim
+from .files import read_rows, write_atomically, writers_of
 from .ingestion import Ingestion
 from .inputs import InputRecord
+from .private_files import private_folder
 from .spool import LedgerSpool, SpoolMark, write_ledger
-from .store import InputChangedError, StaleTryError, WorkStore, private_umask, sweep_stale
+from .store import InputChangedError, StaleTryError, WorkStore, sweep_stale
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# Seconds on_kill waits for another thread's write of the ledger (the checkpoint thread) to end.
+KILL_WAIT = 10.0
 
 
 class CheckpointError(ValueError):
@@ -74,7 +78,8 @@ class TaskIdentity:
 
 
 def default_work_dir() -> Path:
-    """``$HUBSPOT_PREFS_WORK_DIR``, else a per-user private folder in the system temp dir."""
+    """``$HUBSPOT_PREFS_WORK_DIR``, else a per-user folder in the system temp dir (its name is
+    predictable: ``private_files.private_folder`` refuses it unless it is this user's and private)."""
     chosen = os.environ.get("HUBSPOT_PREFS_WORK_DIR")
     return Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"hubspot_prefs_work-{os.getuid()}"
 
@@ -152,14 +157,22 @@ class BatchState:
         return dict(state)
 
     def _check_current(self, state: dict[str, Any] | None) -> None:
-        if state is not None and int(state.get("try_number", 0)) > self.identity.try_number:
+        """``StaleTryError`` if a newer try claimed the ledger (its marker) or owns the checkpoint."""
+        newest = max(int((state or {}).get("try_number", 0)), newest_claim(self.ledger, self.identity.key))
+        if newest > self.identity.try_number:
             raise StaleTryError(
-                f"try {state['try_number']} took over {self.identity.describe()}; "
+                f"try {newest} took over {self.identity.describe()}; "
                 f"try {self.identity.try_number} writes nothing more"
             )
 
     def _save(self, **changes: Any) -> None:
-        """Write the checkpoint with ``changes``, unless a newer try took over since."""
+        """Write the checkpoint with ``changes``, unless a newer try took over since.
+
+        Load, check and write are not one atomic step: a newer try may claim the ledger in between,
+        and this write then lands over its checkpoint. So the claims are looked at again after the
+        write: this try stops (``StaleTryError``) before it sends anything the window being saved
+        covers, and the newer try writes its checkpoint back when it next looks (``check_still_current``).
+        """
         with self._saving:
             current = self._load()
             self._check_current(current)
@@ -169,17 +182,20 @@ class BatchState:
             state["writer"] = self._writer_id
             write_atomically(self.checkpoint_path, lambda out: json.dump(state, out, indent=1))
             self._state = state
+            self._check_current(None)
 
     # -- a try's life ----------------------------------------------------------------------------
 
     def open(self, records: Callable[[], Iterable[InputRecord]]) -> WorkStore:
         """Claim the state for this try and return the work store to send from."""
-        with private_umask():
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.work_dir.chmod(0o700)
+        private_folder(self.work_dir)
         swept = sweep_stale(self.work_dir)
         if swept:
             log.info("Removed %d work store(s) untouched for a week", swept)
+        self._check_current(self._load())  # another task run's ledger, or a newer try: claim nothing
+        # The claim comes before the state is read: an older try that saved a send window after this
+        # read finds the claim right after its write, and sends nothing of that window.
+        claim(self.ledger, self.identity.key, self.identity.try_number, self.identity.describe())
         state = self._load()
         self._check_current(state)
         local = WorkStore.open_existing(self.work_path)
@@ -251,8 +267,17 @@ class BatchState:
             log.warning("Starting over instead of resuming: %s", self.replanned)
 
     def check_still_current(self) -> None:
-        """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger)."""
-        self._check_current(self._load())
+        """``StaleTryError`` if a newer try owns the checkpoint (e.g. before rewriting the ledger).
+
+        A try that owns it and finds it written by an older try (whose write landed after this try's
+        claim, see ``_save``) writes its own state back.
+        """
+        state = self._load()
+        self._check_current(state)
+        older = state is not None and int(state.get("try_number", 0)) < self.identity.try_number
+        if older and self._writer_id:
+            log.warning("An older try wrote over this try's checkpoint; writing it back")
+            self._save()
 
     def before_send(self, lines: list[int]) -> None:
         """Called before a chunk is sent: stop if a newer try took over; cover it by a send window."""
@@ -319,21 +344,23 @@ class BatchState:
             log.warning("A ledger checkpoint failed: %s", self._checkpoint_error)
             self._checkpoint_error = None
 
-    def write_ledger(self, *, partial_input: bool = False) -> int:
+    def write_ledger(self, *, partial_input: bool = False, spooled: bool = True) -> int:
         """Write the ledger from the work store (never over a complete one with an incomplete one).
 
         While the input is still being read the ledger would lack the lines not read yet, so it is
         not written then, unless ``partial_input``: the input cannot be read further, and the
-        ledger says what happened to each line that was read.
+        ledger says what happened to each line that was read. ``spooled=False`` writes every row
+        from the store, without the spool of finished rows.
         """
         assert self.store is not None
         self._wait_for_checkpoint()
         self._last_flush = time.monotonic()
         if not partial_input and not self._input_read():
             return 0
-        if self.spool is not None:
-            self.spool.advance()
-        self.outcomes = self._write(self.store, self.spool.mark() if self.spool is not None else None)
+        spool = self.spool if spooled else None
+        if spool is not None:
+            spool.advance()
+        self.outcomes = self._write(self.store, spool.mark() if spool is not None else None)
         return 0 if self.outcomes is None else sum(self.outcomes.values())
 
     def _write(self, store: WorkStore, mark: SpoolMark | None) -> Counter[str] | None:
@@ -371,8 +398,24 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
     """What ``on_kill`` does: write the ledger as it stands, only if this try still owns the state.
 
     Returns what happened, for the log. Never creates a store, never overwrites a newer try's work.
+    Airflow runs ``on_kill`` on the main thread from a signal handler: if that thread was writing
+    the ledger or checkpoint, this writes nothing (that write finishes whole once the handler
+    returns); if another thread is (the checkpoint thread), this waits for it first.
     """
     state = BatchState(identity, ledger, work_dir=work_dir)
+    files = (ledger, state.checkpoint_path)
+    if any(threading.get_ident() in writers_of(f) for f in files):
+        return (
+            "ledger untouched: this try was writing its ledger or checkpoint when it was killed, on the "
+            "thread on_kill runs on; that write finishes whole"
+        )
+    deadline = time.monotonic() + KILL_WAIT
+    while any(writers_of(f) for f in files):
+        if time.monotonic() > deadline:
+            return (
+                f"ledger untouched: another thread of this try was still writing it after {KILL_WAIT:.0f} s"
+            )
+        time.sleep(0.01)
     store = WorkStore.open_existing(state.work_path)
     if store is None:
         return "no work store left (the task finished or another try removed it); ledger untouched"
@@ -382,7 +425,7 @@ def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | N
         loaded = state._load()
         if loaded is None:
             return "no checkpoint was written (nothing was sent); ledger untouched"
-        state._state = loaded
+        state._state = {**loaded, "try_number": identity.try_number}
         if not store.ingested:
             return (
                 f"ledger untouched: the input was still being read (through line {store.read_through}); "

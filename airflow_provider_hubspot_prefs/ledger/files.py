@@ -2,13 +2,14 @@
 
 A local ledger is written beside its target and renamed over it (readers never see half a file);
 for object storage it is written to a private local file first and uploaded once whole. Files are
-created 0600 in folders created 0700: a ledger holds addresses.
+created 0600 in folders created 0700 (``private_files``): a ledger holds addresses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import tempfile
 import threading
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from .outcomes import LEDGER_COLUMNS, Outcome
-from .store import parse_iso_utc, private_umask
+from .private_files import make_folders, private_temp_file, sync_folder
+from .store import parse_iso_utc
 
 T = TypeVar("T")
 
@@ -27,8 +29,43 @@ T = TypeVar("T")
 CLOCK_SKEW_TOLERANCE = 2.0
 
 
+# The files this process is writing, with the threads writing them: ``on_kill`` runs on the main
+# thread (from a signal handler) and must not start a write of a file that thread was writing.
+# Single dict operations are atomic, and a signal handler must not wait for a lock its thread holds.
+_writes: dict[tuple[str, int, int], None] = {}
+_write_ids = itertools.count()
+
+
+def _target(location: Any) -> str:
+    from .._io import storage_path
+
+    path = storage_path(location)
+    return os.path.abspath(path) if isinstance(path, Path) else str(path)
+
+
+@contextlib.contextmanager
+def _writing(location: Any) -> Iterator[None]:
+    key = (_target(location), threading.get_ident(), next(_write_ids))
+    _writes[key] = None
+    try:
+        yield
+    finally:
+        del _writes[key]
+
+
+def writers_of(location: Any) -> set[int]:
+    """The ids of the threads of this process writing ``location`` (``write_atomically``) right now."""
+    target = _target(location)
+    return {thread for written, thread, _ in list(_writes) if written == target}
+
+
 def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
-    """Call ``write`` with a text stream whose content replaces ``location`` only once complete."""
+    """Call ``write`` with a text stream whose content replaces ``location`` only once complete.
+
+    The stream goes to a new 0600 file of its own beside ``location`` (a unique name: two writes of
+    the same file, on two threads or one interrupted by a signal, never share it), which is synced
+    and renamed over ``location``; the folder is synced after the rename where the platform allows.
+    """
     from .._io import storage_path
 
     path = storage_path(location)
@@ -40,24 +77,25 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
         # write a private local copy first and upload it once whole.
         handle, local = tempfile.mkstemp(prefix=".hubspot-prefs-", suffix=".partial")  # 0600
         try:
-            with open(handle, "w", encoding="utf-8", newline="") as out:
-                result = write(out)
-            path.fs.put_file(local, path.path)
+            with _writing(location):
+                with open(handle, "w", encoding="utf-8", newline="") as out:
+                    result = write(out)
+                path.fs.put_file(local, path.path)
         finally:
             os.unlink(local)
         return result
-    with private_umask():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Named per thread too: a ledger checkpoint thread and on_kill may write at the same time.
-        aside = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        try:
-            with open(aside, "w", encoding="utf-8", newline="") as out:
+    make_folders(path.parent)
+    handle, aside = private_temp_file(path.parent, path.name)
+    try:
+        with _writing(location):
+            with open(handle, "w", encoding="utf-8", newline="") as out:
                 result = write(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(aside, path)
-        finally:
-            aside.unlink(missing_ok=True)
+        sync_folder(path.parent)
+    finally:
+        aside.unlink(missing_ok=True)
     return result
 
 

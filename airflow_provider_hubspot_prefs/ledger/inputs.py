@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..client.validation import MAX_EMAIL_LENGTH, is_plausible_email
+from .scripts import mixed_script
 
 # Never part of an address, invisible on screen: stripped from both ends, refused inside.
 _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad\u180e"
@@ -125,8 +126,17 @@ def _char(ch: str) -> str:
     return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
 
 
-def _script(ch: str) -> str:
-    return unicodedata.name(ch, "?").split(" ")[0]
+def _mixed_script(local: str, domain: str) -> str | None:
+    """Why a part of the address (the local part, a domain label) mixes scripts, if one does."""
+    start = 0
+    for part in [local, *domain.split(".")]:
+        found = mixed_script(part)
+        if found is not None:
+            index, ch, among = found
+            where = f"{_char(ch)} at position {start + index + 1} among {among} letters"
+            return f"mixes scripts: {where} (a look-alike?)"
+        start += len(part) + 1  # and the '@' or '.' after it
+    return None
 
 
 def describe_problem(value: str) -> str | None:
@@ -152,10 +162,6 @@ def describe_problem(value: str) -> str | None:
         plain = unicodedata.normalize("NFKC", ch)
         if ord(ch) > 127 and plain != ch:
             return f"contains {_char(ch)} at position {index}, a look-alike of {plain!r}"
-    scripts = {_script(ch) for ch in value if ch.isalpha()}
-    if "LATIN" in scripts and len(scripts) > 1:
-        index, ch = next((i, c) for i, c in enumerate(value, 1) if c.isalpha() and _script(c) != "LATIN")
-        return f"mixes scripts: {_char(ch)} at position {index} among Latin letters (a look-alike?)"
     ats = [i for i, ch in enumerate(value, start=1) if ch == "@"]
     if not ats:
         return "has no '@'"
@@ -170,6 +176,9 @@ def describe_problem(value: str) -> str | None:
         return "has no '.' in the domain"
     if domain.startswith(".") or domain.endswith(".") or ".." in domain:
         return "has an empty label in the domain ('.' at its start or end, or '..')"
+    mixed = _mixed_script(local, domain)
+    if mixed is not None:
+        return mixed
     if len(value) > MAX_EMAIL_LENGTH:
         return f"is {len(value)} characters long (at most {MAX_EMAIL_LENGTH})"
     if not is_plausible_email(value):

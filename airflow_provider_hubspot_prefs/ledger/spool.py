@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import IO
 
 from .outcomes import LEDGER_COLUMNS
-from .store import WorkStore, private_umask
+from .private_files import create_private_file
+from .store import WorkStore
 
 _PENDING = "pending"
 _OUTCOME = 3  # the outcome's place in a ledger row
@@ -40,8 +41,8 @@ class LedgerSpool:
         self.store = store
         # One per try: two tries of a task may overlap on one machine, even in one process.
         self.path = store.path.with_name(f"{store.path.name}.{uuid.uuid4().hex[:16]}.spool")
-        with private_umask():
-            self._file = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - kept open
+        handle = create_private_file(self.path, exclusive=True)
+        self._file = open(handle, "w", encoding="utf-8", newline="")  # noqa: SIM115 - kept open
         self._writer = csv.writer(self._file)
         self.through = 0
         self.outcomes: Counter[str] = Counter()  # of the rows spooled

@@ -14,26 +14,16 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
 from .inputs import InputRecord
 from .outcomes import RETRIED_OUTCOMES, Outcome, Row
+from .private_files import create_private_file, private_folder
 
 _INGEST_COMMIT_EVERY = 10_000
 STALE_AFTER_DAYS = 7
-
-
-@contextmanager
-def private_umask() -> Iterator[None]:
-    """Files and folders created inside are readable by their owner only (0600 / 0700)."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def iso_utc(epoch: float | None) -> str | None:
@@ -88,10 +78,12 @@ class WorkStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with private_umask():
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+        private_folder(self.path.parent)
+        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+        # file's mode (it would create the database itself 0644 less the umask).
+        os.close(create_private_file(self.path))
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
             """
@@ -108,6 +100,7 @@ class WorkStore:
             if added.split()[0] not in columns:
                 self._db.execute(f"ALTER TABLE inputs ADD COLUMN {added}")
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
+        self._unanswered: set[int] = set()  # lines this connection sent and recorded no answer for yet
         if self.get_meta("store_id") is None:
             self.set_meta("store_id", uuid.uuid4().hex)
 
@@ -445,6 +438,7 @@ class WorkStore:
         self._db.execute(
             f"UPDATE inputs SET sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})", [at, *lines]
         )
+        self._unanswered.update(lines)
         return None if earlier is None else float(earlier)
 
     def record(self, rows: Iterable[Row]) -> None:
@@ -453,11 +447,8 @@ class WorkStore:
         The check and the writes are one transaction: a stale try's late answer can never overwrite
         what the current try recorded.
         """
-        self._db.execute("BEGIN IMMEDIATE")
-        if self._mine is not None and self.owner_try > self._mine:
-            self._db.execute("ROLLBACK")
-            owner = self.owner_try
-            raise StaleTryError(f"try {owner} took over this task's work store from try {self._mine}")
+        rows = list(rows)
+        self._begin_owned()
         self._db.executemany(
             "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
             "operation_status=? WHERE line=?",
@@ -475,12 +466,44 @@ class WorkStore:
             ],
         )
         self._db.execute("COMMIT")
+        self._unanswered.difference_update(r.line for r in rows)
+
+    def _begin_owned(self) -> None:
+        """Begin a write transaction, unless a newer try took the store over (``StaleTryError``)."""
+        if self._db.in_transaction:  # one a signal (an Airflow timeout) cut short: nothing of it stays
+            self._db.execute("ROLLBACK")
+        self._db.execute("BEGIN IMMEDIATE")
+        if self._mine is not None and self.owner_try > self._mine:
+            self._db.execute("ROLLBACK")
+            owner = self.owner_try
+            raise StaleTryError(f"try {owner} took over this task's work store from try {self._mine}")
 
     def mark_remaining(self, outcome: Outcome, reason: str) -> int:
         cur = self._db.execute(
             "UPDATE inputs SET outcome=?, reason=? WHERE outcome IS NULL", (outcome.value, reason)
         )
         return int(cur.rowcount)
+
+    def end_unanswered(self, reason: str) -> int:
+        """Give every input still without an outcome its final one, as a try that stops must.
+
+        Those this connection sent without recording an answer are ``failed``: the request may have
+        reached HubSpot. The others were not sent by this try: ``not_attempted``. Returns how many
+        inputs this ended. ``StaleTryError`` (nothing written) if a newer try owns the store.
+        """
+        lost = (
+            f"no answer recorded before this try stopped ({reason}); the request may have reached "
+            "HubSpot, so it may have applied it: a rerun resends it safely"
+        )
+        self._begin_owned()
+        ended = self._db.executemany(
+            "UPDATE inputs SET outcome=?, reason=? WHERE line=? AND outcome IS NULL",
+            [(Outcome.FAILED.value, lost, line) for line in sorted(self._unanswered)],
+        ).rowcount
+        ended += self.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {reason}")
+        self._db.execute("COMMIT")
+        self._unanswered.clear()
+        return int(ended)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Collection, Iterable
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .files import CLOCK_SKEW_TOLERANCE, write_atomically
+from .private_files import create_private_file
 
 # HubSpot's timestamp of a status read back equals the one its answer to the write gave; a second
 # of slack covers a clock that rounds, never a person's change (they would have to make the same
@@ -225,6 +227,7 @@ class SyncJournal:
     def __init__(self, location: str, cache: Path) -> None:
         self.location = location.rstrip("/")
         self.cache = cache
+        os.close(create_private_file(cache))  # 0600 before SQLite opens it, as the work stores
         self._db = sqlite3.connect(cache, isolation_level=None)
         self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT, at REAL, task TEXT, entry TEXT)")
         self._db.execute("CREATE INDEX IF NOT EXISTS entries_key ON entries(key, at)")

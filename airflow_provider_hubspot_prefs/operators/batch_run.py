@@ -69,6 +69,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         # BaseOperator has a dry_run() method: keep the flag under another attribute name.
         self.writes_nothing = dry_run
         self._kill_target: tuple[TaskIdentity, str, Path] | None = None
+        self._in_on_kill = False  # on_kill is running (a signal handler: a second SIGTERM may re-enter it)
 
     # -- subclasses -------------------------------------------------------------------------------
 
@@ -95,6 +96,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from ..ledger import Outcome, UnreadableInputError
         from ..ledger.checkpoint import BatchState, CheckpointError
         from ..ledger.ingestion import InputStopped
+        from ..ledger.private_files import UnsafeFolderError
         from ..ledger.store import StaleTryError
 
         self.checked_batch_size(self.batch_size)
@@ -110,7 +112,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self._kill_target = (identity, ledger, state.work_dir)
         try:
             store = state.open(lambda: self.records(context))
-        except (UnreadableInputError, CheckpointError) as exc:
+        except (UnreadableInputError, CheckpointError, UnsafeFolderError) as exc:
             state.close()
             raise AirflowFailException(str(exc)) from exc
         except StaleTryError as exc:
@@ -140,7 +142,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             state.close()
             raise AirflowFailException(f"Stopped without writing: {exc}") from exc
         except InputStopped as exc:
-            rows = self._write_ledger_after_error(state, partial_input=True)
+            rows = self._write_ledger_after_error(state, exc)
             state.close()
             why = exc.cause.reason if isinstance(exc.cause, UnreadableInputError) else exc.cause
             raise AirflowFailException(
@@ -148,12 +150,12 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 f"Nothing after that line was sent; the ledger at {ledger} lists the {rows} line(s) read "
                 "and what happened to each."
             ) from exc
-        except BaseException:
+        except BaseException as exc:
             try:  # every line gets its row, even if the error came before the input was read to its end
                 self._read_rest(state)
-            except Exception as exc:
-                self.log.warning("The ledger lists only the lines read: %s", exc)
-            self._write_ledger_after_error(state, partial_input=True)
+            except Exception as unread:
+                self.log.warning("The ledger lists only the lines read: %s", unread)
+            self._write_ledger_after_error(state, exc)
             state.close()
             raise
         if nothing_to_send is not None:
@@ -180,10 +182,15 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         if state.ingestion is not None:
             state.ingestion.read_to_end()
 
-    def _write_ledger_after_error(self, state: BatchState, *, partial_input: bool) -> int:
-        """Say in the ledger what is known so far; its rows without an answer say ``pending``."""
+    def _write_ledger_after_error(self, state: BatchState, error: BaseException) -> int:
+        """Write the final ledger of a try that ends on ``error``: every row still without an outcome
+        ends now (``WorkStore.end_unanswered``: ``failed`` if its request was in flight, else
+        ``not_attempted``), so that none says ``pending``. Returns its number of rows."""
         try:
-            return state.write_ledger(partial_input=partial_input)
+            if state.store is not None:
+                state.store.end_unanswered(str(error) or type(error).__name__)
+            # From the store alone: the signal that ended the try (a timeout) may have cut the spool.
+            return state.write_ledger(partial_input=True, spooled=False)
         except Exception:
             self.log.exception("Could not write the ledger after the error below")
             return 0
@@ -288,9 +295,19 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         return result
 
     def on_kill(self) -> None:
-        """Write the ledger as it stands, if this try still owns the state (a stale try only logs)."""
-        if self._kill_target is None:
+        """Write the ledger as it stands, if this try still owns the state (a stale try only logs).
+
+        Airflow calls this from a SIGTERM handler, on the main thread, wherever that thread was: it
+        never raises into the interrupted code, and a second SIGTERM while it runs adds nothing.
+        """
+        if self._kill_target is None or self._in_on_kill:
             return
         from ..ledger.checkpoint import write_ledger_on_kill
 
-        self.log.warning("Killed: %s", write_ledger_on_kill(*self._kill_target))
+        self._in_on_kill = True
+        try:
+            self.log.warning("Killed: %s", write_ledger_on_kill(*self._kill_target))
+        except Exception:
+            self.log.exception("Killed: the ledger could not be written as it stands")
+        finally:
+            self._in_on_kill = False

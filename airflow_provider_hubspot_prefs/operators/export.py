@@ -94,6 +94,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
         from ..ledger import Outcome, UnreadableInputError
         from ..ledger.checkpoint import default_work_dir
         from ..ledger.files import write_atomically
+        from ..ledger.private_files import UnsafeFolderError
         from ..ledger.status_export import export_writer, format_of
         from ..ledger.store import WorkStore
         from .inputs import input_records
@@ -104,7 +105,10 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
             raise AirflowFailException(str(exc)) from exc
         self.checked_batch_size(self.batch_size)
         # The input goes through a private work store: de-duplicated without holding it in memory.
-        work = WorkStore(default_work_dir() / f"export-{uuid.uuid4().hex}.sqlite")
+        try:
+            work = WorkStore(default_work_dir() / f"export-{uuid.uuid4().hex}.sqlite")
+        except UnsafeFolderError as exc:
+            raise AirflowFailException(str(exc)) from exc
         try:
             records = input_records(self.subscribers, self.input_path, self.csv_column, self.encoding)
             try:

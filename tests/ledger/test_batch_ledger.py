@@ -350,3 +350,80 @@ def test_ledger_checkpoints_while_sending_are_always_whole(emulator, tmp_path):
     assert len(in_between) >= 3, seen  # checkpoints were written while sending
     assert all(set(c) <= {"pending", "unsubscribed"} for c in in_between)
     assert check_truth(emulator, ledger_rows(ledger), people) == {"unsubscribed": 6000}
+
+
+def test_a_try_refused_before_any_request_ends_every_row(emulator, tmp_path, monkeypatch):
+    """Issue 23 item 7: a plain-http base URL to a host that is not loopback fails the task before any
+    request; the ledger it leaves is final: every line not_attempted with the reason, none pending."""
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from ..batch_try import context
+    from ..conftest import connect_to_emulator
+    from ..ledger_support import check_truth
+
+    connect_to_emulator(monkeypatch, emulator, base_url="http://hubspot-proxy.example.com")
+    emulator.control("DELETE", "requests")
+    people = [f"plain.{i:03d}@example.com" for i in range(100)] + ["bad"]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(people) + "\n")
+    ledger = tmp_path / "ledger.csv"
+    with pytest.raises(Exception, match="must use https unless it is a loopback address"):
+        HubSpotBatchUnsubscribeAllOperator(
+            task_id="unsubscribe", input_path=str(source), ledger_path=str(ledger)
+        ).execute(context("manual__plain", 1))
+    assert emulator.control("GET", "requests")["requests"] == []
+    rows = ledger_rows(ledger)
+    assert check_truth(emulator, rows, people) == {"not_attempted": 100, "invalid_input": 1}
+    assert {r["reason"] for r in rows if r["outcome"] == "not_attempted"} == {
+        "not sent: Connection 'hubspot_prefs_default' has a malformed extra: base_url: "
+        "'http://hubspot-proxy.example.com' must use https unless it is a loopback address"
+    }
+
+
+def test_an_execution_timeout_mid_batch_ends_every_row(emulator, tmp_path):
+    """Item 7: Airflow's execution_timeout raises AirflowTaskTimeout (SIGALRM) wherever the batch is,
+    with requests in flight, then calls on_kill. Every row ends final: answered ones with HubSpot's
+    answer, those whose request was in flight ``failed`` (HubSpot may have applied them), the rest
+    ``not_attempted``; the contacts HubSpot changed are exactly the reported ones, or in flight."""
+    import os
+
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from ..batch_try import context
+    from ..ledger_support import FINAL
+
+    people = [f"late.{i:05d}@example.com" for i in range(3000)]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(people) + "\n")
+    for attempt in range(5):
+        emulator.backend.reset()
+        emulator.control("PATCH", "config", json={"latency_ms": 300})
+        ledger = tmp_path / f"ledger-{attempt}.csv"
+        operator = HubSpotBatchUnsubscribeAllOperator(
+            task_id="unsubscribe", input_path=str(source), ledger_path=str(ledger), max_in_flight=4
+        )
+        try:  # what Airflow's task runner does with execution_timeout
+            with timeout(1.5):
+                operator.execute(context(f"manual__late{attempt}", 1))
+        except AirflowTaskTimeout:
+            operator.on_kill()
+            break
+        # Landing inside one of asyncio's callbacks, the timeout is logged and dropped by asyncio
+        # (Handle._run): the batch ran on to its end. Try again.
+    else:
+        pytest.fail("the execution timeout never ended the try")
+    rows = ledger_rows(ledger)
+    assert [r["input"] for r in rows] == people
+    outcomes = Counter(r["outcome"] for r in rows)
+    assert set(outcomes) <= FINAL, outcomes
+    assert outcomes["unsubscribed"] >= 100 and outcomes["not_attempted"] >= 1000, outcomes
+    in_flight = {r["subscriber_id"] for r in rows if r["outcome"] == "failed"}
+    assert all("may have applied" in r["reason"] for r in rows if r["outcome"] == "failed")
+    unsent = {r["reason"] for r in rows if r["outcome"] == "not_attempted"}
+    assert unsent == {f"not sent: Timeout, PID: {os.getpid()}"}
+    reported = {r["subscriber_id"] for r in rows if r["outcome"] == "unsubscribed"}
+    changed = {email for email, _ in emulator.backend.changes}
+    assert reported <= changed <= reported | in_flight

@@ -232,3 +232,64 @@ def test_plain_address_shortcut_agrees_with_every_check():
         shortcut += bool(len(value) <= 254 and inputs._PLAIN_ADDRESS.fullmatch(value))
     assert shortcut > 500  # the shortcut is exercised, not only the checks
     assert re.fullmatch(r"[\x21-\x7e]+", "".join(v for v in values if inputs._PLAIN_ADDRESS.fullmatch(v)))
+
+
+# Each address with what ``examine`` says of it: None when it is sent.
+SCRIPTS_PER_PART = [
+    ("用户@example.com", None),  # an all-Han local part at an ASCII domain (SMTPUTF8)
+    ("иван@example.com", None),  # an all-Cyrillic local part
+    ("jane@пример.рф", None),  # all-Cyrillic domain labels under a Latin local part
+    ("たなか太郎@example.jp", None),  # Japanese: Hiragana with Han
+    ("タナカー@example.jp", None),  # Katakana with its prolonged sound mark
+    ("홍길동@example.kr", None),  # Korean: Hangul
+    ("田中tanaka@example.jp", None),  # Latin with Han (UTS #39 "highly restrictive" allows it)
+    ("josé.müller@example.de", None),
+    (
+        "j\u0430ne@example.com",  # a Cyrillic a inside a Latin word
+        "mixes scripts: U+0430 CYRILLIC SMALL LETTER A at position 2 among Latin letters (a look-alike?)",
+    ),
+    (
+        "jane@ex\u0430mple.com",  # inside a domain label
+        "mixes scripts: U+0430 CYRILLIC SMALL LETTER A at position 8 among Latin letters (a look-alike?)",
+    ),
+    (
+        "\u0440aypal@example.com",  # the look-alike letter first
+        "mixes scripts: U+0440 CYRILLIC SMALL LETTER ER at position 1 among Latin letters (a look-alike?)",
+    ),
+    (
+        "\u03c1aypal@example.com",  # Greek rho
+        "mixes scripts: U+03C1 GREEK SMALL LETTER RHO at position 1 among Latin letters (a look-alike?)",
+    ),
+    (
+        "ив\u03bfн@example.com",  # a Greek omicron among Cyrillic letters
+        "mixes scripts: U+03BF GREEK SMALL LETTER OMICRON at position 3 among Cyrillic letters "
+        "(a look-alike?)",
+    ),
+    (
+        "田中tanaka\u044f@example.jp",  # Latin with Han is one thing, a Cyrillic letter besides another
+        "mixes scripts: U+044F CYRILLIC SMALL LETTER YA at position 9 among Latin letters (a look-alike?)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("address", "problem"), SCRIPTS_PER_PART, ids=[a for a, _ in SCRIPTS_PER_PART])
+def test_scripts_are_judged_within_the_local_part_and_each_domain_label(address, problem):
+    """Issue 23 item 8: UTS #39's mixed-script rule holds within each part of an address, not across
+    the '@' or the dots: a real person's address is sent, a look-alike letter inside a word is not."""
+    from airflow_provider_hubspot_prefs.ledger import examine
+
+    expected = (address.lower(), None) if problem is None else (None, f"not a valid email address: {problem}")
+    assert examine(address) == expected
+
+
+def test_an_all_han_address_is_opted_out_in_hubspot(emulator, tmp_path):
+    """The opt-out of 用户@example.com reaches HubSpot (over HTTP, to the emulator) and the ledger
+    says so; the look-alike on the next line is refused before any request."""
+    lines = ["用户@example.com", "j\u0430ne@example.com"]
+    path = tmp_path / "withdrawals.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    state, rows = run_file(tmp_path, path)
+    assert state == "success"
+    check_truth(emulator, rows, lines)
+    assert [r["outcome"] for r in rows] == ["unsubscribed", "invalid_input"]
+    assert sent_addresses(emulator) == {"用户@example.com"}

@@ -317,3 +317,71 @@ def test_a_superseded_try_on_another_machine_stops_at_its_next_chunk(tmp_path):
         first.before_send([2])
     first.close()
     second.close()
+
+
+def test_a_stale_try_cannot_write_its_claim_back_over_a_newer_one(tmp_path):
+    """Issue 23 item 9a: try 1 (machine A) checks the checkpoint, then stalls before writing its next
+    send window (a slow share, a paused process); meanwhile try 2 (machine B) claims the ledger and
+    saves a window of its own. Try 1's late write must not make it the owner again: try 1 stops
+    before sending that window, and the checkpoint names try 2 with try 2's state once try 2 looks
+    at it again (as it does every few seconds while sending)."""
+    from dataclasses import replace
+
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
+    from airflow_provider_hubspot_prefs.ledger.files import write_atomically
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import StaleTryError
+
+    first_try = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    checkpoint = tmp_path / "ledger.csv.checkpoint.json"
+    people = addresses("claim", 30)
+    first = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a", window_lines=10)
+    arrived, go = threading.Event(), threading.Event()
+
+    def stall_before_the_write(frame, event, arg):
+        """Holds try 1 where it has checked the checkpoint and not yet written it."""
+        if (
+            event == "call"
+            and frame.f_code is write_atomically.__code__
+            and frame.f_back.f_code.co_name == "_save"
+        ):
+            arrived.set()
+            go.wait(30)
+        return None
+
+    outcome: dict[str, object] = {}
+
+    def try_one_sends_its_next_window() -> None:  # on a thread of its own: its work store is
+        first.open(lambda: records_from_values(people))
+        first.before_send([1])
+        sys.settrace(stall_before_the_write)
+        try:
+            first.before_send([12])  # past its first window: saves the next one, then would send
+            outcome["sent"] = True
+        except StaleTryError as exc:
+            outcome["stopped"] = exc
+        finally:
+            sys.settrace(None)
+            first.close()
+
+    stalled = threading.Thread(target=try_one_sends_its_next_window)
+    stalled.start()
+    assert arrived.wait(30), outcome
+    second = BatchState(
+        replace(first_try, try_number=2), ledger, work_dir=tmp_path / "machine-b", window_lines=10
+    )
+    store = second.open(lambda: records_from_values(people))
+    second.before_send([12])
+    claimed = json.loads(checkpoint.read_text())
+    assert claimed["try_number"] == 2
+    go.set()
+    stalled.join(30)
+    assert isinstance(outcome.get("stopped"), StaleTryError), outcome  # it sends nothing more
+    assert "try 2 took over dag / run / t; try 1 writes nothing more" in str(outcome["stopped"])
+    second.check_still_current()
+    now = json.loads(checkpoint.read_text())
+    assert (now["try_number"], now["writer"], now["windows"]) == (2, store.store_id, claimed["windows"])
+    with pytest.raises(StaleTryError, match="try 2 took over"):
+        first.check_still_current()
+    second.close()

@@ -1,0 +1,83 @@
+"""Files and folders that only their owner can read, whatever the process umask.
+
+Ledgers, checkpoints, spools and work stores hold addresses. Each file is created with its mode
+(``os.open(..., 0o600)``, ``tempfile.mkstemp``) and each folder with ``mkdir(0o700)``: the process
+umask, which every thread shares, is never changed (another thread's files would take the change).
+A work folder, whose name in the shared temp dir any local user can predict and create first, is
+also checked: a folder of this user that no one else can write to, or it is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+class UnsafeFolderError(PermissionError):
+    """A folder the work stores would live in could be read or changed by another local user."""
+
+
+def make_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700; folders already there stay as they are."""
+    missing = [f for f in (folder, *folder.parents) if not f.exists()]
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another thread or process
+            each.mkdir(mode=FOLDER_MODE)
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created 0700 if missing; ``UnsafeFolderError`` unless it is a real folder of this
+    user that no other user can write to (it is then closed to them: 0700)."""
+    make_folders(folder)
+    info = os.lstat(folder)
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISDIR(info.st_mode) and not stat.S_ISLNK(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder))
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "is a symbolic link"
+    elif info.st_uid != os.geteuid():
+        problem = f"belongs to user id {info.st_uid}, not to this user (id {os.geteuid()})"
+    elif mode & 0o022:
+        problem = f"can be written by other users (mode {mode:o})"
+    if problem is not None:
+        raise UnsafeFolderError(
+            f"Refusing the work folder {folder}: it {problem}. Another local user may have made it to "
+            "read or replace the work stores (they hold addresses). Remove it, or set "
+            "HUBSPOT_PREFS_WORK_DIR to a folder only this user can use."
+        )
+    if mode != FOLDER_MODE:
+        os.chmod(folder, FOLDER_MODE)
+    return folder
+
+
+def create_private_file(path: Path, *, exclusive: bool = False) -> int:
+    """Open ``path`` for reading and writing, created 0600 if missing (never through a symlink)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_EXCL if exclusive else 0)
+    return os.open(path, flags, FILE_MODE)
+
+
+def private_temp_file(folder: Path, name: str) -> tuple[int, Path]:
+    """A new 0600 file in ``folder``, named after ``name`` and unique (``tempfile.mkstemp``)."""
+    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    return handle, Path(path)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable; a no-op where a folder cannot be opened (Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a folder
+            os.fsync(handle)
+    finally:
+        os.close(handle)
