@@ -21,3 +21,8 @@ def redact_text(text: str) -> str:
     """Redact every email address (plain or URL-encoded) found in free text."""
     text = _EMAIL.sub(r"\1***@\2", text)
     return _ENCODED_EMAIL.sub(r"\1***%40\2", text)
+
+
+def sample_addresses(addresses: list[str], redact: bool, size: int = 5) -> list[str]:
+    """A few addresses for a message, redacted unless redaction is off."""
+    return [redact_email(a) if redact else a for a in addresses[:size]]

@@ -31,7 +31,7 @@ from ..client.validation import DEFAULT_MAX_BATCH_SIZE
 from ..client.versions import ApiVersion, parse_version
 
 if TYPE_CHECKING:
-    from ..client.verification import Expectation
+    from ..runs.verification import Expectation
 
 EXTRA_PREFIX = "extra__hubspot_prefs__"
 OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
@@ -315,8 +315,8 @@ class HubSpotPreferencesHook(BaseHook):
         self, ledger: str, expectation: Expectation, *, business_unit_id: int | None = None
     ) -> dict[str, int]:
         """Bring a batch ledger's ``submitted`` rows to what HubSpot now reports (see
-        ``client.verification.confirm_ledger``); returns how many rows took each outcome."""
-        from ..client.verification import confirm_ledger
+        ``runs.verification.confirm_ledger``); returns how many rows took each outcome."""
+        from ..runs.verification import confirm_ledger
 
         async def confirm() -> dict[str, int]:
             client = await self.get_async_conn()

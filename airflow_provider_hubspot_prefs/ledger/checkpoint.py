@@ -136,7 +136,7 @@ class BatchState:
     # -- the checkpoint file ---------------------------------------------------------------------
 
     def _load(self) -> dict[str, Any] | None:
-        from .._io import open_text
+        from .storage import open_text
 
         try:
             with open_text(self.checkpoint_path) as handle:

@@ -21,14 +21,14 @@ from .files import write_atomically
 
 
 def _prefix(ledger: str, owner: str) -> str:
-    from .._io import storage_path
+    from .storage import storage_path
 
     return f"{storage_path(ledger).name}.claim-{owner[:16]}-try-"
 
 
 def claim(ledger: str, owner: str, try_number: int, task: str) -> None:
     """Write try ``try_number``'s marker next to ``ledger`` (``owner``: the task instance's key)."""
-    from .._io import storage_path
+    from .storage import storage_path
 
     marker = {"owner": owner, "task": task, "try_number": try_number, "claimed_at": time.time()}
     name = f"{_prefix(ledger, owner)}{try_number}"
@@ -37,7 +37,7 @@ def claim(ledger: str, owner: str, try_number: int, task: str) -> None:
 
 def newest_claim(ledger: str, owner: str) -> int:
     """The highest try number with a marker next to ``ledger`` (0 if none)."""
-    from .._io import storage_path
+    from .storage import storage_path
 
     prefix = _prefix(ledger, owner)
     folder: Any = storage_path(ledger).parent

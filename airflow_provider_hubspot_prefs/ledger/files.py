@@ -37,7 +37,7 @@ _write_ids = itertools.count()
 
 
 def _target(location: Any) -> str:
-    from .._io import storage_path
+    from .storage import storage_path
 
     path = storage_path(location)
     return os.path.abspath(path) if isinstance(path, Path) else str(path)
@@ -66,7 +66,7 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
     the same file, on two threads or one interrupted by a signal, never share it), which is synced
     and renamed over ``location``; the folder is synced after the rename where the platform allows.
     """
-    from .._io import storage_path
+    from .storage import storage_path
 
     path = storage_path(location)
     if not isinstance(path, Path):
@@ -101,7 +101,7 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
 
 def read_rows(location: Any) -> Iterator[dict[str, str]]:
     """The rows of a ledger of this provider, streamed; ``ValueError`` for any other CSV."""
-    from .._io import open_text
+    from .storage import open_text
 
     with open_text(location) as handle:
         reader = csv.reader(handle)

@@ -86,7 +86,7 @@ def open_input(location: Any, encoding: str | None = None) -> Iterator[IO[str]]:
     leading BOM is dropped. ``encoding`` overrides the UTF-8 default (``latin-1``, ``cp1252``, ...)
     for files without a BOM; a UTF-8 or UTF-16 BOM decides by itself.
     """
-    from .._io import storage_path
+    from .storage import storage_path
 
     path = storage_path(location)
     try:
@@ -251,3 +251,11 @@ def records_from_text(stream: Iterable[str], csv_column: str | None = None) -> I
         value = cells[column] if column < len(cells) else ""
         address, problem = examine(value, empty=f"empty cell in column {csv_column!r}")
         yield InputRecord(line, shown(value), address, problem)
+
+
+def read_addresses(location: Any) -> list[str]:
+    """One address per line, read as the batch operators read their input (BOM, encodings,
+    invisible characters); blank lines skipped. A line that is no address is kept as its text, so
+    that a wait names it instead of passing over it."""
+    with open_input(location) as stream:
+        return [r.address or r.text for r in records_from_text(stream) if r.problem != "empty line"]

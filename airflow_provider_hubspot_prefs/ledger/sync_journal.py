@@ -241,7 +241,7 @@ class SyncJournal:
     # -- reading ---------------------------------------------------------------------------------------
 
     def _files(self) -> list[Any]:
-        from .._io import storage_path
+        from .storage import storage_path
 
         folder = storage_path(self.location)
         try:

@@ -103,7 +103,7 @@ class HubSpotBaseOperator(BaseOperator):
         self, ledger: str, subscription_id: int | None = None, status_state: str | None = None
     ) -> None:
         """Bring the ledger's ``submitted`` rows to what HubSpot now reports, attributed truthfully."""
-        from ..client.verification import Expectation
+        from ..runs.verification import Expectation
 
         expectation = Expectation.build(subscription_id, status_state)
         confirmed = self.hook.confirm_ledger(
@@ -128,7 +128,7 @@ class HubSpotBaseOperator(BaseOperator):
         DAG scheduled on those assets reads from its inlet events."""
         from airflow.sdk import Asset
 
-        from .._io import storage_path
+        from ..ledger.storage import storage_path
 
         location = storage_path(path)
         uri = location.resolve().as_uri() if isinstance(location, Path) else str(path)

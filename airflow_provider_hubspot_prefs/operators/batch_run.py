@@ -91,13 +91,13 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         return self.run_batch(context)
 
     def run_batch(self, context: Context) -> dict[str, Any]:
-        from .._io import default_ledger_path, task_identity
-        from ..client.batching import BatchAborted
         from ..ledger import Outcome, UnreadableInputError
         from ..ledger.checkpoint import BatchState, CheckpointError
         from ..ledger.ingestion import InputStopped
         from ..ledger.private_files import UnsafeFolderError
         from ..ledger.store import StaleTryError
+        from ..runs.batching import BatchAborted
+        from .context import default_ledger_path, task_identity
 
         self.checked_batch_size(self.batch_size)
         ledger = str(self.ledger_path or default_ledger_path(context))
@@ -221,9 +221,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         )
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
-        from ..client.batching import send_pending
-        from ..client.classify import classify
         from ..ledger import Outcome
+        from ..runs.batching import send_pending
+        from ..runs.classify import classify
 
         if (state.ingestion is None or state.ingestion.done) and store.pending_count() == 0:
             return  # nothing to send: no connection needed
@@ -281,9 +281,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self.log.warning("%d input(s) failed (%.2f%%), within max_failure_ratio", failed, ratio * 100)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from .._io import task_identity
         from ..ledger import summarize
         from ..ledger.checkpoint import BatchState
+        from .context import task_identity
 
         done = super().execute_complete(context, event)
         ledger = done["ledger_path"]

@@ -116,13 +116,13 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         return self._set_one(context, self.subscriber_ids, fields)
 
     def _set_one(self, context: Context, subscriber: str, fields: dict[str, Any]) -> Any:
-        from .._io import sample
         from ..client import HubSpotError, HubSpotInputError
-        from ..client.classify import classify
+        from ..client.redaction import sample_addresses
         from ..ledger import Outcome, examine
+        from ..runs.classify import classify
 
         address, problem = examine(subscriber, empty="empty")
-        (shown,) = sample([subscriber], self.redact_emails)
+        (shown,) = sample_addresses([subscriber], self.redact_emails)
         if address is None:
             raise AirflowFailException(f"subscriber_ids {shown!r} is {problem}")
         try:

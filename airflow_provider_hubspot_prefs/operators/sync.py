@@ -209,10 +209,10 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
     # -- the run ---------------------------------------------------------------------------------------
 
     async def _send(self, store: WorkStore, state: BatchState) -> None:
-        from ..client.consent_sync import SyncRun, SyncSettings, TooManyChanges
         from ..ledger import Outcome
         from ..ledger.ingestion import InputStopped
         from ..ledger.sync_journal import JournalError, SyncJournal
+        from ..runs.consent_sync import SyncRun, SyncSettings, TooManyChanges
 
         try:
             self._read_rest(state)  # the latest decision of a repeated row is known only at the end
@@ -292,12 +292,9 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
         another one would take the sync's earlier writes for a person's changes."""
         if self.journal_path:
             return str(self.journal_path)
-        import os
-        from pathlib import Path
-
         from airflow.sdk import conf
 
-        from .._io import safe_segment
+        from .context import airflow_home, safe_segment
 
         configured = str(conf.get("core", "executor", fallback="LocalExecutor") or "LocalExecutor")
         executor = str(getattr(self, "executor", None) or configured.split(",")[0])
@@ -308,8 +305,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
                 "every worker sees, e.g. journal_path='s3://compliance/consent-sync/journal'."
             )
 
-        home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
-        return str(Path(home) / "hubspot_prefs" / "sync_journal" / safe_segment(self.hubspot_conn_id))
+        return str(airflow_home() / "hubspot_prefs" / "sync_journal" / safe_segment(self.hubspot_conn_id))
 
     def _nothing_valid(self, total: int) -> str:
         return (

@@ -35,14 +35,14 @@ class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
         self.subscriber_id = subscriber_id
 
     def execute(self, context: Context) -> Any:
-        from .._io import sample
         from ..client import HubSpotAPIError, HubSpotError, HubSpotInputError
-        from ..client.classify import classify
+        from ..client.redaction import sample_addresses
         from ..ledger import Outcome, examine
+        from ..runs.classify import classify
 
         address, problem = examine(self.subscriber_id, empty="empty")
         if address is None:
-            (shown,) = sample([str(self.subscriber_id)], self.redact_emails)
+            (shown,) = sample_addresses([str(self.subscriber_id)], self.redact_emails)
             raise AirflowFailException(f"subscriber_id {shown!r} is {problem}")
         try:
             response = self.hook.get_conn().unsubscribe_all(
@@ -57,7 +57,7 @@ class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
         )
         if row.outcome is Outcome.FAILED:
             raise AirflowException(f"HubSpot did not unsubscribe the contact: {row.reason}")
-        (shown,) = sample([address], self.redact_emails)
+        (shown,) = sample_addresses([address], self.redact_emails)
         result = {
             "subscriber": shown,
             "outcome": row.outcome.value,

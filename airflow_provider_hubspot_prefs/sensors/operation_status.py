@@ -14,8 +14,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from ..client.verification import CheckResult
     from ..hooks.hubspot_prefs import HubSpotPreferencesHook
+    from ..runs.verification import CheckResult
 
 
 class HubSpotOperationStatusSensor(BaseSensorOperator):
@@ -89,7 +89,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
 
             return submitted_addresses(self.ledger_path)
         if self.subscribers_path:
-            from .._io import read_addresses
+            from ..ledger.inputs import read_addresses
 
             return read_addresses(self.subscribers_path)
         if self.subscriber_ids is None:
@@ -117,7 +117,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         return self.hook.business_unit_id
 
     async def _check(self, pending: list[str]) -> CheckResult:
-        from ..client.verification import Expectation, check_state
+        from ..runs.verification import Expectation, check_state
 
         client = await self.hook.get_async_conn()
         try:
@@ -127,7 +127,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             await client.aclose()
 
     def poke(self, context: Context) -> bool:
-        from .._io import sample
+        from ..client.redaction import sample_addresses
 
         pending = self._pending if self._pending is not None else self._subscribers()
         result = asyncio.run(self._check(pending))
@@ -135,7 +135,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         if result.canceled:
             raise AirflowFailException(
                 f"HubSpot canceled the operation for {len(result.canceled)} contact(s), e.g. "
-                f"{sample(result.canceled, self.redact_emails)}; the change was not applied."
+                f"{sample_addresses(result.canceled, self.redact_emails)}; the change was not applied."
             )
         self._pending = result.pending
         if result.done:
@@ -177,15 +177,17 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         )
 
     def _pending_message(self) -> str:
-        from .._io import sample
+        from ..client.redaction import sample_addresses
 
         pending = self._pending or []
-        return f"Still pending: {len(pending)} contact(s), e.g. {sample(pending, self.redact_emails)}."
+        return (
+            f"Still pending: {len(pending)} contact(s), e.g. {sample_addresses(pending, self.redact_emails)}."
+        )
 
     def _confirm_ledger(self) -> None:
         if not self.ledger_path:
             return
-        from ..client.verification import Expectation
+        from ..runs.verification import Expectation
 
         expectation = Expectation.build(self.subscription_id, self.status_state)
         confirmed = self.hook.confirm_ledger(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from ..client.verification import Expectation
+    from ..runs.verification import Expectation
 
 
 class HubSpotOperationStatusTrigger(BaseTrigger):
@@ -85,8 +85,8 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from ..client.verification import Expectation
         from ..hooks.hubspot_prefs import HubSpotPreferencesHook
+        from ..runs.verification import Expectation
 
         try:
             expectation = Expectation.build(self.subscription_id, self.status_state)
@@ -113,8 +113,8 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
         raise RuntimeError("the trigger ended without an event")
 
     async def _subscribers(self) -> list[str]:
-        from .._io import read_addresses
         from ..ledger import submitted_addresses
+        from ..ledger.inputs import read_addresses
 
         if self.subscriber_ids is not None:
             return list(self.subscriber_ids)
@@ -124,9 +124,9 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
 
     async def _poll(self, client: Any, pending: list[str], expectation: Expectation) -> dict[str, Any]:
         """Read until done, canceled, failed or out of time; return the event's payload."""
-        from .._io import sample
         from ..client import HubSpotError
-        from ..client.verification import check_state
+        from ..client.redaction import sample_addresses
+        from ..runs.verification import check_state
 
         total = len(pending)
         target = expectation.describe()
@@ -143,7 +143,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
                     "pending_count": len(pending),
                 }
             if result.canceled:
-                examples = sample(result.canceled, self.redact_emails)
+                examples = sample_addresses(result.canceled, self.redact_emails)
                 return {
                     "status": "error",
                     "reason": "canceled",
@@ -161,7 +161,7 @@ class HubSpotOperationStatusTrigger(BaseTrigger):
                     "status": "error",
                     "reason": "timeout",
                     "message": f"Timed out with {len(pending)} of {total} contact(s) not yet {target} "
-                    f"(operation status {statuses}), e.g. {sample(pending, self.redact_emails)}.",
+                    f"(operation status {statuses}), e.g. {sample_addresses(pending, self.redact_emails)}.",
                     "pending_count": len(pending),
                 }
             self.log.info(

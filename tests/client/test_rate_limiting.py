@@ -15,12 +15,12 @@ from airflow_provider_hubspot_prefs.client import (
     RateLimitInfo,
     RetryPolicy,
 )
-from airflow_provider_hubspot_prefs.client.batching import send_pending
-from airflow_provider_hubspot_prefs.client.classify import classify
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.ledger import Outcome
 from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
 from airflow_provider_hubspot_prefs.ledger.store import WorkStore
+from airflow_provider_hubspot_prefs.runs.batching import send_pending
+from airflow_provider_hubspot_prefs.runs.classify import classify
 
 from ..conftest import api_requests
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_hubspot_prefs._io import default_ledger_path
 from airflow_provider_hubspot_prefs.ledger.checkpoint import default_work_dir
 from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+from airflow_provider_hubspot_prefs.operators.context import default_ledger_path
 
 from ..batch_try import context
 from ..dag_support import ROOT, ledger_rows, provider_dag, states

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_hubspot_prefs.client.classify import LOST_ANSWER_REASON
+from airflow_provider_hubspot_prefs.runs.classify import LOST_ANSWER_REASON
 
 from ..conftest import connect_to_emulator
 from ..dag_support import ledger_rows, provider_dag, states

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .models import PublicStatus, PublicWideStatus, StatusState
+from ..client.models import PublicStatus, PublicWideStatus, StatusState
 
 if TYPE_CHECKING:
     from ..ledger.desired_state import DesiredStatus

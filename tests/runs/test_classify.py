@@ -1,4 +1,4 @@
-"""``client.classify`` on its own: a table of HubSpot answers and the ledger rows each must give."""
+"""``runs.classify`` on its own: a table of HubSpot answers and the ledger rows each must give."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_hubspot_prefs.client.classify import (
-    LOST_ANSWER_REASON,
-    classify,
-    failed_rows,
-    statuses_of,
-)
 from airflow_provider_hubspot_prefs.client.delivery import DeliveryRecord
 from airflow_provider_hubspot_prefs.client.errors import HubSpotTransportError
 from airflow_provider_hubspot_prefs.client.models import (
@@ -22,6 +16,12 @@ from airflow_provider_hubspot_prefs.client.models import (
     answer_decoder,
 )
 from airflow_provider_hubspot_prefs.ledger import Outcome
+from airflow_provider_hubspot_prefs.runs.classify import (
+    LOST_ANSWER_REASON,
+    classify,
+    failed_rows,
+    statuses_of,
+)
 
 A, B = "a@example.com", "b@example.com"
 SENT = 1_795_507_200.0  # 2026-11-24T08:00:00Z: when the first, unanswered attempt left

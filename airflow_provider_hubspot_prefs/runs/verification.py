@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..client.async_client import AsyncHubSpotPreferencesClient
+from ..client.models import OperationStatus, StatusState, coerce_enum
+from ..client.validation import check_positive_int
 from ..ledger.files import confirm_submitted, submitted_addresses
 from ..ledger.outcomes import Outcome
-from .async_client import AsyncHubSpotPreferencesClient
-from .models import OperationStatus, StatusState, coerce_enum
-from .validation import check_positive_int
 
 UNSUBSCRIBED_FROM_ALL = "unsubscribed_from_all"
 SUBSCRIPTION_STATUS = "subscription_status"

@@ -18,7 +18,6 @@ from airflow_provider_hubspot_prefs.client.models import (
     StatusState,
     WideStatusType,
 )
-from airflow_provider_hubspot_prefs.client.sync_plan import Verdict, decide
 from airflow_provider_hubspot_prefs.ledger.desired_state import (
     desired_from_csv,
     desired_from_cursor,
@@ -26,6 +25,7 @@ from airflow_provider_hubspot_prefs.ledger.desired_state import (
     desired_from_mappings,
     desired_status,
 )
+from airflow_provider_hubspot_prefs.runs.sync_plan import Verdict, decide
 
 DECIDED = "2026-11-20T12:00:00Z"
 BEFORE, AFTER = "2026-11-01T08:00:00Z", "2026-11-24T18:30:00Z"

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..ledger.files import attribute
-from ..ledger.outcomes import Outcome, Row
-from .errors import HubSpotAPIError, HubSpotError
-from .models import (
+from ..client.errors import HubSpotAPIError, HubSpotError
+from ..client.models import (
     OperationResponse,
     OperationStatus,
     PublicBulkOptOutFromAllResponse,
@@ -23,6 +21,8 @@ from .models import (
     SetStatusSuccessReason,
     StandardError,
 )
+from ..ledger.files import attribute
+from ..ledger.outcomes import Outcome, Row
 
 # NO_STATUS_CHANGE, but HubSpot's status dates from this input's first send on: another attempt of
 # this task run applied it first (an answer that was lost, a killed try, an overlapping try).

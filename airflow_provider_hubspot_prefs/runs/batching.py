@@ -12,18 +12,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..ledger.ingestion import Ingestion
-from ..ledger.outcomes import Outcome, Row
-from ..ledger.store import StaleTryError, WorkStore
-from .classify import Chunk, failed_rows
-from .errors import (
+from ..client.errors import (
     HubSpotAuthenticationError,
     HubSpotError,
     HubSpotPermissionError,
     HubSpotRateLimitError,
     HubSpotUnreachableError,
 )
-from .models import OperationResponse
+from ..client.models import OperationResponse
+from ..ledger.ingestion import Ingestion
+from ..ledger.outcomes import Outcome, Row
+from ..ledger.store import StaleTryError, WorkStore
+from .classify import Chunk, failed_rows
 
 log = logging.getLogger(__name__)
 

@@ -29,15 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..ledger.desired_state import DesiredStatus
-from ..ledger.files import attribute
-from ..ledger.outcomes import Outcome, Row
-from ..ledger.store import PendingRow, WorkStore
-from ..ledger.sync_journal import JournalEntry, KeyHistory, SyncJournal, journal_key
-from .batching import BatchAborted, is_fatal, send_pending
-from .classify import LOST_ANSWER_REASON, Chunk, classify, error_source
-from .errors import HubSpotError
-from .models import (
+from ..client.errors import HubSpotError
+from ..client.models import (
     BatchStatusesResponse,
     BatchWideStatusesResponse,
     OperationResponse,
@@ -46,6 +39,13 @@ from .models import (
     SetStatusSuccessReason,
     StatusState,
 )
+from ..ledger.desired_state import DesiredStatus
+from ..ledger.files import attribute
+from ..ledger.outcomes import Outcome, Row
+from ..ledger.store import PendingRow, WorkStore
+from ..ledger.sync_journal import JournalEntry, KeyHistory, SyncJournal, journal_key
+from .batching import BatchAborted, is_fatal, send_pending
+from .classify import LOST_ANSWER_REASON, Chunk, classify, error_source
 from .sync_plan import Decision, Verdict, decide
 
 log = logging.getLogger(__name__)
@@ -556,7 +556,7 @@ class SyncRun:
             after = group[-1][0].line
 
     async def _write_group(self, plans: dict[int, _Planned], *, after: int, through: int) -> None:
-        from . import status_request
+        from ..client import status_request
 
         reread_at: dict[int, float] = {}
 
