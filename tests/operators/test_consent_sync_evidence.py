@@ -34,16 +34,6 @@ def _airflow(airflow_db, hubspot_connection):
     """A connection to the emulator."""
 
 
-def resync(tmp_path: Path, run_id: str, try_number: int, **params: Any) -> tuple[dict, list[dict[str, str]]]:
-    """Try ``try_number`` of one task run."""
-    ledger = tmp_path / f"{run_id}.csv"
-    params.setdefault("journal_path", str(tmp_path / "journal"))
-    summary = HubSpotSyncSubscriptionStatusesOperator(
-        task_id="sync", ledger_path=str(ledger), **params
-    ).execute(context(run_id, try_number, task_id="sync"))
-    return summary, list(read_rows(str(ledger)))
-
-
 # ---- what the journal takes for the sync's own write ------------------------------------------------
 
 
@@ -112,11 +102,11 @@ def test_a_retry_claims_no_change_it_did_not_send(emulator, tmp_path, fault):
     rows = [row(person, "UNSUBSCRIBED", ago(hours=3))]
     emulator.control("POST", "faults", json={"count": 1, **fault})
     with pytest.raises(AirflowException):
-        resync(tmp_path, "scheduled__claim", 1, rows=rows)
+        sync(tmp_path, "scheduled__claim", 1, rows=rows)
     backend.faults.clear()
     backend.person_choice(person, 1001, "UNSUBSCRIBED")  # before the retry, the person acts
     backend.status_writes.clear()
-    _, ledger = resync(tmp_path, "scheduled__claim", 2, rows=rows)
+    _, ledger = sync(tmp_path, "scheduled__claim", 2, rows=rows)
     assert outcomes(ledger) == ["already_in_state"], ledger[0]["reason"]
     # Nor does the next night take the person's change for the sync's.
     _, ledger = sync(tmp_path, "scheduled__claim_next", rows=[*rows, row(person, "SUBSCRIBED", ago(hours=2))])
@@ -186,7 +176,7 @@ def test_max_changes_counts_what_earlier_tries_wrote_after_the_input_changed(emu
         "POST", "faults", json={"kind": "drop_after", "count": 10, "path_endswith": "batch/write"}
     )
     with pytest.raises(AirflowException):
-        resync(
+        sync(
             tmp_path,
             "manual__limit",
             1,
@@ -198,7 +188,7 @@ def test_max_changes_counts_what_earlier_tries_wrote_after_the_input_changed(emu
     monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "other-worker"))
     backend.status_writes.clear()
     with pytest.raises(AirflowFailException, match="besides 30 written by earlier tries"):
-        resync(
+        sync(
             tmp_path,
             "manual__limit",
             2,

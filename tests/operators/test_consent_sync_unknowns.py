@@ -50,13 +50,15 @@ def row(person: str, status: str, decided: Any, subscription: Any = 1001, **extr
     }
 
 
-def sync(tmp_path: Path, run_id: str, **params: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """One run of the sync (try 1) with this test's journal; its summary and ledger."""
+def sync(
+    tmp_path: Path, run_id: str, try_number: int = 1, **params: Any
+) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Try ``try_number`` of one run of the sync, with this test's journal; its summary and ledger."""
     ledger = tmp_path / f"{run_id}.csv"
     params.setdefault("journal_path", str(tmp_path / "journal"))
     summary = HubSpotSyncSubscriptionStatusesOperator(
         task_id="sync", ledger_path=str(ledger), **params
-    ).execute(context(run_id, 1, task_id="sync"))
+    ).execute(context(run_id, try_number, task_id="sync"))
     return summary, list(read_rows(str(ledger)))
 
 
