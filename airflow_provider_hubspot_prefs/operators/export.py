@@ -49,6 +49,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
     :param batch_size: contacts per read request (at most the API's batch maximum, 100).
     :param max_in_flight: read requests in flight at once.
     :param fail_on_read_errors: fail the task when the file has ``error`` rows (default True).
+
     See ``HubSpotBaseOperator`` for the connection and business unit parameters.
     """
 
@@ -147,10 +148,7 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
         business_unit = self.resolved_business_unit()
         totals = {"contacts": 0, "rows": 0, "not_found": 0, "errors": 0}
 
-        # Every contact HubSpot knows has a status of each active subscription of the unit (one
-        # nobody set is NOT_SPECIFIED): one missing from an answer was not read, and says so.
-        definitions = await client.get_definitions(business_unit_id=business_unit or 0)
-        expected = {int(d.id) for d in definitions.results if d.is_active and str(d.id).isdigit()}
+        expected: set[int] = set()
 
         async def read(chunk: list[str]) -> list[dict[str, Any]]:
             statuses = await client.batch_read_statuses(chunk, business_unit_id=business_unit)
@@ -166,6 +164,10 @@ class HubSpotExportSubscriptionStatusesOperator(HubSpotBaseOperator):
         # Reads overlap, rows are written in the input's order: the oldest read is awaited first.
         reading: deque[asyncio.Task[list[dict[str, Any]]]] = deque()
         try:
+            # Every contact HubSpot knows has a status of each active subscription of the unit (one
+            # nobody set is NOT_SPECIFIED): one missing from an answer was not read, and says so.
+            definitions = await client.get_definitions(business_unit_id=business_unit or 0)
+            expected.update(int(d.id) for d in definitions.results if d.is_active and str(d.id).isdigit())
             for chunk in work.pending_chunks(int(self.batch_size)):
                 addresses = [address for _, address in chunk]
                 totals["contacts"] += len(addresses)

@@ -30,6 +30,7 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
     :param legal_basis: GDPR legal basis, e.g. CONSENT_WITH_NOTICE or LEGITIMATE_INTEREST_CLIENT.
     :param legal_basis_explanation: free text kept with the status (your evidence).
     :param channel: EMAIL (the only channel HubSpot offers).
+
     See ``HubSpotBatchBaseOperator`` (ledger, batching, policy) and ``HubSpotBaseOperator``
     (connection, business unit, waiting).
     """
@@ -125,6 +126,13 @@ class HubSpotSetSubscriptionStatusOperator(HubSpotBatchBaseOperator):
         (shown,) = sample_addresses([subscriber], self.redact_emails)
         if address is None:
             raise AirflowFailException(f"subscriber_ids {shown!r} is {problem}")
+        if self.writes_nothing:  # dry_run=True: checked and counted, never sent
+            self.log.info("%s: dry run, not sent", shown)
+            return {
+                "subscriber": shown,
+                "outcome": Outcome.NOT_ATTEMPTED.value,
+                "reason": "dry run: not sent",
+            }
         try:
             response = self.hook.get_conn().set_status(address, **fields)
         except HubSpotInputError as exc:

@@ -140,3 +140,22 @@ def test_set_status_for_many_contacts_writes_a_ledger(emulator, tmp_path):
         run_conf={"subscribers": people, "ledger_path": str(tmp_path / "again.csv")}
     )
     assert xcom(again, "set_many")["outcomes"] == {"already_in_state": 20}
+
+
+def test_a_dry_run_of_one_status_change_sends_nothing(emulator, hubspot_connection):
+    """One address given as a string takes the single-contact path: a dry run must not write there either."""
+    from airflow_provider_hubspot_prefs.operators import HubSpotSetSubscriptionStatusOperator
+
+    from ..batch_try import context
+
+    emulator.backend.status_writes.clear()
+    emulator.control("DELETE", "requests")
+    result = HubSpotSetSubscriptionStatusOperator(
+        task_id="status",
+        subscriber_ids="dry.one@example.com",
+        subscription_id=1001,
+        status_state="UNSUBSCRIBED",
+        dry_run=True,
+    ).execute(context("manual__dry_one", 1, task_id="status"))
+    assert result["outcome"] == "not_attempted" and emulator.backend.status_writes == []
+    assert emulator.control("GET", "requests")["requests"] == []

@@ -275,3 +275,16 @@ def test_a_contact_a_read_did_not_give_is_an_error_row_never_a_gap(
         [p for p in people if p not in {"export.0007@example.com"}],
         set(),
     )
+
+
+def test_a_subscriptions_read_refused_for_good_fails_without_a_retry(emulator, portal, tmp_path):
+    """The unit's subscriptions are read like the statuses: a refusal a retry cannot fix fails the
+    task at once, and the previous file stays."""
+    output = tmp_path / "statuses.csv"
+    output.write_text("yesterday's export\n")
+    emulator.control("POST", "faults", json={"status": 403, "count": 1, "path_endswith": "/definitions"})
+    with pytest.raises(AirflowFailException, match="Nothing was written"):
+        HubSpotExportSubscriptionStatusesOperator(
+            task_id="export", subscribers=portal["known"][:10], output_path=str(output)
+        ).execute(context("manual__export_definitions", 1))
+    assert output.read_text() == "yesterday's export\n"
