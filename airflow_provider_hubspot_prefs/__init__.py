@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 CONN_TYPE = "hubspot_prefs"
 HOOK_CLASS = "airflow_provider_hubspot_prefs.hooks.hubspot_prefs.HubSpotPreferencesHook"

@@ -12,7 +12,7 @@ reloaded between the plan and the sync, cannot pass the guard. Both tasks share 
 writes from a person's change: give it storage every worker sees.
 
 The table needs the columns subscriber_id, subscription_id, status, legal_basis,
-legal_basis_explanation and decided_at (with a time zone); see the README's "Consent sync".
+legal_basis_explanation and decided_at (with a time zone); see docs/operators/consent-sync.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_hubspot_prefs.operators import HubSpotSyncSubscriptionStatusesOperator
 
+# [START howto_consent_sync_dag]
 CONSENT_SYNC = Asset(name="hubspot_prefs_consent_sync", uri="file:///tmp/hubspot_prefs_demo/consent_sync")
 # Under ``ledger_dir`` when one is given, else the operator's default place.
 LEDGER = (
@@ -100,3 +101,4 @@ with DAG(
 
     review_plan(plan.output) >> sync
     report(sync.output)
+# [END howto_consent_sync_dag]

@@ -25,6 +25,7 @@ with DAG(
     },
     render_template_as_native_obj=True,
 ) as dag:
+    # [START howto_operator_hubspot_set_status_batch]
     HubSpotSetSubscriptionStatusOperator(
         task_id="record_consent",
         subscriber_ids="{{ params.subscribers }}",
@@ -37,3 +38,4 @@ with DAG(
         check_interval=2,
         timeout=1800,
     )
+    # [END howto_operator_hubspot_set_status_batch]

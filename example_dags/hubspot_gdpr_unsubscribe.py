@@ -31,6 +31,7 @@ with DAG(
         "csv_column": Param(None, type=["null", "string"]),
     },
 ) as dag:
+    # [START howto_operator_hubspot_batch_unsubscribe_all]
     unsubscribe = HubSpotBatchUnsubscribeAllOperator(
         task_id="unsubscribe_all",
         input_path="{{ params.input_path }}",
@@ -40,7 +41,9 @@ with DAG(
         max_failure_ratio=0.0,
         max_in_flight=4,
     )
+    # [END howto_operator_hubspot_batch_unsubscribe_all]
 
+    # [START howto_sensor_hubspot_ledger]
     wait_complete = HubSpotOperationStatusSensor(
         task_id="wait_until_complete",
         ledger_path="{{ ti.xcom_pull(task_ids='unsubscribe_all')['ledger_path'] }}",
@@ -48,6 +51,7 @@ with DAG(
         timeout=1800,
         deferrable=True,
     )
+    # [END howto_sensor_hubspot_ledger]
 
     @task
     def report(summary: dict) -> dict:

@@ -28,7 +28,7 @@ with DAG(
         "chunk_size": Param(50_000, type="integer", minimum=1),
     },
 ) as dag:
-
+    # [START howto_fanout_large_list]
     @task
     def split(params: dict, run_id: str) -> list[dict]:
         from urllib.parse import quote
@@ -60,3 +60,4 @@ with DAG(
         return merged
 
     merge(unsubscribe.output)
+    # [END howto_fanout_large_list]

@@ -27,9 +27,11 @@ with DAG(
         "export_dir": Param("/tmp/hubspot_prefs_demo/exports", type="string"),
     },
 ) as dag:
+    # [START howto_operator_hubspot_export]
     HubSpotExportSubscriptionStatusesOperator(
         task_id="export_statuses",
         input_path="{{ params.input_path }}",
         output_path="{{ params.export_dir }}/{{ run_id | urlencode }}/statuses.csv",
         outlets=[STATUS_EXPORT],
     )
+    # [END howto_operator_hubspot_export]

@@ -7,6 +7,7 @@ import json
 import pendulum
 from airflow.sdk import DAG, Asset, task
 
+# [START howto_status_report_dag]
 # The asset hubspot_status_export announces (same name and URI).
 STATUS_EXPORT = Asset(name="hubspot_prefs_status_export", uri="file:///tmp/hubspot_prefs_demo/exports")
 
@@ -27,3 +28,4 @@ with DAG(
         return dict(latest)
 
     report()
+# [END howto_status_report_dag]

@@ -63,6 +63,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
         object-storage URI; templated). Default
         ``$AIRFLOW_HOME/hubspot_prefs/sync_journal/<hubspot_conn_id>``; give every sync of a
         portal (and its dry-run plan) the same one, on storage every worker sees.
+
     See ``HubSpotBatchBaseOperator`` (ledger, batching, policy, dry run) and ``HubSpotBaseOperator``.
     """
 

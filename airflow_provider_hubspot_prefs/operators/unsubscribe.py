@@ -25,6 +25,7 @@ class HubSpotUnsubscribeAllOperator(HubSpotBaseOperator):
     ``submitted`` (HubSpot still processing; ``wait_for_completion=True`` waits for it).
 
     :param subscriber_id: the contact's email address (templated).
+
     See ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
     """
 
@@ -96,6 +97,7 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         byte-order mark (UTF-8 or UTF-16) is read as its mark says, whatever this is.
     :param input_range: ``[start, stop)`` of the input records (lines, or CSV records) to handle,
         for fan-out over chunks of one file (see ``utils.fanout``).
+
     See ``HubSpotBatchBaseOperator`` for the ledger, batching and failure policy, and
     ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
     """

@@ -6,5 +6,5 @@
   what differs;
 - ``verification``: read back what HubSpot holds until a batch's submitted rows are confirmed.
 
-The layers read one way: operators, sensors and triggers -> hooks -> runs -> ledger -> client.
+The layers read one way: operators, sensors -> triggers -> hooks -> runs -> ledger -> client.
 """
