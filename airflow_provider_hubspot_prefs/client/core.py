@@ -65,6 +65,12 @@ def token_url(base_url: str) -> str:
     return check_base_url(base_url) + OAUTH_TOKEN_PATH
 
 
+# What a request of the execute loops may fail with, for ``finish_attempt`` to decide on: no
+# answer; the OAuth token endpoint's 429 or 5xx; a ``HubSpotError`` of the OAuth flow (a refresh
+# refused, a token answer without a token), which must still carry the delivery record.
+ATTEMPT_FAILURES = (httpx.TransportError, TokenEndpointFailure, HubSpotError)
+
+
 class ClientCore:
     """State and decisions common to both clients: settings, retry policy, parsing, rate-limit info."""
 
@@ -175,8 +181,12 @@ class ClientCore:
         response: httpx.Response | None,
         error: BaseException | None,
     ) -> tuple[Any, float | None]:
-        """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise."""
-        attempts.note_attempt(sent_at, response, error)
+        """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise.
+
+        A ``HubSpotError`` as ``error`` came from the OAuth flow: this attempt's call was not sent
+        (or was answered 401), yet an earlier attempt's lost answer still stands in the record."""
+        from_auth = isinstance(error, HubSpotError)
+        attempts.note_attempt(sent_at, response, None if from_auth else error)
         try:
             wait = self.retry_delay(attempts, response, error)
             if wait is not None:
@@ -192,7 +202,10 @@ class ClientCore:
                 return None, wait
         except HubSpotError as exc:
             # A write answered 2xx in an unreadable shape was accepted, so probably applied too.
-            unreadable_write = isinstance(exc, HubSpotResponseError) and attempts.call.is_write
+            # (Not the token endpoint's unreadable answer: the call itself was not sent then.)
+            unreadable_write = (
+                isinstance(exc, HubSpotResponseError) and attempts.call.is_write and not from_auth
+            )
             attempts.record.unreadable_answer = unreadable_write
             exc.delivery = attempts.record
             raise
