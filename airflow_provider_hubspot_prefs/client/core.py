@@ -117,7 +117,7 @@ class ClientCore:
             if response.is_success:
                 return None
         throttled = response is not None and response.status_code == 429
-        wait = self.policy.wait_before_retry(
+        wait, note = self.policy.retry_or_stop(
             failures=attempts.failures,
             throttles=attempts.throttles,
             throttled_for=attempts.throttled_for,
@@ -135,9 +135,6 @@ class ClientCore:
                 )
                 raise kind(f"{type(error).__name__}: {error}", method=method, endpoint=endpoint) from error
             assert response is not None
-            note = None
-            if throttled and attempts.throttles >= self.policy.max_throttled_retries:
-                note = f"gave up after {attempts.throttles} throttled retries (max_throttled_retries)"
             redact = self.redact_emails
             raise parse_error(response, method=method, endpoint=endpoint, redact=redact, note=note)
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
