@@ -66,9 +66,10 @@ def token_url(base_url: str) -> str:
 
 
 # What a request of the execute loops may fail with, for ``finish_attempt`` to decide on: no
-# answer; the OAuth token endpoint's 429 or 5xx; a ``HubSpotError`` of the OAuth flow (a refresh
-# refused, a token answer without a token), which must still carry the delivery record.
-ATTEMPT_FAILURES = (httpx.TransportError, TokenEndpointFailure, HubSpotError)
+# answer, or one httpx cannot decode (``httpx.RequestError``: a TransportError, a DecodingError);
+# the OAuth token endpoint's 429 or 5xx; a ``HubSpotError`` of the OAuth flow (a refresh refused,
+# a token answer without a token). Each must still carry the delivery record.
+ATTEMPT_FAILURES = (httpx.RequestError, TokenEndpointFailure, HubSpotError)
 
 
 class ClientCore:
@@ -112,10 +113,10 @@ class ClientCore:
             method, endpoint = "POST", OAUTH_TOKEN_PATH
         if response is None and isinstance(error, httpx.TransportError):
             self._check_reachable(call, error)
-        if response is not None:
-            self._silent_since = None
-            if response.is_success:
-                return None
+        elif response is not None or isinstance(error, httpx.RequestError):
+            self._silent_since = None  # HubSpot answered, if in a form httpx could not decode
+        if response is not None and response.is_success:
+            return None
         throttled = response is not None and response.status_code == 429
         wait, note = self.policy.retry_or_stop(
             failures=attempts.failures,

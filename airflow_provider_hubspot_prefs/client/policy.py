@@ -137,9 +137,10 @@ class RetryPolicy:
         if hinted is not None and hinted > MAX_HONOURED_RETRY_AFTER:
             return None, None
         if error is not None:
-            # Connection refused/reset/dropped, timeouts, a body cut off in transit: the writes of
-            # this API set states, so sending one again cannot apply anything twice.
-            retryable = isinstance(error, httpx.TransportError) or getattr(error, "truncated", False)
+            # Connection refused/reset/dropped, timeouts, a body cut off or mangled in transit: the
+            # writes of this API set states, so sending one again cannot apply anything twice.
+            in_transit = (httpx.TransportError, httpx.DecodingError)
+            retryable = isinstance(error, in_transit) or getattr(error, "truncated", False)
         else:
             retryable = response is not None and response.status_code in RETRYABLE_STATUS
         return ((hinted or self.backoff(failures)) if retryable else None), None

@@ -472,3 +472,37 @@ def test_a_retry_after_that_is_no_finite_number_is_unreadable(headers):
     with_seconds = httpx.Headers({**headers, "Retry-After": "2"}) if "retry-after-ms" in headers else None
     if with_seconds is not None:  # an unreadable retry-after-ms leaves Retry-After to say
         assert retry_after_seconds(with_seconds) == 2.0
+
+
+# ---- an answer httpx cannot decode (review of issue 23, 8e) --------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_an_undecodable_answer_to_a_write_is_a_client_error_that_may_have_applied(
+    make_client, make_async_client, emulator, flavour
+):
+    """A 2xx whose body does not decode (Content-Encoding: gzip, body not gzip) raises
+    httpx.DecodingError, which is no TransportError: it must come out as the client's error, with
+    the delivery record, since HubSpot applied the write."""
+    fault(emulator, kind="undecodable", count=100, path_contains="unsubscribe-all")
+    address = f"undecodable-{flavour}@example.com"
+    options = {"retry_policy": RetryPolicy(max_retries=1, initial_delay=0.01)}
+    with pytest.raises(HubSpotTransportError, match="DecodingError") as caught:
+        if flavour == "sync":
+            make_client(**options).batch_unsubscribe_all([address], verbose=True)
+        else:
+
+            async def go() -> None:
+                async with make_async_client(**options) as client:
+                    await client.batch_unsubscribe_all([address], verbose=True)
+
+            asyncio.run(go())
+    assert caught.value.may_have_applied
+    assert address in {email for email, _ in emulator.backend.changes}
+    assert len(api_requests(emulator)) == 2  # mangled in transit, as a body cut off: sent again
+
+
+def test_an_undecodable_answer_once_is_read_again(make_client, emulator):
+    fault(emulator, kind="undecodable", count=1)
+    assert make_client().get_definitions().results
+    assert len(api_requests(emulator)) == 2
