@@ -21,6 +21,11 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A Retry-After beyond this on a 5xx is not waited out inside one request: the request fails with
 # HubSpot's figure instead (a 429's Retry-After is waited out within ``rate_limit_patience``).
 MAX_HONOURED_RETRY_AFTER = 60.0
+# A 429's hold on every sender, and a booking in a shared budget, lie at most this many rate-limit
+# windows ahead: HubSpot's window empties within one. What lies further off in a shared budget was
+# written by a clock that ran ahead (then stepped back), and is dropped; a request that cannot be
+# booked within them is booked nothing and asks again later.
+MAX_WINDOWS_AHEAD = 2
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class SharedBudget(Protocol):
     """A rolling window that several clients book their requests in: ``shared_budget.RedisBudget``
     (every machine) or ``machine_budget.MachineBudget`` (the processes of one machine)."""
 
-    def reserve(self) -> tuple[float, str]: ...
+    def reserve(self) -> tuple[float, str | None]: ...  # booking None: nothing booked, ask again
     def answered(self, member: str) -> None: ...
     def block_for(self, seconds: float) -> None: ...
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None: ...
@@ -156,9 +156,10 @@ class RateLimiter:
         """Book the next send slot: ``(seconds to wait, ticket)``; give the ticket back to ``answered``.
 
         A ticket that is not ``booked`` books nothing: wait, then ask again."""
-        shared_wait, booking = 0.0, None
-        if self.shared is not None:
-            shared_wait, booking = self._shared_call(self.shared.reserve) or (0.0, None)
+        reply = self._shared_call(self.shared.reserve) if self.shared is not None else None
+        shared_wait, booking = reply or (0.0, None)
+        if reply is not None and booking is None:  # the shared queue is longer than it books ahead
+            return shared_wait, _Ticket(self._clock() + shared_wait, booked=False)
         with self._lock:
             now = self._clock()
             horizon = max(self.interval, self._window) + self.slack
