@@ -40,15 +40,23 @@ class RateLimitInfo:
 
     @classmethod
     def from_headers(cls, headers: httpx.Headers) -> RateLimitInfo | None:
-        def num(name: str) -> int | None:
+        def num(name: str, least: int = 0) -> int | None:
+            """The header as a whole number of at least ``least``; None when absent or unreadable."""
             raw = headers.get(f"X-HubSpot-RateLimit-{name}")
             try:
-                return int(raw) if raw is not None else None
+                value = int(raw) if raw is not None else None
             except ValueError:
                 return None
+            return value if value is not None and value >= least else None
 
+        # No portal allows fewer than one request per window, nor has a window shorter than 1 ms:
+        # such a header says nothing (a Max of -1 would pace every client to one request a window).
         info = cls(
-            num("Max"), num("Remaining"), num("Interval-Milliseconds"), num("Daily"), num("Daily-Remaining")
+            num("Max", least=1),
+            num("Remaining"),
+            num("Interval-Milliseconds", least=1),
+            num("Daily"),
+            num("Daily-Remaining"),
         )
         return None if info == cls() else info
 

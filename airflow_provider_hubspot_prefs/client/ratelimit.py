@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .policy import RateLimitInfo
+from .policy import MAX_WINDOWS_AHEAD, RateLimitInfo
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +284,10 @@ class RateLimiter:
             self._allowed = server_max if busiest <= self.NOISE else max(1, server_max - busiest)
 
     def block_for(self, seconds: float) -> None:
-        """Hold every sender back (a 429 said so), not just the request that met it."""
+        """Hold every sender back (a 429 said so), not just the request that met it; for two
+        windows at most, as the shared budgets do: HubSpot's window empties within one."""
         if self.shared is not None:
             self._shared_call(self.shared.block_for, seconds)
         with self._lock:
-            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            hold = min(seconds, MAX_WINDOWS_AHEAD * max(self.interval, self._window))
+            self._blocked_until = max(self._blocked_until, self._clock() + hold)
