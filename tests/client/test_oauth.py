@@ -146,6 +146,43 @@ def test_oauth_refresh_is_single_flight_across_tasks(emulator):
     assert token_requests(emulator) == 1
 
 
+def test_oauth_refresh_is_single_flight_across_clients_threads_and_event_loops(emulator):
+    """Review of issue 23, 6: one auth object serves a hook's sync client and its async clients,
+    which may run in other threads' event loops. However many of them find the token missing at
+    once, one refresh goes out: under strict rotation, a second one would send a refresh token
+    the first had just used up."""
+    emulator.control("PATCH", "config", json={"latency_ms": 100, "refresh_token_rotation": "strict"})
+    auth = oauth(emulator)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def sync_calls() -> None:
+        with HubSpotPreferencesClient(auth, base_url=emulator.url, rate_limit=None) as client:
+            barrier.wait()
+            client.get_definitions()
+
+    def async_calls() -> None:
+        async def calls() -> None:
+            async with AsyncHubSpotPreferencesClient(auth, base_url=emulator.url, rate_limit=None) as client:
+                barrier.wait()  # every thread is here: the loops start their calls together
+                await asyncio.gather(*(client.get_definitions() for _ in range(4)))
+
+        asyncio.run(calls())
+
+    def guarded(target) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(f,)) for f in [sync_calls] * 3 + [async_calls] * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and token_requests(emulator) == 1
+
+
 # ---- the token endpoint's transient failures and odd answers (issue 23, item 5) -----------------
 
 TOKEN_PATH = "/oauth/v1/token"
