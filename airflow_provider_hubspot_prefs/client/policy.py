@@ -96,28 +96,6 @@ class RetryPolicy:
     max_throttled_retries: int = 30
     unreachable_timeout: float = 30.0
 
-    def wait_before_retry(
-        self,
-        *,
-        failures: int,
-        throttles: int,
-        throttled_for: float,
-        response: httpx.Response | None = None,
-        error: BaseException | None = None,
-    ) -> float | None:
-        """Seconds to wait before another attempt, or None when none may follow.
-
-        ``failures`` counts the earlier failed attempts other than 429s, ``throttles`` the earlier
-        429s and ``throttled_for`` the seconds already waited on them.
-        """
-        return self.retry_or_stop(
-            failures=failures,
-            throttles=throttles,
-            throttled_for=throttled_for,
-            response=response,
-            error=error,
-        )[0]
-
     def retry_or_stop(
         self,
         *,
@@ -127,8 +105,13 @@ class RetryPolicy:
         response: httpx.Response | None = None,
         error: BaseException | None = None,
     ) -> tuple[float | None, str | None]:
-        """``(seconds to wait, None)``, or ``(None, why)`` when no attempt may follow: ``why`` names
-        this policy's limit that ended the retries, None when HubSpot's answer alone says it."""
+        """``(seconds to wait before another attempt, None)``, or ``(None, why)`` when none may
+        follow: ``why`` names this policy's limit that ended the retries, None when HubSpot's
+        answer alone says it.
+
+        ``failures`` counts the earlier failed attempts other than 429s, ``throttles`` the earlier
+        429s and ``throttled_for`` the seconds already waited on them.
+        """
         if self.max_retries <= 0:
             return None, None
         hinted = None if response is None else retry_after_seconds(response.headers)

@@ -418,7 +418,7 @@ def test_a_short_retry_after_is_honoured_above_a_floor_that_grows(
 def test_every_form_of_retry_after_on_a_429(headers, throttles, expected):
     policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, jitter=0, throttle_step=0.1)
     response = httpx.Response(429, headers=headers, json={"policyName": "TEN_SECONDLY_ROLLING"})
-    wait = policy.wait_before_retry(failures=0, throttles=throttles, throttled_for=0.0, response=response)
+    wait, _ = policy.retry_or_stop(failures=0, throttles=throttles, throttled_for=0.0, response=response)
     assert wait == (None if expected is None else pytest.approx(expected))
 
 
