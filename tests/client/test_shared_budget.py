@@ -243,7 +243,8 @@ def test_a_queue_longer_than_two_windows_is_never_a_burst(budget, held):
 
     sent = send_times(ask, 20, time.time, real_time_until)
     assert len(sent) == 20
-    assert busiest_window(sent, 0.5) <= 5
+    # (Send times are read here, a moment after the budget's clock: windows 50 ms short allow for it.)
+    assert busiest_window(sent, 0.5 - 0.05) <= 5
     assert sent[-1] - sent[0] >= 3 * 0.5  # four windows' worth, one after another
 
 
