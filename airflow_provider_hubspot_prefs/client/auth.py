@@ -65,10 +65,10 @@ class OAuthRefreshAuth(httpx.Auth):
     and async (the hook gives all of its clients one), and the refresh is single-flight across all
     of them: however many requests (threads of a sync client, tasks of async clients, in any
     thread's event loop) find the token missing or expired at once, one token request is made and
-    the others wait for its answer. A refresh HubSpot
-    refuses (``invalid_grant``, a 401, any other 4xx) raises ``HubSpotAuthenticationError`` with
-    HubSpot's reason; a 429 or 5xx, or a lost connection, is retried by the client under its retry
-    policy, as any call; a 200 without an access token raises ``HubSpotResponseError``.
+    the others wait for its answer. A refresh HubSpot refuses (``invalid_grant``, a 401, any other
+    4xx) raises ``HubSpotAuthenticationError`` with HubSpot's reason; a 429 or 5xx, or a lost
+    connection, is retried by the client under its retry policy, as any call; a 200 without an
+    access token raises ``HubSpotResponseError``.
 
     Rotated refresh tokens: HubSpot documents the refresh token of the install as the one to keep,
     yet may answer a refresh with a new one. The configured refresh token (the connection's, which
