@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import httpx
 
 from .calls import PreparedCall, T, status_request
-from .core import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ClientCore, http_options
-from .delivery import Delivery, TokenEndpointFailure
+from .core import ATTEMPT_FAILURES, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ClientCore, http_options
+from .delivery import Delivery
 from .models import (
     BatchStatusesResponse,
     BatchUnsubscribeAllResponse,
@@ -113,7 +113,7 @@ class AsyncHubSpotPreferencesClient:
                 response = await self._http.request(
                     call.method, call.path, params=call.params, json=call.json
                 )
-            except (httpx.TransportError, TokenEndpointFailure) as exc:
+            except ATTEMPT_FAILURES as exc:
                 error = exc
             finally:
                 self._core.answered(slot, response)

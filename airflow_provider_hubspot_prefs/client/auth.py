@@ -61,12 +61,14 @@ class OAuthRefreshAuth(httpx.Auth):
     """OAuth 2.0 for public apps: exchanges the refresh token for access tokens as needed.
 
     The access token is cached and refreshed shortly before ``expires_in`` runs out, and once more
-    when HubSpot answers 401 (a token revoked early). The refresh is single-flight: however many
-    requests (threads of the sync client, tasks of the async one) find the token missing or expired
-    at once, one token request is made and the others wait for its answer. A refresh HubSpot
-    refuses (``invalid_grant``, a 401, any other 4xx) raises ``HubSpotAuthenticationError`` with
-    HubSpot's reason; a 429 or 5xx, or a lost connection, is retried by the client under its retry
-    policy, as any call; a 200 without an access token raises ``HubSpotResponseError``.
+    when HubSpot answers 401 (a token revoked early). One object may serve several clients, sync
+    and async (the hook gives all of its clients one), and the refresh is single-flight across all
+    of them: however many requests (threads of a sync client, tasks of async clients, in any
+    thread's event loop) find the token missing or expired at once, one token request is made and
+    the others wait for its answer. A refresh HubSpot refuses (``invalid_grant``, a 401, any other
+    4xx) raises ``HubSpotAuthenticationError`` with HubSpot's reason; a 429 or 5xx, or a lost
+    connection, is retried by the client under its retry policy, as any call; a 200 without an
+    access token raises ``HubSpotResponseError``.
 
     Rotated refresh tokens: HubSpot documents the refresh token of the install as the one to keep,
     yet may answer a refresh with a new one. The configured refresh token (the connection's, which
@@ -100,8 +102,10 @@ class OAuthRefreshAuth(httpx.Auth):
         self._access_token: str | None = None
         self._refresh_at = 0.0
         self.refresh_count = 0
-        self._thread_lock = threading.Lock()
-        # asyncio locks belong to one event loop; a client may be used from several asyncio.run calls.
+        # Held by whoever refreshes: a thread of a sync client, or a task of any event loop.
+        self._refreshing = threading.Lock()
+        # The tasks of one event loop queue for it on that loop's lock (asyncio locks belong to one
+        # loop; a client may be used from several asyncio.run calls, in several threads).
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -181,7 +185,7 @@ class OAuthRefreshAuth(httpx.Auth):
         used: str | None = None
         while True:
             if self._stale(used):
-                with self._thread_lock:
+                with self._refreshing:
                     if self._stale(used):  # another thread may have refreshed while this one waited
                         again = True
                         while again:
@@ -198,6 +202,12 @@ class OAuthRefreshAuth(httpx.Auth):
             if response.status_code != 401:
                 return
 
+    async def _take_refreshing(self) -> None:
+        """Acquire the refresh lock without blocking the event loop: a sync client's thread or
+        another loop's task may hold it for a token request's round trip."""
+        while not self._refreshing.acquire(blocking=False):
+            await asyncio.sleep(0.01)
+
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         loop = asyncio.get_running_loop()
         lock = self._loop_locks.setdefault(loop, asyncio.Lock())
@@ -205,13 +215,17 @@ class OAuthRefreshAuth(httpx.Auth):
         while True:
             if self._stale(used):
                 async with lock:
-                    if self._stale(used):
-                        again = True
-                        while again:
-                            sent = self._refresh_with()
-                            token = yield self._token_request(sent)
-                            await token.aread()
-                            again = self._take(token, sent)
+                    await self._take_refreshing()
+                    try:
+                        if self._stale(used):  # another task, thread or loop may have refreshed
+                            again = True
+                            while again:
+                                sent = self._refresh_with()
+                                token = yield self._token_request(sent)
+                                await token.aread()
+                                again = self._take(token, sent)
+                    finally:
+                        self._refreshing.release()
             if used is not None:
                 self._authorize(request)
                 yield request

@@ -65,6 +65,13 @@ def token_url(base_url: str) -> str:
     return check_base_url(base_url) + OAUTH_TOKEN_PATH
 
 
+# What a request of the execute loops may fail with, for ``finish_attempt`` to decide on: no
+# answer, or one httpx cannot decode (``httpx.RequestError``: a TransportError, a DecodingError);
+# the OAuth token endpoint's 429 or 5xx; a ``HubSpotError`` of the OAuth flow (a refresh refused,
+# a token answer without a token). Each must still carry the delivery record.
+ATTEMPT_FAILURES = (httpx.RequestError, TokenEndpointFailure, HubSpotError)
+
+
 class ClientCore:
     """State and decisions common to both clients: settings, retry policy, parsing, rate-limit info."""
 
@@ -106,12 +113,12 @@ class ClientCore:
             method, endpoint = "POST", OAUTH_TOKEN_PATH
         if response is None and isinstance(error, httpx.TransportError):
             self._check_reachable(call, error)
-        if response is not None:
-            self._silent_since = None
-            if response.is_success:
-                return None
+        elif response is not None or isinstance(error, httpx.RequestError):
+            self._silent_since = None  # HubSpot answered, if in a form httpx could not decode
+        if response is not None and response.is_success:
+            return None
         throttled = response is not None and response.status_code == 429
-        wait = self.policy.wait_before_retry(
+        wait, note = self.policy.retry_or_stop(
             failures=attempts.failures,
             throttles=attempts.throttles,
             throttled_for=attempts.throttled_for,
@@ -129,9 +136,6 @@ class ClientCore:
                 )
                 raise kind(f"{type(error).__name__}: {error}", method=method, endpoint=endpoint) from error
             assert response is not None
-            note = None
-            if throttled and attempts.throttles >= self.policy.max_throttled_retries:
-                note = f"gave up after {attempts.throttles} throttled retries (max_throttled_retries)"
             redact = self.redact_emails
             raise parse_error(response, method=method, endpoint=endpoint, redact=redact, note=note)
         reason = f"HTTP {response.status_code}" if response is not None else type(error).__name__
@@ -175,8 +179,12 @@ class ClientCore:
         response: httpx.Response | None,
         error: BaseException | None,
     ) -> tuple[Any, float | None]:
-        """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise."""
-        attempts.note_attempt(sent_at, response, error)
+        """``(parsed model, None)`` when the call is done, ``(None, seconds)`` to retry; or raise.
+
+        A ``HubSpotError`` as ``error`` came from the OAuth flow: this attempt's call was not sent
+        (or was answered 401), yet an earlier attempt's lost answer still stands in the record."""
+        from_auth = isinstance(error, HubSpotError)
+        attempts.note_attempt(sent_at, response, None if from_auth else error)
         try:
             wait = self.retry_delay(attempts, response, error)
             if wait is not None:
@@ -192,7 +200,10 @@ class ClientCore:
                 return None, wait
         except HubSpotError as exc:
             # A write answered 2xx in an unreadable shape was accepted, so probably applied too.
-            unreadable_write = isinstance(exc, HubSpotResponseError) and attempts.call.is_write
+            # (Not the token endpoint's unreadable answer: the call itself was not sent then.)
+            unreadable_write = (
+                isinstance(exc, HubSpotResponseError) and attempts.call.is_write and not from_auth
+            )
             attempts.record.unreadable_answer = unreadable_write
             exc.delivery = attempts.record
             raise

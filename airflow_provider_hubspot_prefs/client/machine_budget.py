@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .policy import RateLimitInfo
+from .policy import MAX_WINDOWS_AHEAD, RateLimitInfo
 from .shared_budget import counted_by_hubspot
 
 _SCHEMA = (
@@ -104,10 +104,11 @@ class MachineBudget:
         row = db.execute("SELECT value FROM learned WHERE name = 'max'").fetchone()
         return self.max_requests if row is None else min(self.max_requests, int(row[0]))
 
-    def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
+    def reserve(self) -> tuple[float, str | None]:
+        """Book the next shared slot: ``(seconds to wait, booking)``. A slot more than two windows
+        off is not booked (booking None): ask again after the wait."""
         member = uuid.uuid4().hex
-        horizon = 2 * self.interval
+        horizon = MAX_WINDOWS_AHEAD * self.interval
         with self._transaction() as db:
             now = self._clock()
             # Bookings are kept for two windows: an answer's count may look back one window from its
@@ -123,7 +124,8 @@ class MachineBudget:
             ).fetchone()
             if back is not None:
                 slot = max(slot, back[0] + self.interval + self.slack)
-            slot = min(slot, now + horizon)
+            if slot > now + horizon:  # a queue longer than two windows: wait its turn unbooked
+                return slot - now - horizon, None
             db.execute("INSERT INTO bookings (member, slot) VALUES (?, ?)", (member, slot))
         return slot - now, member
 
@@ -137,7 +139,7 @@ class MachineBudget:
         """Hold every process back for ``seconds``, at most two windows (never shortening a longer hold)."""
         with self._transaction() as db:
             now = self._clock()
-            until = now + min(max(seconds, 0.001), 2 * self.interval)
+            until = now + min(max(seconds, 0.001), MAX_WINDOWS_AHEAD * self.interval)
             if until > self._hold(db, "blocked", now):
                 db.execute("INSERT OR REPLACE INTO holds VALUES ('blocked', ?, ?)", (until, until))
 

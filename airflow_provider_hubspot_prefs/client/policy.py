@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,11 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A Retry-After beyond this on a 5xx is not waited out inside one request: the request fails with
 # HubSpot's figure instead (a 429's Retry-After is waited out within ``rate_limit_patience``).
 MAX_HONOURED_RETRY_AFTER = 60.0
+# A 429's hold on every sender, and a booking in a shared budget, lie at most this many rate-limit
+# windows ahead: HubSpot's window empties within one. What lies further off in a shared budget was
+# written by a clock that ran ahead (then stepped back), and is dropped; a request that cannot be
+# booked within them is booked nothing and asks again later.
+MAX_WINDOWS_AHEAD = 2
 
 
 @dataclass(frozen=True)
@@ -34,15 +40,23 @@ class RateLimitInfo:
 
     @classmethod
     def from_headers(cls, headers: httpx.Headers) -> RateLimitInfo | None:
-        def num(name: str) -> int | None:
+        def num(name: str, least: int = 0) -> int | None:
+            """The header as a whole number of at least ``least``; None when absent or unreadable."""
             raw = headers.get(f"X-HubSpot-RateLimit-{name}")
             try:
-                return int(raw) if raw is not None else None
+                value = int(raw) if raw is not None else None
             except ValueError:
                 return None
+            return value if value is not None and value >= least else None
 
+        # No portal allows fewer than one request per window, nor has a window shorter than 1 ms:
+        # such a header says nothing (a Max of -1 would pace every client to one request a window).
         info = cls(
-            num("Max"), num("Remaining"), num("Interval-Milliseconds"), num("Daily"), num("Daily-Remaining")
+            num("Max", least=1),
+            num("Remaining"),
+            num("Interval-Milliseconds", least=1),
+            num("Daily"),
+            num("Daily-Remaining"),
         )
         return None if info == cls() else info
 
@@ -82,7 +96,7 @@ class RetryPolicy:
     max_throttled_retries: int = 30
     unreachable_timeout: float = 30.0
 
-    def wait_before_retry(
+    def retry_or_stop(
         self,
         *,
         failures: int,
@@ -90,32 +104,42 @@ class RetryPolicy:
         throttled_for: float,
         response: httpx.Response | None = None,
         error: BaseException | None = None,
-    ) -> float | None:
-        """Seconds to wait before another attempt, or None when none may follow.
+    ) -> tuple[float | None, str | None]:
+        """``(seconds to wait before another attempt, None)``, or ``(None, why)`` when none may
+        follow: ``why`` names this policy's limit that ended the retries, None when HubSpot's
+        answer alone says it.
 
         ``failures`` counts the earlier failed attempts other than 429s, ``throttles`` the earlier
         429s and ``throttled_for`` the seconds already waited on them.
         """
         if self.max_retries <= 0:
-            return None
+            return None, None
         hinted = None if response is None else retry_after_seconds(response.headers)
         if response is not None and response.status_code == 429:
-            if is_daily_limit_response(response) or throttles >= self.max_throttled_retries:
-                return None
+            if is_daily_limit_response(response):
+                return None, None
+            if throttles >= self.max_throttled_retries:
+                return None, f"gave up after {throttles} throttled retries (max_throttled_retries)"
             floor = min(self.throttle_step * (throttles + 1), self.max_delay)
             wait = max(hinted or self.backoff(throttles), floor)
-            return wait if throttled_for + wait <= self.rate_limit_patience else None
+            if throttled_for + wait <= self.rate_limit_patience:
+                return wait, None
+            return None, (
+                f"gave up after waiting {throttled_for:.1f} s on {throttles} throttled retries: "
+                f"another {wait:.2f} s would pass rate_limit_patience ({self.rate_limit_patience:g} s)"
+            )
         if failures >= self.max_retries:
-            return None
+            return None, None
         if hinted is not None and hinted > MAX_HONOURED_RETRY_AFTER:
-            return None
+            return None, None
         if error is not None:
-            # Connection refused/reset/dropped, timeouts, a body cut off in transit: the writes of
-            # this API set states, so sending one again cannot apply anything twice.
-            retryable = isinstance(error, httpx.TransportError) or getattr(error, "truncated", False)
+            # Connection refused/reset/dropped, timeouts, a body cut off or mangled in transit: the
+            # writes of this API set states, so sending one again cannot apply anything twice.
+            in_transit = (httpx.TransportError, httpx.DecodingError)
+            retryable = isinstance(error, in_transit) or getattr(error, "truncated", False)
         else:
             retryable = response is not None and response.status_code in RETRYABLE_STATUS
-        return (hinted or self.backoff(failures)) if retryable else None
+        return ((hinted or self.backoff(failures)) if retryable else None), None
 
     def backoff(self, attempt: int) -> float:
         """The policy's own wait before retry ``attempt + 1``, for when HubSpot names none."""
@@ -123,23 +147,28 @@ class RetryPolicy:
         return backoff * (1 - self.jitter * random.random())
 
 
+def _finite(raw: str | None) -> float | None:
+    """``raw`` as a number; None when absent or unreadable, ``nan`` and ``inf`` included (``float()``
+    reads them, and no wait can be made of them)."""
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
     """``retry-after-ms``, else ``Retry-After`` as seconds or an HTTP date; None if absent or unreadable,
     0 for 0 or a date already past."""
-    value: float | None = None
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            value = float(raw_ms) / 1000
-        except ValueError:
-            value = None
-    if value is None:
+    value = _finite(headers.get("retry-after-ms"))
+    if value is not None:
+        value /= 1000
+    else:
         raw = headers.get("retry-after")
         if raw is None:
             return None
-        try:
-            value = float(raw)
-        except ValueError:
+        value = _finite(raw)
+        if value is None:
             parsed = email.utils.parsedate_tz(raw)
             if parsed is None:
                 return None

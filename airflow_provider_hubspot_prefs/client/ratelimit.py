@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .policy import RateLimitInfo
+from .policy import MAX_WINDOWS_AHEAD, RateLimitInfo
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class SharedBudget(Protocol):
     """A rolling window that several clients book their requests in: ``shared_budget.RedisBudget``
     (every machine) or ``machine_budget.MachineBudget`` (the processes of one machine)."""
 
-    def reserve(self) -> tuple[float, str]: ...
+    def reserve(self) -> tuple[float, str | None]: ...  # booking None: nothing booked, ask again
     def answered(self, member: str) -> None: ...
     def block_for(self, seconds: float) -> None: ...
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None: ...
@@ -156,9 +156,10 @@ class RateLimiter:
         """Book the next send slot: ``(seconds to wait, ticket)``; give the ticket back to ``answered``.
 
         A ticket that is not ``booked`` books nothing: wait, then ask again."""
-        shared_wait, booking = 0.0, None
-        if self.shared is not None:
-            shared_wait, booking = self._shared_call(self.shared.reserve) or (0.0, None)
+        reply = self._shared_call(self.shared.reserve) if self.shared is not None else None
+        shared_wait, booking = reply or (0.0, None)
+        if reply is not None and booking is None:  # the shared queue is longer than it books ahead
+            return shared_wait, _Ticket(self._clock() + shared_wait, booked=False)
         with self._lock:
             now = self._clock()
             horizon = max(self.interval, self._window) + self.slack
@@ -283,8 +284,10 @@ class RateLimiter:
             self._allowed = server_max if busiest <= self.NOISE else max(1, server_max - busiest)
 
     def block_for(self, seconds: float) -> None:
-        """Hold every sender back (a 429 said so), not just the request that met it."""
+        """Hold every sender back (a 429 said so), not just the request that met it; for two
+        windows at most, as the shared budgets do: HubSpot's window empties within one."""
         if self.shared is not None:
             self._shared_call(self.shared.block_for, seconds)
         with self._lock:
-            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            hold = min(seconds, MAX_WINDOWS_AHEAD * max(self.interval, self._window))
+            self._blocked_until = max(self._blocked_until, self._clock() + hold)

@@ -19,12 +19,12 @@ import logging
 import uuid
 from typing import Any
 
-from .policy import RateLimitInfo
+from .policy import MAX_WINDOWS_AHEAD, RateLimitInfo
 
 log = logging.getLogger(__name__)
 
-# Book a slot: KEYS window, blocked, foreign, max; ARGV limit, window ms, slack ms, member.
-# Returns {milliseconds to wait, slot score}.
+# Book a slot: KEYS window, blocked, foreign, max; ARGV limit, window ms, slack ms, member,
+# horizon ms (MAX_WINDOWS_AHEAD windows). Returns {milliseconds to wait, 1 if booked else 0}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -32,7 +32,7 @@ local limit, window, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV
 -- Bookings are kept for two windows: an answer's count may look back one window from its send.
 -- Nothing is booked or held further ahead than two windows: what is was written while Redis's
 -- clock was ahead (then stepped back), and would hold every worker for that long.
-local horizon = 2 * window
+local horizon = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - horizon - slack)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '(' .. (now + horizon + slack), '+inf')
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -46,10 +46,11 @@ limit = math.max(1, limit - tonumber(redis.call('GET', KEYS[3]) or '0'))
 local slot = math.max(now, blocked)
 local back = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
 if back[2] then slot = math.max(slot, tonumber(back[2]) + window + slack) end
-slot = math.min(slot, now + horizon)
+-- A queue longer than two windows: book nothing, wait its turn and ask again.
+if slot > now + horizon then return {slot - now - horizon, 0} end
 redis.call('ZADD', KEYS[1], slot, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window * 3 + (slot - now))
-return {slot - now, slot}
+return {slot - now, 1}
 """
 
 # The request booked as ARGV[1] was answered: from now on it counts from this moment.
@@ -61,10 +62,10 @@ if score and tonumber(score) < now then redis.call('ZADD', KEYS[1], 'XX', now, A
 return 1
 """
 
-# Hold every worker back for ARGV[1] ms, at most two windows of ARGV[2] ms (never shortening a longer hold).
+# Hold every worker back for ARGV[1] ms, at most ARGV[2] ms (two windows; never shortening a longer hold).
 _BLOCK = """
 local t = redis.call('TIME')
-local hold = math.min(tonumber(ARGV[1]), 2 * tonumber(ARGV[2]))
+local hold = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]))
 local until_ = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + hold
 if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
   redis.call('SET', KEYS[1], until_, 'PX', hold + 1000)
@@ -130,21 +131,23 @@ class RedisBudget:
         self._block = redis.register_script(_BLOCK)
         self._observe = redis.register_script(_OBSERVE)
         self._window_ms = int(interval * 1000)
+        self._horizon_ms = MAX_WINDOWS_AHEAD * self._window_ms
 
-    def reserve(self) -> tuple[float, str]:
-        """Book the next shared slot: ``(seconds to wait, booking)``; never more than two windows off."""
+    def reserve(self) -> tuple[float, str | None]:
+        """Book the next shared slot: ``(seconds to wait, booking)``. A slot more than two windows
+        off is not booked (booking None): ask again after the wait."""
         member = uuid.uuid4().hex
-        wait_ms, _ = self._reserve(
+        wait_ms, booked = self._reserve(
             keys=self._keys,
-            args=[self.max_requests, self._window_ms, int(self.slack * 1000), member],
+            args=[self.max_requests, self._window_ms, int(self.slack * 1000), member, self._horizon_ms],
         )
-        return max(0.0, int(wait_ms) / 1000), member
+        return max(0.0, int(wait_ms) / 1000), member if int(booked) else None
 
     def answered(self, member: str) -> None:
         self._answered(keys=self._keys[:1], args=[member])
 
     def block_for(self, seconds: float) -> None:
-        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000)), self._window_ms])
+        self._block(keys=self._keys[1:2], args=[max(1, int(seconds * 1000)), self._horizon_ms])
 
     def observe(self, info: RateLimitInfo | None, age: float = 0.0) -> None:
         """HubSpot's count (and limit) on the answer to a request sent ``age`` seconds ago."""

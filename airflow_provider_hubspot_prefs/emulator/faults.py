@@ -21,6 +21,7 @@ FAULT_KINDS = (
     "drop_after",
     "slow",
     "malformed",
+    "undecodable",
     "wrong_shape",
     "partial",
     "omit",
@@ -43,6 +44,8 @@ class Fault:
       request was applied (the client cannot know which);
     - ``slow``: apply the request, then answer only after ``delay`` seconds;
     - ``malformed``: apply the request, then answer 200 with a truncated JSON body;
+    - ``undecodable``: apply the request, then answer 200 with ``Content-Encoding: gzip`` and a
+      body that is not gzip (a proxy on the way mangled it);
     - ``wrong_shape``: answer 200 with a JSON object that has none of the promised fields, without
       running the request;
     - ``partial``: apply a batch except the inputs containing ``reject_contains``, which come back

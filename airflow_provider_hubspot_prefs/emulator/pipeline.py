@@ -83,6 +83,9 @@ async def with_faults(
     if fault is not None and fault.kind == "malformed":
         body = json.dumps(result)
         return Response(body[: len(body) // 2], status_code=200, media_type="application/json")
+    if fault is not None and fault.kind == "undecodable":
+        mangled = {"Content-Encoding": "gzip"}
+        return Response(json.dumps(result), status_code=200, media_type="application/json", headers=mangled)
     if correlate:
         # HubSpot names every answer with a correlation id, not only its errors.
         headers["X-HubSpot-Correlation-Id"] = str(uuid.uuid4())

@@ -291,9 +291,15 @@ class HubSpotPreferencesHook(BaseHook):
         return RedisBudget(redis, settings.budget_key, settings.rate_limit, settings.rate_limit_interval)
 
     @cached_property
+    def _auth(self) -> httpx.Auth:
+        """One token state for every client of this hook: an access token one client fetched, and a
+        refresh token HubSpot rotated for it, serve the others (the connection's refresh token may
+        work only once)."""
+        return self.settings.auth(self.redact_emails)
+
+    @cached_property
     def _client(self) -> HubSpotPreferencesClient:
-        settings = self.settings
-        return HubSpotPreferencesClient(settings.auth(self.redact_emails), **self._client_options(settings))
+        return HubSpotPreferencesClient(self._auth, **self._client_options(self.settings))
 
     def get_conn(self) -> HubSpotPreferencesClient:
         """The pooled synchronous client, created once per hook."""
@@ -306,10 +312,7 @@ class HubSpotPreferencesHook(BaseHook):
         """
         if "settings" not in self.__dict__:
             self.__dict__["settings"] = self._settings_from(await self.aget_connection(self.hubspot_conn_id))
-        settings = self.settings
-        return AsyncHubSpotPreferencesClient(
-            settings.auth(self.redact_emails), **self._client_options(settings)
-        )
+        return AsyncHubSpotPreferencesClient(self._auth, **self._client_options(self.settings))
 
     def confirm_ledger(
         self, ledger: str, expectation: Expectation, *, business_unit_id: int | None = None

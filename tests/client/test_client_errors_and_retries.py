@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 
 import httpx
@@ -26,6 +27,7 @@ from airflow_provider_hubspot_prefs.client import (
     RetryPolicy,
     SetStatusSuccessReason,
 )
+from airflow_provider_hubspot_prefs.client.policy import retry_after_seconds
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.emulator.server import free_port
 
@@ -416,5 +418,91 @@ def test_a_short_retry_after_is_honoured_above_a_floor_that_grows(
 def test_every_form_of_retry_after_on_a_429(headers, throttles, expected):
     policy = RetryPolicy(initial_delay=0.2, max_delay=10.0, jitter=0, throttle_step=0.1)
     response = httpx.Response(429, headers=headers, json={"policyName": "TEN_SECONDLY_ROLLING"})
-    wait = policy.wait_before_retry(failures=0, throttles=throttles, throttled_for=0.0, response=response)
+    wait, _ = policy.retry_or_stop(failures=0, throttles=throttles, throttled_for=0.0, response=response)
     assert wait == (None if expected is None else pytest.approx(expected))
+
+
+# ---- a Retry-After that is no number; patience, not HubSpot, ending the retries (review of 23, 7) -
+
+STEADY = RetryPolicy(max_retries=3, initial_delay=0.2, max_delay=0.2, jitter=0)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_retry_after_that_is_not_a_number_is_as_if_absent(
+    make_client, make_async_client, emulator, flavour, status
+):
+    """``Retry-After: nan`` reads as a number to ``float()``; it names no wait: the policy's own
+    backoff applies (it crashed the sync client in ``time.sleep``, retried the async one at once,
+    and ended a 429 at once with "retry after nan s")."""
+    nan = json.dumps({"status": status, "retry_after": float("nan")})  # NaN: not strict JSON
+    emulator.control("POST", "faults", content=nan, headers={"Content-Type": "application/json"})
+    assert get_definitions_with(make_client, make_async_client, flavour, retry_policy=STEADY).results
+    first, second = api_requests(emulator)
+    assert first["status"] == status and second["time"] - first["time"] >= 0.2 - 0.002
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize("hint", [{}, {"retry_after": 0.3}], ids=["no-retry-after", "short-retry-after"])
+def test_a_429_storm_that_outlasts_rate_limit_patience_says_so(
+    make_client, make_async_client, emulator, flavour, hint
+):
+    """The client, not HubSpot, stops: the error says it was rate_limit_patience."""
+    fault(emulator, status=429, count=200, **hint)
+    policy = RetryPolicy(initial_delay=0.05, max_delay=0.2, rate_limit_patience=1.0)
+    with pytest.raises(HubSpotRateLimitError, match="rate_limit_patience") as caught:
+        get_definitions_with(make_client, make_async_client, flavour, retry_policy=policy)
+    assert len(api_requests(emulator)) < 1 + policy.max_throttled_retries
+    assert "1 s" in str(caught.value)  # the patience it ran out of
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "nan"},
+        {"Retry-After": "inf"},
+        {"Retry-After": "-inf"},
+        {"Retry-After": "1e999"},
+        {"retry-after-ms": "nan"},
+        {"retry-after-ms": "inf"},
+    ],
+)
+def test_a_retry_after_that_is_no_finite_number_is_unreadable(headers):
+    assert retry_after_seconds(httpx.Headers(headers)) is None
+    with_seconds = httpx.Headers({**headers, "Retry-After": "2"}) if "retry-after-ms" in headers else None
+    if with_seconds is not None:  # an unreadable retry-after-ms leaves Retry-After to say
+        assert retry_after_seconds(with_seconds) == 2.0
+
+
+# ---- an answer httpx cannot decode (review of issue 23, 8e) --------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_an_undecodable_answer_to_a_write_is_a_client_error_that_may_have_applied(
+    make_client, make_async_client, emulator, flavour
+):
+    """A 2xx whose body does not decode (Content-Encoding: gzip, body not gzip) raises
+    httpx.DecodingError, which is no TransportError: it must come out as the client's error, with
+    the delivery record, since HubSpot applied the write."""
+    fault(emulator, kind="undecodable", count=100, path_contains="unsubscribe-all")
+    address = f"undecodable-{flavour}@example.com"
+    options = {"retry_policy": RetryPolicy(max_retries=1, initial_delay=0.01)}
+    with pytest.raises(HubSpotTransportError, match="DecodingError") as caught:
+        if flavour == "sync":
+            make_client(**options).batch_unsubscribe_all([address], verbose=True)
+        else:
+
+            async def go() -> None:
+                async with make_async_client(**options) as client:
+                    await client.batch_unsubscribe_all([address], verbose=True)
+
+            asyncio.run(go())
+    assert caught.value.may_have_applied
+    assert address in {email for email, _ in emulator.backend.changes}
+    assert len(api_requests(emulator)) == 2  # mangled in transit, as a body cut off: sent again
+
+
+def test_an_undecodable_answer_once_is_read_again(make_client, emulator):
+    fault(emulator, kind="undecodable", count=1)
+    assert make_client().get_definitions().results
+    assert len(api_requests(emulator)) == 2

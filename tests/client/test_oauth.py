@@ -12,11 +12,13 @@ import pytest
 from airflow_provider_hubspot_prefs.client import (
     AsyncHubSpotPreferencesClient,
     HubSpotAuthenticationError,
+    HubSpotError,
     HubSpotPreferencesClient,
     HubSpotResponseError,
     HubSpotServerError,
     HubSpotTransportError,
     OAuthRefreshAuth,
+    RetryPolicy,
     token_url,
 )
 from airflow_provider_hubspot_prefs.emulator import (
@@ -142,6 +144,43 @@ def test_oauth_refresh_is_single_flight_across_tasks(emulator):
 
     asyncio.run(calls())
     assert token_requests(emulator) == 1
+
+
+def test_oauth_refresh_is_single_flight_across_clients_threads_and_event_loops(emulator):
+    """Review of issue 23, 6: one auth object serves a hook's sync client and its async clients,
+    which may run in other threads' event loops. However many of them find the token missing at
+    once, one refresh goes out: under strict rotation, a second one would send a refresh token
+    the first had just used up."""
+    emulator.control("PATCH", "config", json={"latency_ms": 100, "refresh_token_rotation": "strict"})
+    auth = oauth(emulator)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def sync_calls() -> None:
+        with HubSpotPreferencesClient(auth, base_url=emulator.url, rate_limit=None) as client:
+            barrier.wait()
+            client.get_definitions()
+
+    def async_calls() -> None:
+        async def calls() -> None:
+            async with AsyncHubSpotPreferencesClient(auth, base_url=emulator.url, rate_limit=None) as client:
+                barrier.wait()  # every thread is here: the loops start their calls together
+                await asyncio.gather(*(client.get_definitions() for _ in range(4)))
+
+        asyncio.run(calls())
+
+    def guarded(target) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(f,)) for f in [sync_calls] * 3 + [async_calls] * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not errors and token_requests(emulator) == 1
 
 
 # ---- the token endpoint's transient failures and odd answers (issue 23, item 5) -----------------
@@ -283,3 +322,59 @@ def test_a_token_answer_without_a_usable_expires_in_is_used_until_hubspot_refuse
     for _ in range(4):
         client.get_definitions()
     assert token_calls == ["access-1", "access-2"]  # one at the start, one on the 401
+
+
+# ---- a write whose answer was lost, then whose retry fails in the OAuth flow (review of issue 23, 1)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+@pytest.mark.parametrize(
+    "token_fault",
+    [{"status": 400, "category": "BAD_REFRESH_TOKEN"}, {"kind": "wrong_shape"}],
+    ids=["refresh-refused", "no-access-token"],
+)
+def test_a_lost_write_whose_retry_fails_in_the_oauth_flow_may_have_applied(emulator, flavour, token_fault):
+    """HubSpot applies the write and its answer is lost; by the retry the access token is due for
+    refresh, and the refresh fails. The error must still say that the write may have applied."""
+    emulator.control("PATCH", "config", json={"access_token_ttl": 1})  # refreshed after 0.9 s
+    slow_enough = RetryPolicy(max_retries=3, initial_delay=1.5, max_delay=1.5, jitter=0)
+    address = f"lost-then-refused-{flavour}@example.com"
+
+    def arm() -> None:
+        emulator.control("POST", "faults", json={"kind": "drop_after", "path_contains": "unsubscribe-all"})
+        emulator.control("POST", "faults", json={**token_fault, "path_endswith": TOKEN_PATH})
+
+    if flavour == "sync":
+        with HubSpotPreferencesClient(
+            oauth(emulator), base_url=emulator.url, retry_policy=slow_enough
+        ) as client:
+            client.get_definitions()  # the first access token
+            arm()
+            with pytest.raises(HubSpotError) as err:
+                client.batch_unsubscribe_all([address], verbose=True)
+    else:
+
+        async def go() -> None:
+            client = AsyncHubSpotPreferencesClient(
+                oauth(emulator), base_url=emulator.url, retry_policy=slow_enough
+            )
+            async with client:
+                await client.get_definitions()
+                arm()
+                await client.batch_unsubscribe_all([address], verbose=True)
+
+        with pytest.raises(HubSpotError) as err:
+            asyncio.run(go())
+    assert isinstance(err.value, (HubSpotAuthenticationError, HubSpotResponseError))
+    assert err.value.endpoint == TOKEN_PATH
+    assert address in {email for email, _ in emulator.backend.changes}  # HubSpot did apply it
+    assert err.value.may_have_applied
+
+
+def test_a_write_whose_first_attempt_fails_in_the_oauth_flow_was_not_sent(emulator):
+    """Nothing was lost before: a refresh refused, or a token answer without a token, sent nothing."""
+    emulator.control("POST", "faults", json={"kind": "wrong_shape", "path_endswith": TOKEN_PATH})
+    client = HubSpotPreferencesClient(oauth(emulator), base_url=emulator.url, retry_policy=FAST_RETRY)
+    with client, pytest.raises(HubSpotResponseError) as err:
+        client.batch_unsubscribe_all(["nobody@example.com"], verbose=True)
+    assert err.value.delivery is not None and not err.value.may_have_applied

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from functools import partial
 
+import httpx
 import pytest
 
 from airflow_provider_hubspot_prefs.client import (
@@ -15,6 +16,7 @@ from airflow_provider_hubspot_prefs.client import (
     RateLimitInfo,
     RetryPolicy,
 )
+from airflow_provider_hubspot_prefs.client.machine_budget import MachineBudget
 from airflow_provider_hubspot_prefs.emulator import DEMO_TOKEN
 from airflow_provider_hubspot_prefs.ledger import Outcome
 from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
@@ -110,6 +112,30 @@ def test_429_holds_every_sender_back():
     limiter = RateLimiter(100, 10.0, clock=clock)
     limiter.block_for(2.5)
     assert limiter.reserve() == 2.5 and limiter.reserve() == 2.5
+
+
+def test_a_429_hold_is_at_most_two_windows():
+    """Review of issue 23, 8b: one rule with the shared budgets (whatever Retry-After asked)."""
+    clock = FakeClock()
+    limiter = RateLimiter(100, 10.0, clock=clock)
+    limiter.block_for(3600)
+    assert limiter.reserve() == 20.0
+
+
+@pytest.mark.parametrize("named", ["-1", "0"])
+def test_a_rate_limit_max_below_one_is_unreadable(named, tmp_path):
+    """Review of issue 23, 8a: X-HubSpot-RateLimit-Max -1 made every client send one request per
+    window. No portal allows fewer than one: such a header says nothing."""
+    info = RateLimitInfo.from_headers(
+        httpx.Headers({"X-HubSpot-RateLimit-Max": named, "X-HubSpot-RateLimit-Remaining": "99"})
+    )
+    assert info is not None and info.max is None and info.remaining == 99
+    limiter = RateLimiter(190, 10.0, clock=FakeClock())
+    limiter.observe(info)
+    assert limiter.limit == 190 and [limiter.reserve() for _ in range(3)] == [0, 0, 0]
+    budget = MachineBudget(tmp_path / "b.sqlite", 190, 10.0, clock=lambda: 1e6)
+    budget.observe(info)
+    assert [budget.reserve()[0] for _ in range(3)] == [0, 0, 0]
 
 
 def test_two_clients_sharing_one_budget_finish_without_failures(emulator, tmp_path):

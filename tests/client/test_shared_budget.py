@@ -184,9 +184,87 @@ def test_bookings_in_the_future_are_dropped(where):
 def test_no_wait_is_longer_than_two_windows(budget):
     shared = budget(5, 1.0)
     shared.block_for(3600)  # whatever asked for it, a hold of an hour is not the window's to keep
-    assert shared.reserve()[0] <= 2.0
-    for _ in range(20):  # four windows' worth of requests at once: the last is still within two
-        assert shared.reserve()[0] <= 2.0
+    wait, booking = shared.reserve()
+    assert booking is not None and wait <= 2.0
+    # Four windows' worth of requests at once: none is booked further off than two windows; those
+    # that would be are told to ask again (booking None), not crammed into the second window.
+    replies = [shared.reserve() for _ in range(20)]
+    assert all(wait <= 2.0 for wait, booking in replies if booking is not None)
+    assert sum(booking is not None for _, booking in replies) == 4  # the held window's other 4
+    assert all(0 < wait <= 1.0 + 0.02 for wait, booking in replies if booking is None)
+
+
+# ---- queueing is not a burst (review of issue 23, 4) ------------------------------------------------
+
+
+def send_times(
+    ask: Callable[[int], tuple[float, bool]],
+    requests: int,
+    clock: Callable[[], float],
+    wait_until: Callable[[float], None],
+) -> list[float]:
+    """When each of ``requests`` requests that all want to go at once is sent: request ``i`` asks
+    ``ask(i)`` for a slot, ``(seconds to wait, booked)``, and asks again after the wait when it
+    was not booked, as the clients' execute loops do."""
+    asking = [(clock(), i) for i in range(requests)]
+    sent: list[float] = []
+    while asking:
+        asking.sort()
+        at, i = asking.pop(0)
+        wait_until(at)
+        wait, booked = ask(i)
+        if booked:
+            sent.append(clock() + wait)
+        else:
+            asking.append((clock() + wait, i))
+    return sorted(sent)
+
+
+def busiest_window(sent: list[float], interval: float) -> int:
+    return max(sum(1 for t in sent if start <= t < start + interval) for start in sent)
+
+
+def real_time_until(at: float) -> None:
+    time.sleep(max(0.0, at - time.time()))
+
+
+@pytest.mark.parametrize("held", [0.0, 0.6], ids=["burst", "behind-a-429"])
+def test_a_queue_longer_than_two_windows_is_never_a_burst(budget, held):
+    """Four windows' worth of requests at once (or behind a 429's hold): each window holds no more
+    than the limit; the requests that cannot be booked within two windows wait their turn. Capping
+    their slots at two windows sent them all at that one instant."""
+    shared = budget(5, 0.5)
+    if held:
+        shared.block_for(held)
+
+    def ask(_: int) -> tuple[float, bool]:
+        wait, booking = shared.reserve()
+        return wait, booking is not None
+
+    sent = send_times(ask, 20, time.time, real_time_until)
+    assert len(sent) == 20
+    # (Send times are read here, a moment after the budget's clock: windows 50 ms short allow for it.)
+    assert busiest_window(sent, 0.5 - 0.05) <= 5
+    assert sent[-1] - sent[0] >= 3 * 0.5  # four windows' worth, one after another
+
+
+def test_four_limiters_on_one_machine_budget_keep_to_its_limit(tmp_path):
+    """The review's case: four processes' limiters, 5 requests in flight each, a budget of 5 per
+    10 s: 10 requests went out in one window."""
+    now = [1_000_000.0]
+    clock = lambda: now[0]  # noqa: E731
+    shared = MachineBudget(tmp_path / "b.sqlite", 5, 10.0, slack=0.0, clock=clock)
+    limiters = [RateLimiter(5, 10.0, slack=0.0, clock=clock, shared=shared) for _ in range(4)]
+
+    def ask(i: int) -> tuple[float, bool]:
+        wait, ticket = limiters[i % 4].reserve_slot()
+        return wait, ticket.booked
+
+    def advance_to(at: float) -> None:
+        now[0] = max(now[0], at)
+
+    sent = send_times(ask, 20, clock, advance_to)
+    assert len(sent) == 20 and busiest_window(sent, 10.0) <= 5
 
 
 def test_hubspots_headers_count_callers_outside_the_budget(budget):

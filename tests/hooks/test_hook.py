@@ -130,6 +130,41 @@ def test_async_conn(monkeypatch, emulator):
     assert asyncio.run(go()).results
 
 
+def test_every_client_of_a_hook_shares_one_token_state(monkeypatch, emulator):
+    """Review of issue 23, 6: a task sends with ``get_async_conn()`` and reads back with
+    ``get_conn()``. Under strict rotation the connection's refresh token works once: a second
+    client with a token state of its own failed with BAD_REFRESH_TOKEN after the writes went out."""
+    set_connection(
+        monkeypatch,
+        "hs_rotating",
+        extra={
+            "base_url": emulator.url,
+            "client_id": DEMO_OAUTH_CLIENT_ID,
+            "client_secret": DEMO_OAUTH_CLIENT_SECRET,
+            "refresh_token": DEMO_REFRESH_TOKEN,
+        },
+    )
+    emulator.control("PATCH", "config", json={"refresh_token_rotation": "strict"})
+    hook = HubSpotPreferencesHook("hs_rotating")
+
+    async def send() -> None:  # what the batch operator sends with
+        async with await hook.get_async_conn() as client:
+            await client.get_definitions()
+
+    asyncio.run(send())
+    assert hook.get_conn().get_definitions().results  # what its wait / confirm_ledger reads with
+    assert emulator.control("GET", "requests")["tokenRequests"] == 1  # the access token is shared too
+    # A refresh after the token was revoked uses the rotated refresh token the first client got.
+    emulator.control("POST", "revoke", json={"token": hook.get_conn()._http.auth._access_token})
+    assert asyncio.run(hook_definitions(hook)).results
+    hook.close()
+
+
+async def hook_definitions(hook: HubSpotPreferencesHook):
+    async with await hook.get_async_conn() as client:
+        return await client.get_definitions()
+
+
 def test_secrets_are_registered_with_the_masker(monkeypatch, emulator):
     from airflow.sdk._shared.secrets_masker import _secrets_masker  # the same module in Airflow 3.2 and 3.3
 

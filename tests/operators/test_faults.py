@@ -9,6 +9,7 @@ runs the same invariants on 50,000 addresses (``./scripts/test`` runs it; ``-m "
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_hubspot_prefs.emulator import (
+    DEMO_OAUTH_CLIENT_ID,
+    DEMO_OAUTH_CLIENT_SECRET,
+    DEMO_REFRESH_TOKEN,
+)
 from airflow_provider_hubspot_prefs.runs.classify import LOST_ANSWER_REASON
 
 from ..conftest import connect_to_emulator
@@ -234,3 +240,40 @@ def test_lost_answers_on_fifty_thousand_addresses(emulator, large_batch, tmp_pat
     assert_all_done(batch, outcomes)
     assert sum(r["reason"] == LOST_ANSWER_REASON for r in rows) > 0
     assert write_statuses(emulator)[444] == 30
+
+
+def test_an_applied_write_then_a_refused_refresh_is_not_reported_not_sent(emulator, tmp_path, monkeypatch):
+    """Review of issue 23, 1: the write is applied and its answer lost, twice; by the third attempt
+    the 1 s access token is due for refresh, and HubSpot refuses the refresh token (the app was
+    uninstalled meanwhile, say). The ledger must not say "not sent" of contacts HubSpot changed."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "hubspot_prefs",
+                "extra": {
+                    "base_url": emulator.url,
+                    "client_id": DEMO_OAUTH_CLIENT_ID,
+                    "client_secret": DEMO_OAUTH_CLIENT_SECRET,
+                    "refresh_token": DEMO_REFRESH_TOKEN,
+                },
+            }
+        ),
+    )
+    emulator.control("PATCH", "config", json={"access_token_ttl": 1})
+    emulator.control("POST", "faults", json={"kind": "drop_after", "count": 2, "path_endswith": WRITE_PATH})
+    # The first token request is answered; the second (the refresh) is refused.
+    refused = {"status": 400, "category": "BAD_REFRESH_TOKEN", "every": 2, "count": 1}
+    emulator.control("POST", "faults", json={**refused, "path_endswith": "/oauth/v1/token"})
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"refused-refresh-{i}@example.com\n" for i in range(3)))
+    ledger = tmp_path / "ledger.csv"
+    provider_dag("test_batch_unsubscribe_poll").test(
+        run_conf={"input_path": str(source), "ledger_path": str(ledger)}
+    )
+    changed = {email for email, _ in emulator.backend.changes}
+    rows = ledger_rows(ledger)
+    assert changed and {r["subscriber_id"] for r in rows} >= changed
+    for row in rows:
+        if row["subscriber_id"] in changed:
+            assert row["outcome"] != "not_attempted" and "may have applied" in row["reason"], row
