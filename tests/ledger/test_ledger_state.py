@@ -494,3 +494,88 @@ def test_a_timeout_after_a_killed_try_fails_what_that_try_sent(emulator, tmp_pat
     retry.on_kill()
     _check_the_killed_trys_sends_are_failed(emulator, ledger, people, "Timeout")
     assert all("no answer recorded before this try stopped" in r["reason"] for r in ledger_rows(ledger)[:100])
+
+
+def claim_markers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".claim-" in p.name)
+
+
+def test_a_recreated_run_starting_over_is_not_blocked_by_the_deleted_runs_claims(emulator, tmp_path):
+    """Review 23 finding 5: a DAG run deleted and created again has the same identity, and Airflow
+    numbers its tries from 1 again. Once the old run's ledger and checkpoint are moved aside (as the
+    damaged-checkpoint error advises), the old run's claim marker does not block the new one."""
+    source = write_input(tmp_path / "in.txt", ["a@example.com", "b@example.com"])
+    ledger = tmp_path / "ledger.csv"
+    run_id = "scheduled__2026-12-01T00:00:00+00:00"
+    operator(source, ledger).execute(context(run_id, 3))  # the old run, on its third try
+    (old_claim,) = claim_markers(tmp_path)
+    assert old_claim.endswith("-try-3")
+    ledger.rename(tmp_path / "old-ledger.csv")
+    (tmp_path / "ledger.csv.checkpoint.json").rename(tmp_path / "old-ledger.csv.checkpoint.json")
+    summary = operator(source, ledger).execute(context(run_id, 1))
+    assert summary["outcomes"] == {"already_unsubscribed": 2}
+    new_claims = [name for name in claim_markers(tmp_path) if name != old_claim]
+    assert len(new_claims) == 1 and new_claims[0].endswith("-try-1")  # a lineage of its own
+
+
+def test_a_stale_try_is_told_the_newer_claim_and_an_ending_try_removes_older_claims(tmp_path):
+    """Review 23 finding 5: the error names the marker that shows the newer claim; a try that ends
+    removes the markers of the tries before it (its own claim is newer) and keeps its own, which
+    still stops a stale try whose checkpoint write lands after it ended."""
+    from dataclasses import replace
+
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import StaleTryError
+
+    first_try = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    people = ["a@example.com", "b@example.com"]
+    first = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a")
+    first.OWNER_CHECK_INTERVAL = 0
+    first.open(lambda: records_from_values(people))
+    first.before_send([1])
+    second = BatchState(replace(first_try, try_number=2), ledger, work_dir=tmp_path / "machine-b")
+    second.open(lambda: records_from_values(people))
+    (newer,) = [tmp_path / name for name in claim_markers(tmp_path) if name.endswith("-try-2")]
+    with pytest.raises(StaleTryError, match=re.escape(f"writes nothing more (its claim marker: {newer})")):
+        first.before_send([2])
+    second.close()  # try 2 ends
+    assert claim_markers(tmp_path) == [newer.name]
+    first.close()
+    # Try 1 stalled between its check and its write of the checkpoint: the write lands now.
+    stale = json.loads((tmp_path / "ledger.csv.checkpoint.json").read_text())
+    (tmp_path / "ledger.csv.checkpoint.json").write_text(json.dumps({**stale, "try_number": 1}))
+    late = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a")
+    with pytest.raises(StaleTryError, match=re.escape(str(newer))):
+        late.check_still_current()
+
+
+def test_claims_on_an_object_store_that_lists_by_prefix_list_only_the_markers(tmp_path, monkeypatch):
+    """Review 23 finding 5: the markers are looked at before and after every checkpoint write and
+    every few seconds while sending; on S3 or GCS (``find(path, prefix=...)``) that is one LIST of
+    the markers' key prefix, not of the whole ledger folder."""
+    from airflow.sdk import ObjectStoragePath
+    from fsspec.implementations.local import LocalFileSystem
+
+    from airflow_provider_hubspot_prefs.ledger import claims
+
+    asked: list[str] = []
+
+    def find(self, path, maxdepth=None, withdirs=False, detail=False, prefix="", **kwargs):
+        asked.append(prefix)  # a stand-in for the store's own listing of the keys under path/prefix
+        return [
+            f for f in LocalFileSystem.ls(self, path, detail=False) if f.rsplit("/", 1)[-1].startswith(prefix)
+        ]
+
+    def whole_folder(self):
+        raise AssertionError("the whole ledger folder was listed")
+
+    ledger = f"local://{tmp_path}/bucket/ledger.csv"
+    claims.claim(ledger, "a" * 64, "lineage", 2, "dag / run / t")
+    claims.claim(ledger, "b" * 64, "lineage", 7, "another task's")
+    monkeypatch.setattr(LocalFileSystem, "find", find)
+    monkeypatch.setattr(ObjectStoragePath, "iterdir", whole_folder)
+    newest, marker = claims.newest_claim(ledger, "a" * 64, "lineage")
+    assert (newest, marker.name) == (2, "ledger.csv.claim-aaaaaaaaaaaaaaaa-lineage-try-2")
+    assert asked == ["ledger.csv.claim-aaaaaaaaaaaaaaaa-lineage-try-"]
