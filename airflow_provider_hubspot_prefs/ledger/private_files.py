@@ -108,14 +108,22 @@ def sweep_partials(folder: Path, *, max_age: float = PARTIAL_MAX_AGE) -> int:
     return removed
 
 
+# What fsync of a folder fails with where the platform or filesystem cannot sync one (/proc, some
+# network and FUSE filesystems): the rename stands, there is nothing more to do. Anything else
+# (EIO, ENOSPC, ...) is a write that may not have reached the disk, and is raised.
+_CANNOT_SYNC_FOLDER = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
+
+
 def sync_folder(folder: Path) -> None:
-    """Make the renames in ``folder`` durable; a no-op where a folder cannot be opened (Windows)."""
+    """Make the renames in ``folder`` durable, where the platform can sync a folder."""
     try:
         handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
+    except PermissionError:  # Windows cannot open a folder (nor can anyone a folder it may not read)
         return
     try:
-        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a folder
-            os.fsync(handle)
+        os.fsync(handle)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SYNC_FOLDER:
+            raise
     finally:
         os.close(handle)

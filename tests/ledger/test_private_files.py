@@ -323,3 +323,26 @@ def test_temp_files_of_a_write_killed_midway_are_swept_a_day_later(tmp_path, mon
     write_atomically(ledger, lambda out: out.write("line,input\n"))
     assert not left.exists()
     assert in_progress.exists() and foreign.exists()
+
+
+def test_a_folder_that_cannot_be_synced_is_passed_over_but_a_failed_sync_is_raised(tmp_path, monkeypatch):
+    """Review 23 finding 8d: fsync of a folder /proc cannot sync fails with EINVAL (a real case):
+    nothing to make durable there. An EIO is a rename that may not be on the disk: the write fails.
+    (A real EIO needs a failing device under a mounted filesystem, e.g. a device-mapper error
+    target, which a test run should not set up on a shared machine: it is injected here.)"""
+    import errno
+
+    from airflow_provider_hubspot_prefs.ledger import private_files
+    from airflow_provider_hubspot_prefs.ledger.files import write_atomically
+
+    private_files.sync_folder(Path("/proc/self"))  # EINVAL from the kernel, passed over
+    real_fsync = os.fsync
+
+    def fsync(handle: int) -> None:
+        if stat.S_ISDIR(os.fstat(handle).st_mode):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_atomically(tmp_path / "ledger.csv", lambda out: out.write("line,input\n"))
