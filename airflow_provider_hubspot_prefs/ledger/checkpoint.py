@@ -27,13 +27,14 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .claims import claim, newest_claim
+from .claims import claim, newest_claim, release_older
 from .files import read_rows, write_atomically, writers_of
 from .ingestion import Ingestion
 from .inputs import InputRecord
@@ -125,6 +126,8 @@ class BatchState:
         self.resumed: str | None = None  # how this try found its state: None, "local", "checkpoint"
         self.spool: LedgerSpool | None = None
         self._state: dict[str, Any] = {}
+        # The lineage of the checkpoint this try claimed (``claims``); None until it claimed one.
+        self._lineage: str | None = None
         self._writer_id = ""  # the work store's id, named in the checkpoints it writes
         self._saving = threading.Lock()  # the sending thread and the ledger checkpoint thread both save
         self._checkpointing: threading.Thread | None = None
@@ -157,13 +160,36 @@ class BatchState:
         return dict(state)
 
     def _check_current(self, state: dict[str, Any] | None) -> None:
-        """``StaleTryError`` if a newer try claimed the ledger (its marker) or owns the checkpoint."""
-        newest = max(int((state or {}).get("try_number", 0)), newest_claim(self.ledger, self.identity.key))
-        if newest > self.identity.try_number:
+        """``StaleTryError`` if a newer try owns the checkpoint ``state`` (None: the one this try
+        wrote last) or claimed its lineage (its marker, named)."""
+        lineage = self._lineage if state is None else str(state.get("lineage", ""))
+        owner = int((state or {}).get("try_number", 0))
+        claimed, marker = (
+            (0, None) if lineage is None else newest_claim(self.ledger, self.identity.key, lineage)
+        )
+        mine = self.identity.try_number
+        newest = max(owner, claimed)
+        if newest > mine:
+            seen = f" (its claim marker: {marker})" if claimed == newest and marker is not None else ""
             raise StaleTryError(
-                f"try {newest} took over {self.identity.describe()}; "
-                f"try {self.identity.try_number} writes nothing more"
+                f"try {newest} took over {self.identity.describe()}; try {mine} writes nothing more{seen}"
             )
+
+    def _claim(self, lineage: str) -> None:
+        """Write this try's marker in ``lineage`` (before it reads the state it will trust)."""
+        claim(self.ledger, self.identity.key, lineage, self.identity.try_number, self.identity.describe())
+        self._lineage = lineage
+
+    def _load_claimed(self) -> dict[str, Any] | None:
+        """The checkpoint, read after this try claimed its lineage, and ``StaleTryError`` if a newer
+        try owns it. A checkpoint of another lineage than the one claimed (another try created the
+        state meanwhile) is claimed too, then read again."""
+        state = self._load()
+        while state is not None and str(state.get("lineage", "")) != self._lineage:
+            self._claim(str(state.get("lineage", "")))
+            state = self._load()
+        self._check_current(state)
+        return state
 
     def _save(self, **changes: Any) -> None:
         """Write the checkpoint with ``changes``, unless a newer try took over since.
@@ -174,9 +200,8 @@ class BatchState:
         covers, and the newer try writes its checkpoint back when it next looks (``check_still_current``).
         """
         with self._saving:
-            current = self._load()
-            self._check_current(current)
-            state = {**self._state, **changes}
+            current = self._load_claimed()
+            state = {**self._state, **changes, "lineage": self._lineage}
             state["version"] = int((current or {}).get("version", 0)) + 1
             state["updated_at"] = time.time()
             state["writer"] = self._writer_id
@@ -192,12 +217,14 @@ class BatchState:
         swept = sweep_stale(self.work_dir)
         if swept:
             log.info("Removed %d work store(s) untouched for a week", swept)
-        self._check_current(self._load())  # another task run's ledger, or a newer try: claim nothing
+        found = self._load()
+        self._check_current(found)  # another task run's ledger, or a newer try: claim nothing
         # The claim comes before the state is read: an older try that saved a send window after this
-        # read finds the claim right after its write, and sends nothing of that window.
-        claim(self.ledger, self.identity.key, self.identity.try_number, self.identity.describe())
-        state = self._load()
-        self._check_current(state)
+        # read finds the claim right after its write, and sends nothing of that window. Without a
+        # checkpoint this try starts a lineage: markers left by a run whose state was moved aside
+        # (deleted and created again: the same identity, tries from 1) do not guard it.
+        self._claim(uuid.uuid4().hex[:16] if found is None else str(found.get("lineage", "")))
+        state = self._load_claimed()
         local = WorkStore.open_existing(self.work_path)
         if local is not None:
             local.check_owner(self.identity.try_number)
@@ -272,7 +299,7 @@ class BatchState:
         A try that owns it and finds it written by an older try (whose write landed after this try's
         claim, see ``_save``) writes its own state back.
         """
-        state = self._load()
+        state = self._load_claimed() if self._lineage is not None else self._load()
         self._check_current(state)
         older = state is not None and int(state.get("try_number", 0)) < self.identity.try_number
         if older and self._writer_id:
@@ -386,6 +413,12 @@ class BatchState:
 
     def close(self, *, remove: bool = False) -> None:
         self._wait_for_checkpoint()
+        if self._lineage is not None:  # this try ends: the claims of the tries before it guard nothing
+            try:
+                release_older(self.ledger, self.identity.key, self._lineage, self.identity.try_number)
+            except OSError as exc:
+                log.warning("Older tries' claim markers next to %s were not removed: %s", self.ledger, exc)
+            self._lineage = None
         if self.spool is not None:
             self.spool.close()
             self.spool = None

@@ -75,12 +75,12 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
             path.parent.mkdir(parents=True, exist_ok=True)
         # An object-store file publishes what was written when it is closed, even after an error:
         # write a private local copy first and upload it once whole.
-        handle, local = tempfile.mkstemp(prefix=".hubspot-prefs-", suffix=".partial")  # 0600
+        handle, local = private_temp_file(Path(tempfile.gettempdir()), "")
         try:
             with _writing(location):
                 with open(handle, "w", encoding="utf-8", newline="") as out:
                     result = write(out)
-                path.fs.put_file(local, path.path)
+                path.fs.put_file(str(local), path.path)
         finally:
             os.unlink(local)
         return result

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..client.validation import MAX_EMAIL_LENGTH, is_plausible_email
-from .scripts import mixed_script
+from .scripts import compatibility_form, joiner_allowed, mixed_script
 
-# Never part of an address, invisible on screen: stripped from both ends, refused inside.
+# Never part of an address, invisible on screen: stripped from both ends, refused inside (but for
+# a joiner or non-joiner where IDNA2008 allows one: ``scripts.joiner_allowed``).
+_JOINERS = "\u200c\u200d"
 _INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060\u00ad\u180e"
 _EDGES = re.compile(rf"^[\s{_INVISIBLE}]+|[\s{_INVISIBLE}]+$")
 _SNIFF = 8192
@@ -152,6 +154,8 @@ def describe_problem(value: str) -> str | None:
                 f"not valid UTF-8 (byte 0x{ord(ch) - 0xDC00:02X} at position {index}); "
                 "set encoding= if the file is in another encoding"
             )
+        if ch in _JOINERS and joiner_allowed(value, index - 1):
+            continue
         if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
             what = "a space" if ch == " " else _char(ch)
             return f"contains {what} at position {index}"
@@ -159,8 +163,8 @@ def describe_problem(value: str) -> str | None:
             hint = "; give the bare address, not a display name" if ch in "<>" else ""
             return f"contains {ch!r} at position {index}{hint}"
     for index, ch in enumerate(value, start=1):
-        plain = unicodedata.normalize("NFKC", ch)
-        if ord(ch) > 127 and plain != ch:
+        plain = compatibility_form(ch)
+        if plain is not None:
             return f"contains {_char(ch)} at position {index}, a look-alike of {plain!r}"
     ats = [i for i, ch in enumerate(value, start=1) if ch == "@"]
     if not ats:

@@ -14,10 +14,19 @@ import errno
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 FILE_MODE = 0o600
 FOLDER_MODE = 0o700
+# In the name of every temp file this package writes (``*<TEMP_TAG>*.partial``), so that those a
+# killed write left can be told from anyone else's and swept (``sweep_partials``).
+TEMP_TAG = "hubspot-prefs-"
+# A temp file older than this is no write in progress: its process was killed mid-write.
+PARTIAL_MAX_AGE = 86400.0
+# Seconds between two sweeps of one folder by one process (a ledger folder is written often).
+_SWEEP_EVERY = 3600.0
+_swept_at: dict[str, float] = {}
 
 
 class UnsafeFolderError(PermissionError):
@@ -65,19 +74,56 @@ def create_private_file(path: Path, *, exclusive: bool = False) -> int:
 
 
 def private_temp_file(folder: Path, name: str) -> tuple[int, Path]:
-    """A new 0600 file in ``folder``, named after ``name`` and unique (``tempfile.mkstemp``)."""
-    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
+    """A new 0600 file in ``folder``, named after ``name`` and unique (``tempfile.mkstemp``); a
+    write killed before it renamed or removed it leaves it to ``sweep_partials``."""
+    sweep_partials(folder)
+    handle, path = tempfile.mkstemp(
+        prefix=f".{name}.{TEMP_TAG}" if name else f".{TEMP_TAG}", suffix=".partial", dir=folder
+    )
     return handle, Path(path)
 
 
+def sweep_partials(folder: Path, *, max_age: float = PARTIAL_MAX_AGE) -> int:
+    """Remove this package's temp files in ``folder`` that are older than ``max_age`` seconds and
+    belong to this user: left by writes killed midway (SIGKILL), they hold addresses. A folder is
+    looked at once an hour per process at most. Returns how many were removed."""
+    key = os.path.abspath(folder)
+    now = time.time()
+    if now - _swept_at.get(key, 0.0) < _SWEEP_EVERY:
+        return 0
+    _swept_at[key] = now
+    removed = 0
+    try:
+        found = list(folder.glob(f".*{TEMP_TAG}*.partial"))
+    except OSError:
+        return 0
+    for path in found:
+        try:
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_mtime < now - max_age:
+                path.unlink()
+                removed += 1
+        except OSError:  # gone meanwhile (another process swept it), or not ours to remove
+            continue
+    return removed
+
+
+# What fsync of a folder fails with where the platform or filesystem cannot sync one (/proc, some
+# network and FUSE filesystems): the rename stands, there is nothing more to do. Anything else
+# (EIO, ENOSPC, ...) is a write that may not have reached the disk, and is raised.
+_CANNOT_SYNC_FOLDER = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
+
+
 def sync_folder(folder: Path) -> None:
-    """Make the renames in ``folder`` durable; a no-op where a folder cannot be opened (Windows)."""
+    """Make the renames in ``folder`` durable, where the platform can sync a folder."""
     try:
         handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
+    except PermissionError:  # Windows cannot open a folder (nor can anyone a folder it may not read)
         return
     try:
-        with contextlib.suppress(OSError):  # some filesystems refuse fsync on a folder
-            os.fsync(handle)
+        os.fsync(handle)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SYNC_FOLDER:
+            raise
     finally:
         os.close(handle)

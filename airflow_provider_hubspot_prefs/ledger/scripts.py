@@ -10,16 +10,22 @@ and Katakana (Japanese), Bopomofo (Chinese), Hangul (Korean). Anything else, suc
 The rule holds within one part of an address: the local part, and each domain label. Across the
 '@' it means nothing: ``用户@example.com`` is one person's address.
 
-Python's standard library has no Script property: a letter's script is the first word of its Unicode
-name (LATIN, CYRILLIC, CJK, HIRAGANA, ...). That holds for the letters that reach this check:
-compatibility forms (fullwidth, modifier and circled letters, ...) are refused before it as
-look-alikes (NFKC), and characters that are not letters count as Common.
+Python's standard library has no Script property: a letter's script is the first word of the
+Unicode name of its canonical decomposition's base letter (LATIN, CYRILLIC, CJK, HIRAGANA, ...; the
+KELVIN SIGN is a LATIN K). That holds for the letters that reach this check: compatibility forms
+(fullwidth, mathematical and circled letters, ligatures, ...) are refused before it as look-alikes
+(``compatibility_form``), and characters that are not letters count as Common.
+
+Two characters that are no letters are part of some words: the zero width joiner and non-joiner,
+where IDNA2008 allows them (``joiner_allowed``).
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+
+from idna import valid_contextj
 
 _HAN = frozenset({"Han", "Japanese", "Chinese", "Korean"})
 # Augmented script sets of the scripts written together with Han; others are their own script.
@@ -36,11 +42,39 @@ _NAMES = {"CJK": "Han", "IDEOGRAPHIC": "Han", "KATAKANA-HIRAGANA": "Katakana"}
 _COMMON = {"MODIFIER"}  # e.g. U+02BC MODIFIER LETTER APOSTROPHE
 
 
+# Compatibility characters that are the way a word is written, not a look-alike of it: Thai SARA AM
+# and Lao AM (NFKD splits each in two, but they are what the keyboards type: น้ำ, ຄຳ).
+_WRITTEN_AS_IS = frozenset("\u0e33\u0eb3")
+
+
+def compatibility_form(ch: str) -> str | None:
+    """What ``ch`` is a look-alike of (its NFKC form), when it is a compatibility character: a
+    fullwidth, mathematical or circled letter, a ligature, a superscript. None for any other
+    character, canonical equivalents included (the precomposed Devanagari ज़ U+095B is the same text
+    as ज + the nukta)."""
+    if ch in _WRITTEN_AS_IS or unicodedata.normalize("NFKD", ch) == unicodedata.normalize("NFD", ch):
+        return None
+    return unicodedata.normalize("NFKC", ch)
+
+
+def joiner_allowed(value: str, index: int) -> bool:
+    """Whether the zero width joiner or non-joiner at ``value[index]`` stands where IDNA2008's
+    CONTEXTJ rules (RFC 5892, Appendix A) allow it, within its part of the address: after a virama
+    (Sinhala ශ්‍රී), or a non-joiner between letters that join (Persian علی‌رضا)."""
+    start = max(value.rfind("@", 0, index), value.rfind(".", 0, index)) + 1
+    ends = [end for end in (value.find("@", index), value.find(".", index)) if end != -1]
+    part = value[start : min(ends, default=len(value))]
+    try:
+        return bool(valid_contextj(part, index - start))
+    except ValueError:  # a neighbour Unicode does not name, or a part longer than idna reads
+        return False
+
+
 def script_of(ch: str) -> str | None:
-    """The script of a letter as the first word of its name; None for Common characters."""
+    """The script of a letter as the first word of its base letter's name; None for Common characters."""
     if not ch.isalpha():
         return None
-    word = unicodedata.name(ch, "").split(" ")[0]
+    word = unicodedata.name(unicodedata.normalize("NFD", ch)[0], "").split(" ")[0]
     return None if not word or word in _COMMON else word
 
 

@@ -26,6 +26,20 @@ _INGEST_COMMIT_EVERY = 10_000
 STALE_AFTER_DAYS = 7
 
 
+def _earlier_send(why: str) -> str:
+    """The reason (an SQL expression) of a row an earlier try sent (``sent_sure``: that try's own
+    record of the send) or may have sent (a send window covered it), which this try ends without
+    sending it again: HubSpot may have applied it, so it is ``failed`` (a retry resends it safely),
+    never "not sent". ``why``: an SQL term saying why this try stops."""
+    at = "iso_utc(sent_at)"  # as the ledger's first_sent_at column shows it
+    return (
+        f"CASE WHEN sent_sure THEN 'sent by an earlier try at ' || {at} "
+        f"ELSE 'an earlier try may have sent it (from ' || {at} || ' on)' END "
+        "|| ': HubSpot may have applied it. This try did not send it "
+        f"again (' || COALESCE({why}, 'it stopped') || '); a retry resends it safely'"
+    )
+
+
 def iso_utc(epoch: float | None) -> str | None:
     if epoch is None:
         return None
@@ -83,6 +97,7 @@ class WorkStore:
         # file's mode (it would create the database itself 0644 less the umask).
         os.close(create_private_file(self.path))
         self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.create_function("iso_utc", 1, iso_utc, deterministic=True)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(
@@ -91,12 +106,12 @@ class WorkStore:
             CREATE TABLE IF NOT EXISTS inputs (
                 line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
                 category TEXT, correlation_id TEXT, error_id TEXT, operation_status TEXT,
-                sent_at REAL, key TEXT, decided REAL, payload TEXT, plan TEXT);
+                sent_at REAL, key TEXT, decided REAL, payload TEXT, plan TEXT, sent_sure INTEGER);
             """
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
         # A store left by an older version of this package lacks the newer columns.
-        for added in ("key TEXT", "decided REAL", "payload TEXT", "plan TEXT"):
+        for added in ("key TEXT", "decided REAL", "payload TEXT", "plan TEXT", "sent_sure INTEGER"):
             if added.split()[0] not in columns:
                 self._db.execute(f"ALTER TABLE inputs ADD COLUMN {added}")
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
@@ -349,7 +364,8 @@ class WorkStore:
         """Each ``(line, at)``: the line was first sent in a write that may have been applied at
         ``at`` (None: never), as the operator's own record says (the consent sync's journal)."""
         self._db.executemany(
-            "UPDATE inputs SET sent_at = ? WHERE line = ?", [(at, line) for line, at in sent]
+            "UPDATE inputs SET sent_at = ?, sent_sure = ? WHERE line = ?",
+            [(at, None if at is None else 1, line) for line, at in sent],
         )
 
     def mark_sent_window(self, first_line: int, last_line: int, since: float) -> None:
@@ -436,13 +452,32 @@ class WorkStore:
             f"SELECT MIN(sent_at) FROM inputs WHERE line IN ({marks})", lines
         ).fetchone()
         self._db.execute(
-            f"UPDATE inputs SET sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})", [at, *lines]
+            f"UPDATE inputs SET sent_sure = COALESCE(sent_sure, sent_at IS NULL), "
+            f"sent_at = COALESCE(sent_at, ?) WHERE line IN ({marks})",
+            [at, *lines],
         )
         self._unanswered.update(lines)
         return None if earlier is None else float(earlier)
 
+    def withdraw_attempt(self, lines: list[int], at: float) -> None:
+        """The attempt ``start_attempt(lines, at)`` noted never reached HubSpot, or was refused
+        whole: the lines it was the first send of are unsent again (their ledger rows say no first
+        send, and nothing takes them for an earlier try's send). ``StaleTryError`` (nothing
+        written) if a newer try owns the store."""
+        marks = ",".join("?" * len(lines))
+        self._begin_owned()  # a stale try must not unsend what a newer try sent since
+        self._db.execute(
+            f"UPDATE inputs SET sent_at = NULL, sent_sure = NULL WHERE line IN ({marks}) AND sent_at = ?",
+            [*lines, at],
+        )
+        self._db.execute("COMMIT")
+        self._unanswered.difference_update(lines)
+
     def record(self, rows: Iterable[Row]) -> None:
         """Record outcomes, unless a newer try took the store over (``StaleTryError``, nothing written).
+
+        A ``not_attempted`` row that an earlier try sent, or may have sent, is ``failed`` instead,
+        saying so (see ``mark_remaining``).
 
         The check and the writes are one transaction: a stale try's late answer can never overwrite
         what the current try recorded.
@@ -465,6 +500,14 @@ class WorkStore:
                 for r in rows
             ],
         )
+        unsent = [r.line for r in rows if r.outcome is Outcome.NOT_ATTEMPTED]
+        for start in range(0, len(unsent), 500):  # SQLite's limit of bound parameters
+            part = unsent[start : start + 500]
+            self._db.execute(
+                f"UPDATE inputs SET outcome = ?, reason = {_earlier_send('reason')} "
+                f"WHERE line IN ({','.join('?' * len(part))}) AND sent_at IS NOT NULL",
+                [Outcome.FAILED.value, *part],
+            )
         self._db.execute("COMMIT")
         self._unanswered.difference_update(r.line for r in rows)
 
@@ -479,17 +522,35 @@ class WorkStore:
             raise StaleTryError(f"try {owner} took over this task's work store from try {self._mine}")
 
     def mark_remaining(self, outcome: Outcome, reason: str) -> int:
-        cur = self._db.execute(
+        """Give every input still without an outcome ``outcome`` with ``reason``; returns how many.
+
+        ``not_attempted`` is only for inputs no try sent: those an earlier try sent, or may have
+        sent (a send window), end ``failed``, saying so (HubSpot may have applied them).
+        """
+        begun = not self._db.in_transaction
+        if begun:
+            self._db.execute("BEGIN IMMEDIATE")
+        ended = 0
+        if outcome is Outcome.NOT_ATTEMPTED:
+            ended = self._db.execute(
+                f"UPDATE inputs SET outcome = ?, reason = {_earlier_send('?')} "
+                "WHERE outcome IS NULL AND sent_at IS NOT NULL",
+                (Outcome.FAILED.value, reason),
+            ).rowcount
+        ended += self._db.execute(
             "UPDATE inputs SET outcome=?, reason=? WHERE outcome IS NULL", (outcome.value, reason)
-        )
-        return int(cur.rowcount)
+        ).rowcount
+        if begun:
+            self._db.execute("COMMIT")
+        return int(ended)
 
     def end_unanswered(self, reason: str) -> int:
         """Give every input still without an outcome its final one, as a try that stops must.
 
         Those this connection sent without recording an answer are ``failed``: the request may have
-        reached HubSpot. The others were not sent by this try: ``not_attempted``. Returns how many
-        inputs this ended. ``StaleTryError`` (nothing written) if a newer try owns the store.
+        reached HubSpot. So are those an earlier try sent or may have sent (``mark_remaining``).
+        The others were never sent: ``not_attempted``. Returns how many inputs this ended.
+        ``StaleTryError`` (nothing written) if a newer try owns the store.
         """
         lost = (
             f"no answer recorded before this try stopped ({reason}); the request may have reached "

@@ -34,7 +34,7 @@ class BatchAborted(HubSpotError):
     def __init__(self, cause: HubSpotError, remaining: int) -> None:
         self.cause = cause
         self.remaining = remaining
-        super().__init__(f"{remaining} input(s) not attempted after {cause}")
+        super().__init__(f"{remaining} input(s) not sent by this try after {cause}")
 
 
 def is_fatal(error: HubSpotError) -> bool:
@@ -75,7 +75,7 @@ async def send_pending(
     With ``ingestion`` the input is still being read: it is read on in the same event loop, a
     block between answers, and chunks go out as soon as the lines are read. If the input cannot
     be read further, sending stops, the chunks in flight are recorded, the lines read but not sent
-    are marked not attempted, and the reading's error (``InputStopped``) is raised.
+    end (``WorkStore.mark_remaining``), and the reading's error (``InputStopped``) is raised.
 
     ``recheck(chunk)``, when given, runs right before a chunk is sent: it records the outcome of
     the inputs that no longer need sending and returns those that do (none: nothing is sent). Its
@@ -83,7 +83,9 @@ async def send_pending(
 
     A chunk that fails for good marks its inputs failed with the error's reason. A fatal error
     stops the sending; the remaining inputs are marked not attempted and ``BatchAborted`` raised
-    (a chunk that may have been applied when it happened is failed instead, saying so).
+    (a chunk that may have been applied when it happened is failed instead, saying so, and so is
+    every input an earlier try sent: ``WorkStore.mark_remaining``). An attempt refused whole, or
+    never sent, is no send: its inputs keep no first send time of this try.
     ``before_send(lines)`` runs before each chunk goes out and may raise ``StaleTryError`` to stop
     everything; ``after_answer()`` runs after each chunk's rows are recorded.
 
@@ -98,6 +100,7 @@ async def send_pending(
     stale: list[StaleTryError] = []
 
     async def one(chunk: list[tuple[int, str]]) -> None:
+        now: float | None = None  # when this attempt was noted as sent
         try:
             if recheck is not None and not (chunk := await recheck(chunk)):
                 return
@@ -109,6 +112,10 @@ async def send_pending(
                 first_sent = min(earlier or now, response.uncertain_since or now)
                 response.delivery.mark_uncertain(first_sent)
         except HubSpotError as error:
+            if not error.may_have_applied and now is not None:
+                # Refused whole, or never sent: this attempt is no send (a row an earlier try sent
+                # keeps that try's time, and ends failed if this try does not resend it).
+                store.withdraw_attempt([line for line, _ in chunk], now)
             if not is_fatal(error):
                 store.record(failed_rows(chunk, error))
             else:

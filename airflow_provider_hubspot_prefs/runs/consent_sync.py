@@ -75,7 +75,8 @@ class NotRead:
 
     def row(self, line: int) -> Row:
         """A row whose state was not read: nothing was written for it. It fails (a retry reads it
-        again), or is not attempted when the error stops the whole run."""
+        again), or is not attempted when the error stops the whole run (failed all the same if an
+        earlier try may have written it: ``WorkStore.record``)."""
         fatal = self.error is not None and is_fatal(self.error)
         outcome = Outcome.NOT_ATTEMPTED if fatal else Outcome.FAILED
         return Row(line, outcome, f"nothing written: {self.reason}", self.category, self.correlation_id)
@@ -342,6 +343,9 @@ class SyncRun:
                 continue
             known[unit] = {int(d.id) for d in answer.results if str(d.id).isdigit()}
         for rows in self._rows_after(0):
+            # The journal says what earlier tries sent before any row ends: one this try stops
+            # before writing ends failed if an earlier try may have written it (``WorkStore``).
+            self._first_sent(rows, {row.line: self._desired(row) for row in rows})
             refused: list[Row] = []
             for row in rows:
                 desired = self._desired(row)

@@ -282,6 +282,108 @@ def test_scripts_are_judged_within_the_local_part_and_each_domain_label(address,
     assert examine(address) == expected
 
 
+# Real people's addresses, each sent as written (review 23 finding 3: the first seven were refused).
+REAL_ADDRESSES = {
+    "Thai SARA AM": "สำราญ@example.co.th",
+    "Thai SARA AM after a tone mark": "น้ำ@example.com",
+    "Lao AM": "ຄຳ@example.la",
+    "precomposed Devanagari ZA (canonical)": "\u095b\u093e\u0915\u093f\u0930@example.in",
+    "precomposed Bengali YYA (canonical)": "\u099c\u09df@example.bd",
+    "Persian ZWNJ between joining letters": "\u0639\u0644\u06cc\u200c\u0631\u0636\u0627@example.ir",
+    "Sinhala ZWJ after the virama": "\u0dc1\u0dca\u200d\u0dbb\u0dd3@example.lk",
+    "Devanagari ZWNJ after the virama": "\u0915\u094d\u200c\u0937@example.in",
+    "Han": "用户@example.com",
+    "Thai": "สมชาย@example.co.th",
+    "Devanagari": "राम@example.in",
+    "Arabic": "محمد@example.com",
+    "Arabic with Arabic-Indic digits": "محمد٢٠٢٤@example.com",
+    "Urdu heh doachashmee": "\u0645\u062d\u0645\u062f\u06be@example.pk",
+    "Hebrew": "דוד@example.co.il",
+    "Cyrillic domain": "info@россия.рф",
+    "punycode domain": "info@xn--h1alffa9f.xn--p1ai",
+    "Japanese": "やまだ太郎@例え.jp",
+    "Korean": "홍길동@example.kr",
+    "Greek": "αλέξης@example.gr",
+    "Georgian": "გიორგი@example.ge",
+    "Ethiopic": "አበበ@example.et",
+    "Tamil": "முருகன்@example.in",
+    "Sinhala": "සුනිල්@example.lk",
+    "Armenian": "արամ@example.am",
+    "Burmese": "မောင်@example.mm",
+    "Khmer": "សុខា@example.kh",
+    "Hawaiian okina": "ka\u02bbiulani@example.com",
+    "emoji": "i❤️u@example.com",
+}
+
+
+@pytest.mark.parametrize("address", REAL_ADDRESSES.values(), ids=REAL_ADDRESSES.keys())
+def test_real_addresses_in_any_script_are_sent(address):
+    from airflow_provider_hubspot_prefs.ledger import examine
+
+    assert examine(address) == (address.lower(), None)
+
+
+# Look-alikes and invisible characters stay refused, named by position.
+REFUSED = {
+    "fullwidth a": (
+        "j\uff41ne@example.com",
+        "contains U+FF41 FULLWIDTH LATIN SMALL LETTER A at position 2, a look-alike of 'a'",
+    ),
+    "mathematical bold a": (
+        "\U0001d41ane@example.com",
+        "contains U+1D41A MATHEMATICAL BOLD SMALL A at position 1, a look-alike of 'a'",
+    ),
+    "ligature fi": (
+        "\ufb01sh@example.com",
+        "contains U+FB01 LATIN SMALL LIGATURE FI at position 1, a look-alike of 'fi'",
+    ),
+    "Thai AM sign with a fullwidth letter": (
+        "สำ\uff41@example.com",
+        "contains U+FF41 FULLWIDTH LATIN SMALL LETTER A at position 3, a look-alike of 'a'",
+    ),
+    "ZWJ between Latin letters": (
+        "ja\u200dne@example.com",
+        "contains U+200D ZERO WIDTH JOINER at position 3",
+    ),
+    "ZWNJ between Latin letters": (
+        "ja\u200cne@example.com",
+        "contains U+200C ZERO WIDTH NON-JOINER at position 3",
+    ),
+    "ZWJ after a Sinhala letter, not a virama": (
+        "\u0dc1\u200d\u0dbb\u0dd3@example.lk",
+        "contains U+200D ZERO WIDTH JOINER at position 2",
+    ),
+    "ZWNJ after an Arabic alef, which joins only on its right": (
+        "\u0627\u200c\u0628\u0628@example.com",
+        "contains U+200C ZERO WIDTH NON-JOINER at position 2",
+    ),
+    "ZWNJ at the end of a Persian local part": (
+        "\u0639\u0644\u06cc\u200c@example.ir",
+        "contains U+200C ZERO WIDTH NON-JOINER at position 4",
+    ),
+    "ZWNJ across a dot": (
+        "\u0644\u06cc\u200c.\u0631\u0636@example.ir",
+        "contains U+200C ZERO WIDTH NON-JOINER at position 3",
+    ),
+    "zero width space": ("jane\u200b@example.com", "contains U+200B ZERO WIDTH SPACE at position 5"),
+    "Cyrillic a among Latin letters": (
+        "p\u0430ypal@example.com",
+        "mixes scripts: U+0430 CYRILLIC SMALL LETTER A at position 2 among Latin letters (a look-alike?)",
+    ),
+    "Kelvin sign among Cyrillic letters": (
+        "\u0438\u0432\u212a\u0430\u043d@example.com",
+        "mixes scripts: U+212A KELVIN SIGN at position 3 among Cyrillic letters (a look-alike?)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("address", "problem"), REFUSED.values(), ids=REFUSED.keys())
+def test_look_alikes_and_misplaced_joiners_are_refused(address, problem):
+    from airflow_provider_hubspot_prefs.ledger import examine
+
+    assert examine(address) == (None, f"not a valid email address: {problem}")
+
+
 def test_an_all_han_address_is_opted_out_in_hubspot(emulator, tmp_path):
     """The opt-out of 用户@example.com reaches HubSpot (over HTTP, to the emulator) and the ledger
     says so; the look-alike on the next line is refused before any request."""

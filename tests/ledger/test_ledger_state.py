@@ -385,3 +385,197 @@ def test_a_stale_try_cannot_write_its_claim_back_over_a_newer_one(tmp_path):
     with pytest.raises(StaleTryError, match="try 2 took over"):
         first.check_still_current()
     second.close()
+
+
+def test_rows_an_earlier_try_sent_never_end_not_sent(tmp_path):
+    """Review 23 finding 2: try 1 sends lines 1-2 and is SIGKILLed before their answer; try 2
+    resumes from the same store and stops before resending them. They end ``failed`` (HubSpot may
+    have applied them: a retry resends them safely), never ``not_attempted``/"not sent"; a line
+    only a send window of try 1 covered "may have" been sent; a line never sent stays not attempted."""
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import WorkStore
+
+    path = tmp_path / "store.sqlite"
+    try1 = WorkStore(path)
+    try1.ingest(records_from_values(["a@example.com", "b@example.com", "c@example.com", "d@example.com"]))
+    try1.claim(1)
+    try1.start_attempt([1, 2], 1_795_507_200.0)  # 2026-11-24T08:00:00Z; then SIGKILL
+    try1.close()
+
+    try2 = WorkStore(path)
+    try2.mark_sent_window(3, 3, 1_795_507_100.0)  # as a checkpoint's window restores it
+    try2.reopen_retried()
+    try2.claim(2)
+    assert try2.end_unanswered("AirflowTaskTimeout") == 4
+    rows = {r[0]: r for r in try2.ledger_rows()}
+    for line in (1, 2):
+        outcome, reason, first_sent = rows[line][3], rows[line][4], rows[line][9]
+        assert (outcome, first_sent) == ("failed", "2026-11-24T08:00:00.000Z"), rows[line]
+        assert reason.startswith("sent by an earlier try at 2026-11-24T08:00:00.000Z"), reason
+        assert "HubSpot may have applied it" in reason and "AirflowTaskTimeout" in reason
+    assert rows[3][3] == "failed", rows[3]
+    assert rows[3][4].startswith("an earlier try may have sent it (from 2026-11-24T07:58:20.000Z on)")
+    assert rows[4][3:5] == ("not_attempted", "not sent: AirflowTaskTimeout") and rows[4][9] is None
+
+
+def _try_one_applied_then_killed(emulator, tmp_path: Path, run_id: str) -> tuple[Path, Path, list[str]]:
+    """Try 1 (a process of its own, on "machine A") sends lines 1-200 in two writes that HubSpot
+    applies but answers only after a minute; it is SIGKILLed meanwhile. Lines 201-300 are never sent."""
+    people = addresses(run_id.removeprefix("manual__"), 300)
+    source = write_input(tmp_path / "in.txt", people)
+    ledger = tmp_path / "ledger.csv"
+    emulator.control(
+        "POST", "faults", json={"kind": "slow", "delay": 60, "count": 2, "path_endswith": WRITE_PATH}
+    )
+    spec = {
+        "run_id": run_id,
+        "try_number": 1,
+        "operator": {"input_path": str(source), "ledger_path": str(ledger), "max_in_flight": 2},
+    }
+    env = {**os.environ, "HUBSPOT_PREFS_WORK_DIR": str(tmp_path / "machine-a")}
+    worker = subprocess.Popen([sys.executable, "-m", "tests.batch_try", json.dumps(spec)], cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while len(emulator.backend.changes) < 200:
+        assert time.monotonic() < deadline and worker.poll() is None
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(10)
+    emulator.backend.faults.clear()
+    return source, ledger, people
+
+
+def _check_the_killed_trys_sends_are_failed(emulator, ledger: Path, people: list[str], stopped: str) -> None:
+    """Every contact HubSpot changed is ``failed`` (a retry resends it safely), none "not sent"; the
+    lines no try sent are ``not_attempted``."""
+    rows = ledger_rows(ledger)
+    assert [r["input"] for r in rows] == people
+    changed = {email for email, _ in emulator.backend.changes}
+    assert len(changed) == 200
+    not_sent = [r for r in rows if r["subscriber_id"] in changed and r["outcome"] == "not_attempted"]
+    assert not not_sent, (len(not_sent), not_sent[0])
+    for row in rows[100:200]:  # sent by try 1 only
+        assert row["outcome"] == "failed", row
+        assert row["reason"].startswith(f"sent by an earlier try at {row['first_sent_at']}"), row
+        assert "HubSpot may have applied it" in row["reason"] and stopped in row["reason"], row
+    assert {(r["outcome"], r["first_sent_at"]) for r in rows[200:]} == {("not_attempted", "")}
+
+
+def test_a_daily_limit_after_a_killed_try_fails_what_that_try_sent(emulator, tmp_path, monkeypatch):
+    """Review 23 finding 2, at the operator: try 2 (same machine) meets HubSpot's daily limit on its
+    first write. The 200 contacts try 1 changed must not be reported "not sent"."""
+    source, ledger, people = _try_one_applied_then_killed(emulator, tmp_path, "manual__f2daily")
+    emulator.control(
+        "POST",
+        "faults",
+        json={"status": 429, "policy_name": "DAILY", "count": 100, "path_endswith": WRITE_PATH},
+    )
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "machine-a"))
+    with pytest.raises(AirflowException, match="daily"):
+        operator(source, ledger, max_in_flight=1).execute(context("manual__f2daily", 2))
+    _check_the_killed_trys_sends_are_failed(emulator, ledger, people, "daily limit")
+    assert all(r["outcome"] == "failed" for r in ledger_rows(ledger)[:100])
+
+
+def test_a_timeout_after_a_killed_try_fails_what_that_try_sent(emulator, tmp_path, monkeypatch):
+    """Review 23 finding 2, at the operator: try 2 (same machine) resends lines 1-100 first, and its
+    execution timeout ends it while that answer is slow; lines 101-200, which try 1 sent and HubSpot
+    applied, must not be reported "not sent"."""
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    source, ledger, people = _try_one_applied_then_killed(emulator, tmp_path, "manual__f2timeout")
+    emulator.control(
+        "POST", "faults", json={"kind": "slow", "delay": 5, "count": 1, "path_endswith": WRITE_PATH}
+    )
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "machine-a"))
+    retry = operator(source, ledger, max_in_flight=1)
+    with pytest.raises(AirflowTaskTimeout), timeout(2):  # what Airflow's task runner does
+        retry.execute(context("manual__f2timeout", 2))
+    retry.on_kill()
+    _check_the_killed_trys_sends_are_failed(emulator, ledger, people, "Timeout")
+    assert all("no answer recorded before this try stopped" in r["reason"] for r in ledger_rows(ledger)[:100])
+
+
+def claim_markers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".claim-" in p.name)
+
+
+def test_a_recreated_run_starting_over_is_not_blocked_by_the_deleted_runs_claims(emulator, tmp_path):
+    """Review 23 finding 5: a DAG run deleted and created again has the same identity, and Airflow
+    numbers its tries from 1 again. Once the old run's ledger and checkpoint are moved aside (as the
+    damaged-checkpoint error advises), the old run's claim marker does not block the new one."""
+    source = write_input(tmp_path / "in.txt", ["a@example.com", "b@example.com"])
+    ledger = tmp_path / "ledger.csv"
+    run_id = "scheduled__2026-12-01T00:00:00+00:00"
+    operator(source, ledger).execute(context(run_id, 3))  # the old run, on its third try
+    (old_claim,) = claim_markers(tmp_path)
+    assert old_claim.endswith("-try-3")
+    ledger.rename(tmp_path / "old-ledger.csv")
+    (tmp_path / "ledger.csv.checkpoint.json").rename(tmp_path / "old-ledger.csv.checkpoint.json")
+    summary = operator(source, ledger).execute(context(run_id, 1))
+    assert summary["outcomes"] == {"already_unsubscribed": 2}
+    new_claims = [name for name in claim_markers(tmp_path) if name != old_claim]
+    assert len(new_claims) == 1 and new_claims[0].endswith("-try-1")  # a lineage of its own
+
+
+def test_a_stale_try_is_told_the_newer_claim_and_an_ending_try_removes_older_claims(tmp_path):
+    """Review 23 finding 5: the error names the marker that shows the newer claim; a try that ends
+    removes the markers of the tries before it (its own claim is newer) and keeps its own, which
+    still stops a stale try whose checkpoint write lands after it ended."""
+    from dataclasses import replace
+
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
+    from airflow_provider_hubspot_prefs.ledger.inputs import records_from_values
+    from airflow_provider_hubspot_prefs.ledger.store import StaleTryError
+
+    first_try = TaskIdentity("deployment", "dag", "run", "t", -1, 1)
+    ledger = str(tmp_path / "ledger.csv")
+    people = ["a@example.com", "b@example.com"]
+    first = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a")
+    first.OWNER_CHECK_INTERVAL = 0
+    first.open(lambda: records_from_values(people))
+    first.before_send([1])
+    second = BatchState(replace(first_try, try_number=2), ledger, work_dir=tmp_path / "machine-b")
+    second.open(lambda: records_from_values(people))
+    (newer,) = [tmp_path / name for name in claim_markers(tmp_path) if name.endswith("-try-2")]
+    with pytest.raises(StaleTryError, match=re.escape(f"writes nothing more (its claim marker: {newer})")):
+        first.before_send([2])
+    second.close()  # try 2 ends
+    assert claim_markers(tmp_path) == [newer.name]
+    first.close()
+    # Try 1 stalled between its check and its write of the checkpoint: the write lands now.
+    stale = json.loads((tmp_path / "ledger.csv.checkpoint.json").read_text())
+    (tmp_path / "ledger.csv.checkpoint.json").write_text(json.dumps({**stale, "try_number": 1}))
+    late = BatchState(first_try, ledger, work_dir=tmp_path / "machine-a")
+    with pytest.raises(StaleTryError, match=re.escape(str(newer))):
+        late.check_still_current()
+
+
+def test_claims_on_an_object_store_that_lists_by_prefix_list_only_the_markers(tmp_path, monkeypatch):
+    """Review 23 finding 5: the markers are looked at before and after every checkpoint write and
+    every few seconds while sending; on S3 or GCS (``find(path, prefix=...)``) that is one LIST of
+    the markers' key prefix, not of the whole ledger folder."""
+    from airflow.sdk import ObjectStoragePath
+    from fsspec.implementations.local import LocalFileSystem
+
+    from airflow_provider_hubspot_prefs.ledger import claims
+
+    asked: list[str] = []
+
+    def find(self, path, maxdepth=None, withdirs=False, detail=False, prefix="", **kwargs):
+        asked.append(prefix)  # a stand-in for the store's own listing of the keys under path/prefix
+        return [
+            f for f in LocalFileSystem.ls(self, path, detail=False) if f.rsplit("/", 1)[-1].startswith(prefix)
+        ]
+
+    def whole_folder(self):
+        raise AssertionError("the whole ledger folder was listed")
+
+    ledger = f"local://{tmp_path}/bucket/ledger.csv"
+    claims.claim(ledger, "a" * 64, "lineage", 2, "dag / run / t")
+    claims.claim(ledger, "b" * 64, "lineage", 7, "another task's")
+    monkeypatch.setattr(LocalFileSystem, "find", find)
+    monkeypatch.setattr(ObjectStoragePath, "iterdir", whole_folder)
+    newest, marker = claims.newest_claim(ledger, "a" * 64, "lineage")
+    assert (newest, marker.name) == (2, "ledger.csv.claim-aaaaaaaaaaaaaaaa-lineage-try-2")
+    assert asked == ["ledger.csv.claim-aaaaaaaaaaaaaaaa-lineage-try-"]

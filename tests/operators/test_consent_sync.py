@@ -453,7 +453,7 @@ def test_a_read_refused_for_good_writes_nothing_and_says_so(emulator, tmp_path):
         "POST", "faults", json={"status": 403, "count": 100, "path_endswith": "statuses/batch/read"}
     )
     ledger = tmp_path / "refused-ledger.csv"
-    with pytest.raises(AirflowException, match="not attempted"):
+    with pytest.raises(AirflowException, match="not sent by this try"):
         HubSpotSyncSubscriptionStatusesOperator(
             task_id="sync", input_path=str(source), ledger_path=str(ledger)
         ).execute(context("manual__refused", 1, task_id="sync"))

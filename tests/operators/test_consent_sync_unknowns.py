@@ -425,6 +425,39 @@ def test_a_retry_elsewhere_after_the_rows_were_reordered_finishes_and_writes_eac
     assert summary["requests"]["write"] == 1
 
 
+@pytest.mark.parametrize("refused", ["definitions", "statuses/batch/read"])
+def test_a_retry_stopped_for_good_fails_the_rows_an_earlier_try_wrote_never_not_sent(
+    emulator, tmp_path, monkeypatch, refused
+):
+    """Review 23 finding 2: try 1's writes are applied and their answers lost; try 2 runs elsewhere
+    on the input in another order (so it plans afresh, with only the journal to say what try 1 sent)
+    and HubSpot refuses its first read for good (403). Every row try 1 wrote ends ``failed`` (HubSpot
+    may have applied it: a retry resends it safely), none ``not_attempted``."""
+    backend = emulator.backend
+    decided = ago(hours=1)
+    people = [f"stopped.{i:02d}@example.com" for i in range(20)]
+    for person in people:
+        backend.set_history(person, 1001, "SUBSCRIBED", BEFORE, "CONSENT_WITH_NOTICE", EXPLANATION)
+    rows = [row(p, "UNSUBSCRIBED", decided) for p in people]
+    connect_to_emulator(monkeypatch, emulator, max_retries=1)
+    emulator.control(
+        "POST", "faults", json={"kind": "drop_after", "count": 10, "path_endswith": "batch/write"}
+    )
+    with pytest.raises(AirflowException):
+        sync(tmp_path, "manual__stopped", rows=rows)
+    backend.faults.clear()
+    assert all(backend.changes[(p, 1001)] == 1 for p in people)
+    monkeypatch.setenv("HUBSPOT_PREFS_WORK_DIR", str(tmp_path / "other-worker"))
+    emulator.control("POST", "faults", json={"status": 403, "count": 100, "path_endswith": refused})
+    with pytest.raises(AirflowException, match="not sent by this try"):
+        sync(tmp_path, "manual__stopped", 2, rows=[*reversed(rows)])
+    found = list(read_rows(str(tmp_path / "manual__stopped.csv")))
+    assert len(found) == 20 and {r["outcome"] for r in found} == {"failed"}, found[0]
+    for r in found:
+        assert r["reason"].startswith(f"sent by an earlier try at {r['first_sent_at']}"), r
+        assert "HubSpot may have applied it" in r["reason"] and "HTTP 403" in r["reason"], r
+
+
 # ---- 8. the smaller ones ------------------------------------------------------------------------------
 
 
