@@ -14,7 +14,8 @@ from airflow_provider_hubspot_prefs import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-SNIPPETS = sorted((DOCS / "snippets").glob("*.py"))
+# A snippet runs through ``run(base_url, folder)``; ``_harness.py`` is what running them needs.
+SNIPPETS = sorted(p for p in (DOCS / "snippets").glob("*.py") if not p.name.startswith("_"))
 
 
 def _pages() -> list[Path]:
@@ -29,6 +30,7 @@ def test_a_docs_snippet_runs_against_the_emulator(snippet, emulator, tmp_path, m
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(DOCS / "snippets"))
     module.run(emulator.url, tmp_path)
 
 

@@ -7,10 +7,6 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 # [START howto_consent_sync_from_file]
@@ -38,30 +34,7 @@ with DAG(
     )
 # [END howto_consent_sync_from_file]
 
-EMULATOR_TOKEN = "pat-emulator-demo-token"
 CONSENT_FILE = Path(__file__).with_suffix(".csv")
-
-
-@contextmanager
-def runnable(base_url: str) -> Iterator[None]:
-    """What ``dag.test()`` needs here: ``hubspot_prefs_default`` pointing at the emulator, and this
-    file in the DAGs folder (``dag.test()`` runs the DAG as parsed from there); both undone after."""
-    from airflow.sdk import conf
-
-    name = "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT"
-    before = os.environ.get(name)
-    connection = {"conn_type": "hubspot_prefs", "password": EMULATOR_TOKEN, "extra": {"base_url": base_url}}
-    os.environ[name] = json.dumps(connection)
-    link = Path(conf.get("core", "dags_folder")) / f"docs_snippet_{Path(__file__).name}"
-    link.symlink_to(Path(__file__).resolve())
-    try:
-        yield
-    finally:
-        link.unlink()
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
 
 
 def _summary(dag_run) -> dict:  # type: ignore[no-untyped-def]
@@ -82,7 +55,9 @@ def _outcomes(summary: dict) -> dict[int, str]:
 
 def run(base_url: str, folder: Path) -> None:
     conf = {"consent_file": str(CONSENT_FILE), "journal_dir": str(folder / "journal")}
-    with runnable(base_url):
+    from _harness import runnable  # docs/snippets/_harness.py: what running it here needs
+
+    with runnable(__file__, base_url):
         first = _summary(dag.test(run_conf=conf))
         again = _summary(dag.test(run_conf=conf))
     # The table on the page: line 2 written, 3 already so, 4 newer in HubSpot, 5 refused.

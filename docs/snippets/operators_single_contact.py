@@ -6,10 +6,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pendulum
@@ -66,30 +62,6 @@ with DAG(
 
     subscribe >> newsletter_confirmed
 
-EMULATOR_TOKEN = "pat-emulator-demo-token"
-
-
-@contextmanager
-def runnable(base_url: str) -> Iterator[None]:
-    """What ``dag.test()`` needs here: ``hubspot_prefs_default`` pointing at the emulator, and this
-    file in the DAGs folder (``dag.test()`` runs the DAG as parsed from there); both undone after."""
-    from airflow.sdk import conf
-
-    name = "AIRFLOW_CONN_HUBSPOT_PREFS_DEFAULT"
-    before = os.environ.get(name)
-    connection = {"conn_type": "hubspot_prefs", "password": EMULATOR_TOKEN, "extra": {"base_url": base_url}}
-    os.environ[name] = json.dumps(connection)
-    link = Path(conf.get("core", "dags_folder")) / f"docs_snippet_{Path(__file__).name}"
-    link.symlink_to(Path(__file__).resolve())
-    try:
-        yield
-    finally:
-        link.unlink()
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
 
 def _xcom(dag_run, task_id: str):  # type: ignore[no-untyped-def]
     from airflow.models.xcom import XComModel
@@ -110,7 +82,9 @@ def run(base_url: str, folder: Path) -> None:
     httpx.patch(
         f"{base_url}/_emulator/config", json={"processing_delay_ms": 1000}, timeout=10
     ).raise_for_status()
-    with runnable(base_url):
+    from _harness import runnable  # docs/snippets/_harness.py: what running it here needs
+
+    with runnable(__file__, base_url):
         dag_run = dag.test(run_conf={"withdrawn": "jane@example.com", "consented": "dana@example.com"})
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     assert states == dict.fromkeys(
