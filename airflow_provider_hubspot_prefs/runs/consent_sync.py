@@ -199,6 +199,11 @@ def _account(
             )
 
 
+def fatal_error(problems: Iterable[NotRead]) -> HubSpotError | None:
+    """The first of ``problems`` that stops the whole run (auth, scopes, daily limit, unreachable)."""
+    return next((p.error for p in problems if p.error is not None and is_fatal(p.error)), None)
+
+
 def needs_opt_out_read(desired: DesiredStatus, decision: Decision) -> bool:
     """Whether the verdict could change once the contact's opt-out of all email is known."""
     return decision.verdict is Verdict.WRITE and desired.status != StatusState.UNSUBSCRIBED.value
@@ -278,7 +283,6 @@ class SyncRun:
         # write was applied in between): how long a change made in HubSpot could go unseen.
         self.read_to_write: list[float] = []
         self._results: list[JournalEntry] = []  # HubSpot's answers, for the journal at the end
-        self._subscriptions: dict[int, set[int]] = {}
 
     async def run(self) -> None:
         """Check the subscriptions, plan every row, then write the plan. ``BatchAborted`` when HubSpot
@@ -324,7 +328,7 @@ class SyncRun:
             after = rows[-1].line
 
     def _stop_if_fatal(self, problems: Iterable[NotRead]) -> None:
-        fatal = next((p.error for p in problems if p.error is not None and is_fatal(p.error)), None)
+        fatal = fatal_error(problems)
         if fatal is not None:  # every row not decided yet stays unsent
             raise BatchAborted(fatal, self.store.mark_remaining(Outcome.NOT_ATTEMPTED, f"not sent: {fatal}"))
 
@@ -345,10 +349,11 @@ class SyncRun:
         for rows in self._rows_after(0):
             # The journal says what earlier tries sent before any row ends: one this try stops
             # before writing ends failed if an earlier try may have written it (``WorkStore``).
-            self._first_sent(rows, {row.line: self._desired(row) for row in rows})
+            desired_rows = {row.line: self._desired(row) for row in rows}
+            self._align_first_sent(rows, desired_rows)
             refused: list[Row] = []
             for row in rows:
-                desired = self._desired(row)
+                desired = desired_rows[row.line]
                 unit = self.unit_of(desired)
                 subscriptions = known[unit]
                 if isinstance(subscriptions, NotRead):
@@ -375,7 +380,8 @@ class SyncRun:
         self.store.clear_plans()
         for rows in self._rows_after(0):
             desired = {row.line: self._desired(row) for row in rows}
-            first_sent = self._first_sent(rows, desired)
+            # The store's first send times were aligned with the journal by _check_subscriptions.
+            first_sent = {row.line: row.sent_at for row in rows}
             settled, to_write, problems = await self._assess(desired, first_sent)
             self.store.record(settled)
             self.store.set_plans((line, plan.decision.reason) for line, plan in to_write.items())
@@ -383,23 +389,20 @@ class SyncRun:
             if self.after_answer is not None:
                 self.after_answer()
 
-    def _first_sent(
-        self, rows: list[PendingRow], desired: dict[int, DesiredStatus]
-    ) -> dict[int, float | None]:
+    def _align_first_sent(self, rows: list[PendingRow], desired: dict[int, DesiredStatus]) -> None:
         """When this task instance first sent each row in a write that may have been applied. The
         journal decides for every row this task wrote to it (a write HubSpot refused, or one not
         sent after all, counts for nothing), the work store for the others; the store is brought in
-        line, so that the writes' own attribution (``send_pending``) agrees."""
+        line, so that the plan, the ending of rows and the writes' own attribution (``send_pending``)
+        all read the same times from it."""
         histories = self.journal.histories(self._key(d) for d in desired.values())
-        first: dict[int, float | None] = {}
         corrected: list[tuple[int, float | None]] = []
         for row in rows:
             history = histories[self._key(desired[row.line])]
-            first[row.line] = history.sent_by(self.task) if history.knows(self.task) else row.sent_at
-            if first[row.line] != row.sent_at:
-                corrected.append((row.line, first[row.line]))
+            first = history.sent_by(self.task) if history.knows(self.task) else row.sent_at
+            if first != row.sent_at:
+                corrected.append((row.line, first))
         self.store.set_sent(corrected)
-        return first
 
     async def _assess(
         self, desired: dict[int, DesiredStatus], first_sent: dict[int, float | None]
@@ -571,7 +574,7 @@ class SyncRun:
             settled, to_write, problems = await self._assess(
                 desired, {line: plans[line].first_sent for line, _ in chunk}
             )
-            fatal = next((p.error for p in problems if p.error is not None and is_fatal(p.error)), None)
+            fatal = fatal_error(problems)
             if fatal is not None:
                 raise fatal  # the chunk stays unsent; send_pending stops the rest
             self.store.record(settled)
@@ -614,7 +617,7 @@ class SyncRun:
         def classify_answer(chunk: Chunk, answer: OperationResponse[Any]) -> list[Row]:
             self.read_to_write.append(time.monotonic() - min(reread_at[line] for line, _ in chunk))
             rows = classify_writes(
-                chunk, answer, {line: (p.desired, p.decision) for line, p in plans.items()}
+                chunk, answer, {line: (plans[line].desired, plans[line].decision) for line, _ in chunk}
             )
             self._note_answers(rows, answer, plans)
             return rows
