@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from .files import CLOCK_SKEW_TOLERANCE, write_atomically
 from .private_files import create_private_file
+from .store import iso_utc
 
 # HubSpot's timestamp of a status read back equals the one its answer to the write gave; a second
 # of slack covers a clock that rounds, never a person's change (they would have to make the same
@@ -86,7 +87,7 @@ class JournalEntry:
     changed: bool | None = None
 
     def describe(self) -> str:
-        return f"the sync's write of the decision at {_iso(self.decided)} (line {self.line})"
+        return f"the sync's write of the decision at {iso_utc(self.decided)} (line {self.line})"
 
 
 class KeyHistory:
@@ -179,12 +180,6 @@ class KeyHistory:
         recent = [e for e in self.entries if e.at >= now - 2 * UNANSWERED_WINDOW]
         keep = {id(e) for e in (*changes, *bases, *recent)}
         return [e for e in self.entries if id(e) in keep]
-
-
-def _iso(epoch: float) -> str:
-    return (
-        datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
 
 
 _FIELDS = {
