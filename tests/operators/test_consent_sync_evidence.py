@@ -26,7 +26,7 @@ from airflow_provider_hubspot_prefs.operators import (
 from ..batch_try import context
 from ..conftest import connect_to_emulator
 from ..consent_support import BEFORE, EXPLANATION
-from .test_consent_sync_unknowns import ago, outcomes, row, sync
+from .test_consent_sync_unknowns import ago, outcomes, person_acts_at_the_next_write, row, sync
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +43,7 @@ def test_a_person_who_chose_the_same_status_as_the_write_arrived_is_not_the_sync
     person = "race@example.com"
     backend.set_history(person, 1001, "SUBSCRIBED", BEFORE, "CONSENT_WITH_NOTICE", EXPLANATION)
     night1 = [row(person, "UNSUBSCRIBED", ago(hours=3))]
-    emulator.control(
-        "POST",
-        "faults",
-        json={
-            "kind": "choice",
-            "path_endswith": "batch/write",
-            "email": person,
-            "subscription_id": 1001,
-            "state": "UNSUBSCRIBED",
-        },
-    )
+    person_acts_at_the_next_write(emulator, person, "UNSUBSCRIBED")
     _, ledger = sync(tmp_path, "scheduled__race1", rows=night1)
     assert outcomes(ledger) == ["already_in_state"]
     backend.status_writes.clear()

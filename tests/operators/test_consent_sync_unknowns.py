@@ -62,6 +62,17 @@ def sync(
     return summary, list(read_rows(str(ledger)))
 
 
+def person_acts_at_the_next_write(emulator: Any, email: str, state: str, subscription: int = 1001) -> None:
+    """As the sync's next batch write arrives, the person sets that status themselves."""
+    fault = {
+        "kind": "choice",
+        "path_endswith": "batch/write",
+        "email": email,
+        "subscription_id": subscription,
+    }
+    emulator.control("POST", "faults", json={**fault, "state": state})
+
+
 def outcomes(ledger: list[dict[str, str]]) -> list[str]:
     return [r["outcome"] for r in ledger]
 
@@ -536,17 +547,7 @@ def test_a_change_in_hubspot_after_the_plan_is_seen_before_the_write(emulator, t
     for person in people:
         backend.set_history(person, 1001, "SUBSCRIBED", BEFORE, "CONSENT_WITH_NOTICE", EXPLANATION)
     late = people[-1]  # in the second write batch
-    emulator.control(
-        "POST",
-        "faults",
-        json={
-            "kind": "choice",
-            "path_endswith": "batch/write",
-            "email": late,
-            "subscription_id": 1001,
-            "state": "SUBSCRIBED",
-        },
-    )
+    person_acts_at_the_next_write(emulator, late, "SUBSCRIBED")
     backend.status_writes.clear()
     summary, ledger = sync(
         tmp_path, "manual__gap", rows=[row(p, "UNSUBSCRIBED", decided) for p in people], max_in_flight=1
