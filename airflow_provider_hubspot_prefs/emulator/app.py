@@ -41,7 +41,7 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
 
     @app.middleware("http")
     async def _record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.time()
+        started, generation = time.time(), backend.generation
         response = await call_next(request)
         if not request.url.path.startswith("/_emulator"):
             backend.log_request(
@@ -51,6 +51,7 @@ def create_app(backend: PortalBackend | None = None) -> ConnectionDropper:
                 started,
                 response.headers.get("X-HubSpot-Correlation-Id"),
                 request.url.query,
+                generation,
             )
         return response
 

@@ -47,6 +47,9 @@ class PortalBackend(PortalState, Access, RateLimits, Faults, Operations):
 
     def reset(self) -> None:
         with self.lock:
+            # A request still being served (a slow fault) belongs to the portal before the reset:
+            # when it ends, it is not logged into the new one's request log.
+            self.generation = getattr(self, "generation", 0) + 1
             self._reset_portal()
             self._reset_limits()
             self._reset_faults()
@@ -62,8 +65,11 @@ class PortalBackend(PortalState, Access, RateLimits, Faults, Operations):
         started: float,
         correlation_id: str | None = None,
         query: str = "",
+        generation: int | None = None,
     ) -> None:
         with self.lock:
+            if generation is not None and generation != self.generation:
+                return
             self.request_log.append(
                 {
                     "method": method,

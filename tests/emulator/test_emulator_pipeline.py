@@ -73,3 +73,18 @@ def test_a_connection_dropped_before_the_write_did_not_run_it():
     backend.add_fault(Fault(kind="drop_before", path_endswith="batch/write"))
     response, ran = answer(backend, request())
     assert ran == [] and response.status_code == DROPPED
+
+
+def test_a_request_still_served_when_the_portal_is_reset_stays_out_of_the_new_log(emulator, make_client):
+    """A slow answer that ends after a reset (a test's leftover) must not show in the next test's log."""
+    import threading
+    import time
+
+    emulator.control("POST", "faults", json={"kind": "slow", "delay": 1.0, "path_endswith": "/definitions"})
+    client = make_client()
+    slow = threading.Thread(target=client.get_definitions)
+    slow.start()
+    time.sleep(0.3)  # the request is being served
+    emulator.control("POST", "reset")
+    slow.join()
+    assert emulator.control("GET", "requests")["requests"] == []
