@@ -399,6 +399,29 @@ def _binary(stream: IO[str]) -> IO[bytes]:
     return buffer
 
 
+def _read_ledger(location: Any, secret: bytes) -> tuple[list[bytes], Counter[str], int]:
+    """The sorted records of a ledger, its counts by outcome and its size in bytes (streamed once)."""
+    records: list[bytes] = []
+    counts: Counter[str] = Counter()
+    pack = _RECORD.pack
+    try:
+        with _open_ledger(location) as handle:
+            header = _read_header(handle, location)
+            column, outcome, width = header.index("subscriber_id"), header.index("outcome"), len(header)
+            rows = _Records(handle, handle.tell())
+            for offset, record in rows:
+                if len(record) != width:
+                    _as_row(header, record, offset, location)  # raises: a damaged ledger
+                counts[record[outcome]] += 1
+                if record[column]:
+                    key = hmac.digest(secret, record[column].encode("utf-8"), "sha256")[:KEY_SIZE]
+                    records.append(pack(key, offset))
+    except csv.Error as exc:
+        raise ValueError(f"{location} is a damaged ledger: {exc}") from None
+    records.sort()
+    return records, counts, rows.end
+
+
 def write_segment(entry: LedgerEntry, secret: bytes, root: Any = None) -> LedgerEntry:
     """Index the ledger ``entry.ledger_path``: write its segment (replacing any), return the entry.
 
@@ -408,22 +431,7 @@ def write_segment(entry: LedgerEntry, secret: bytes, root: Any = None) -> Ledger
     ledger), that task stays its writer; the entry's other fields replace the old ones where given.
     ``ValueError`` if the file is no ledger of this provider or a row is damaged.
     """
-    records: list[bytes] = []
-    counts: Counter[str] = Counter()
-    pack = _RECORD.pack
-    with _open_ledger(entry.ledger_path) as handle:
-        header = _read_header(handle, entry.ledger_path)
-        column, outcome, width = header.index("subscriber_id"), header.index("outcome"), len(header)
-        rows = _Records(handle, handle.tell())
-        for offset, record in rows:
-            if len(record) != width:
-                _as_row(header, record, offset, entry.ledger_path)  # raises: a damaged ledger
-            counts[record[outcome]] += 1
-            if record[column]:
-                key = hmac.digest(secret, record[column].encode("utf-8"), "sha256")[:KEY_SIZE]
-                records.append(pack(key, offset))
-        size = rows.end
-    records.sort()
+    records, counts, size = _read_ledger(entry.ledger_path, secret)
     location = segment_location(
         index_root() if root is None else root, entry.dag_id, entry.run_id, entry.ledger_path
     )
