@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import airflow  # noqa: F401 - Airflow binds its settings to the session's home before a test moves it
 import pytest
 
 from airflow_provider_hubspot_prefs.ledger import LEDGER_COLUMNS, Outcome, confirm_submitted, read_rows
