@@ -222,8 +222,7 @@ def lookup(request: Request, user: User, body: LookupBody) -> dict[str, Any]:
     if address is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"This is no address to look up: {problem}")
     try:
-        dag_ids = readable_dag_ids(user, data.indexed_dag_ids())
-        result = data.lookup(address, dag_ids)
+        result = data.lookup(address, lambda dag_ids: readable_dag_ids(user, dag_ids))
     except data.IndexUnavailableError as exc:
         raise _unavailable(exc) from None
     hits = sorted(result.hits, key=lambda h: (h.entry.written_at, h.entry.dag_id, h.entry.run_id))

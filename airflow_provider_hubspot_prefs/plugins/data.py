@@ -9,7 +9,7 @@ change of their interfaces touches this module alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,24 +55,19 @@ def run_entries(dag_id: str, run_id: str) -> list[LedgerEntry]:
     return sorted(found, key=lambda e: (e.task_id, e.map_index))
 
 
-def indexed_dag_ids() -> set[str]:
-    """The DAGs that have at least one indexed ledger (header reads only)."""
-    from ..ledger import index
+def lookup(address: str, readable: Callable[[set[str]], set[str]]) -> LookupResult:
+    """Every indexed row of ``address`` in the ledgers of the DAGs ``readable`` lets through.
 
-    root, _ = _root_and_secret(need_secret=False)
-    try:
-        return {entry.dag_id for entry in index.entries(root)}
-    except OSError as exc:
-        raise IndexUnavailableError(f"the index storage cannot be read: {exc}") from None
-
-
-def lookup(address: str, dag_ids: set[str]) -> LookupResult:
-    """Every indexed row of ``address`` in the ledgers of ``dag_ids``."""
+    ``readable`` gets the DAGs that have indexed ledgers (header reads) and returns those the user
+    may read; only their segments are searched. The secret is fetched first, so that an index that
+    cannot be keyed says so before any storage is touched.
+    """
     from ..ledger import index
 
     root, secret = _root_and_secret(need_secret=True)
     assert secret is not None
     try:
+        dag_ids = readable({entry.dag_id for entry in index.entries(root)})
         return index.lookup(address, secret, root=root, dag_ids=dag_ids)
     except OSError as exc:
         raise IndexUnavailableError(f"the index storage cannot be read: {exc}") from None
