@@ -80,8 +80,15 @@ def test_gdpr_unsubscribe_flagship(emulator, tmp_path):
         "invalid_input": 1,
         "duplicate": 1,
     }
-    written = json.loads((tmp_path / "ledgers").glob("*/report.json").__next__().read_text())
-    assert written == report
+    folder = next((tmp_path / "ledgers").glob("*/report.json")).parent
+    page = report.pop("report_html")
+    assert json.loads((folder / "report.json").read_text()) == report
+    # The HTML page beside it (linked from the ledger's view in the UI): counts, no address.
+    assert page == f"file://{folder / 'report.html'}"  # as ObjectStoragePath spells it
+    html = (folder / "report.html").read_text()
+    assert "<svg" in html and ">already_unsubscribed<" in html and "not a valid email address" in html
+    assert "alice" not in html and "example.com" not in html.replace(str(tmp_path), "")
+    assert report["deadlines"]["counts"] == {"none": 5}  # plain lines say nothing of when people asked
     rows = ledger_rows(report["ledger_path"])
     assert [r["reason"] for r in rows if r["outcome"] == "already_unsubscribed"] == [
         "confirmed COMPLETE; HubSpot's status dates from before this run sent it"

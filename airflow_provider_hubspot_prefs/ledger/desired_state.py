@@ -18,15 +18,16 @@ import csv
 import json
 import math
 import re
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import IO, Any
 
 from ..client.models import LegalBasis, StatusState
+from .deadlines import requested_text
 from .inputs import examine, shown
+from .moments import moment
 
 COLUMNS = (
     "subscriber_id",
@@ -36,26 +37,12 @@ COLUMNS = (
     "legal_basis_explanation",
     "decided_at",
 )
-# Optional: the business unit of the subscription (default: the operator's or the connection's).
-OPTIONAL_COLUMNS = ("legal_basis_explanation", "business_unit_id")
+# Optional: the business unit of the subscription (default: the operator's or the connection's),
+# and, for an opt-out, when the person asked for it (default: ``decided_at``), which its deadline
+# counts from.
+OPTIONAL_COLUMNS = ("legal_basis_explanation", "business_unit_id", "requested_at")
 STATUSES = tuple(state.value for state in StatusState)
 LEGAL_BASES = tuple(basis.value for basis in LegalBasis)
-
-# A decision time is plausible from this date on (epoch seconds of 1990-01-01): earlier ones are
-# a unit mistake or a placeholder, never a person's recorded choice.
-EARLIEST_DECISION = 631_152_000.0
-# Clocks of warehouses and workers differ by a little; a decision further in the future is a
-# time zone or unit mistake, and would win over every real choice.
-FUTURE_TOLERANCE = 300.0
-# How far a time written without a time zone can be from the same digits read as UTC.
-_NAIVE_SPREAD = 14 * 3600.0
-_EPOCH_TEXT = re.compile(r"[+-]?\d+(\.\d+)?")
-# A decision time written as text must hold a calendar date and a time (ISO 8601, extended or basic
-# form) before it is parsed: pendulum alone reads "12:00Z" as today, without its zone.
-_DATE_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}.*|\d{8}[Tt]\d{4}.*")
-_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
-# The offsets time zones really have: UTC-12:00 to UTC+14:00.
-_OFFSETS = (-12 * 3600.0, 14 * 3600.0)
 
 
 @dataclass(frozen=True)
@@ -78,6 +65,8 @@ class DesiredStatus:
     problem: str | None = None
     business_unit_id: int | None = None
     latest_possible: float | None = None
+    # An opt-out's request time as the ledger keeps it (``deadlines.requested_text``).
+    requested: str | None = None
 
     @property
     def key(self) -> str | None:
@@ -157,7 +146,7 @@ def desired_status(
     minutes in the future is refused.
     """
     # The row as JSON is its ledger ``input``: what the row said, as read.
-    given = {c: row.get(c) for c in (*COLUMNS, "business_unit_id") if row.get(c) not in (None, "")}
+    given = {c: row.get(c) for c in (*COLUMNS, *OPTIONAL_COLUMNS) if row.get(c) not in (None, "")}
     text = shown(json.dumps(given, default=str, ensure_ascii=False))
     subscriber, problem = examine(row.get("subscriber_id"), empty="empty")
     if subscriber is None:
@@ -167,12 +156,26 @@ def desired_status(
         return DesiredStatus(
             line, text, subscriber, problem=f"subscription_id {subscription!r} is not a positive whole number"
         )
-    decided_at, latest_possible, time_problem = _moment(_cell(row, "decided_at"), now)
+    decided_at, latest_possible, time_problem = moment(_cell(row, "decided_at"), now)
+    # An opt-out's deadline counts from when the person asked: the row's requested_at, else its
+    # decision time (a refused row's too, when it says UNSUBSCRIBED: its deadline runs all the same).
+    requested = None
+    if str(_cell(row, "status") or "").upper() == "UNSUBSCRIBED":
+        asked = _cell(row, "requested_at")
+        if asked in (None, "") and decided_at is not None:
+            asked = decided_at
+        requested = requested_text(asked, now)
 
     def refused(problem: str) -> DesiredStatus:
         # The contact and subscription are known: the refused row still speaks for them.
         return DesiredStatus(
-            line, text, subscriber, subscription, problem=problem, latest_possible=latest_possible
+            line,
+            text,
+            subscriber,
+            subscription,
+            problem=problem,
+            latest_possible=latest_possible,
+            requested=requested,
         )
 
     unit = _whole_number(_cell(row, "business_unit_id"))
@@ -206,101 +209,8 @@ def desired_status(
         explanation and str(explanation),
         decided_at,
         business_unit_id=unit,
+        requested=requested,
     )
-
-
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _moment(value: Any, now: float | None) -> tuple[datetime | None, float, str]:
-    """``(aware datetime, its epoch seconds, "")`` for a usable decision time, else ``(None, the
-    latest time the value can stand for (inf: unknown), why not)``.
-
-    Accepted: an aware datetime, ISO 8601 text with a date, a time and an offset (``Z``,
-    ``+02:00``, ``+0200``, ``+02``), epoch seconds as a number or as digits (a CSV cell). Refused,
-    naming why: no time zone, a date alone, a time alone, an offset no zone has, epoch
-    milliseconds, NaN and infinities, times before 1990 or in the future.
-    """
-    unknown = math.inf
-    if value in (None, ""):
-        return (
-            None,
-            unknown,
-            "is empty: without it, a change made in HubSpot later cannot be told from an older one",
-        )
-    if isinstance(value, str) and _EPOCH_TEXT.fullmatch(value):
-        value = Decimal(value)
-    if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        return _epoch(value, now)
-    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
-        try:
-            value = date.fromisoformat(value)
-        except ValueError:
-            return None, unknown, f"{value!r} is not a date"
-    if isinstance(value, date) and not isinstance(value, datetime):
-        moment = datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
-        # The day's last moment anywhere on earth: a date alone may stand for any time of it.
-        return (
-            None,
-            moment + 86_400 + _NAIVE_SPREAD,
-            f"{value.isoformat()} is a date without a time and time zone",
-        )
-    if isinstance(value, str):
-        if not _DATE_TIME_TEXT.fullmatch(value):
-            return None, unknown, f"{value!r} is not an ISO 8601 date and time (YYYY-MM-DDThh:mm:ss+hh:mm)"
-        import pendulum
-
-        try:
-            parsed = pendulum.parse(value, tz=None, strict=True)
-        except (ValueError, TypeError, OverflowError):  # pendulum's ParserError is a ValueError
-            return None, unknown, f"{value!r} is not an ISO 8601 time"
-        if not isinstance(parsed, datetime):
-            return None, unknown, f"{value!r} is not a date and time"
-        value = parsed
-    if not isinstance(value, datetime):
-        return None, unknown, f"{value!r} is not a time"
-    offset = value.utcoffset()
-    if offset is None or not _OFFSETS[0] <= offset.total_seconds() <= _OFFSETS[1]:
-        naive = value.replace(tzinfo=timezone.utc).timestamp()
-        why = "has no time zone: give it with one (e.g. Z for UTC)"
-        if offset is not None:
-            why = "has an offset no time zone has (they run from UTC-12:00 to UTC+14:00)"
-        return None, naive + _NAIVE_SPREAD, f"{value.replace(tzinfo=None).isoformat()} {why}"
-    return _plausible(value.timestamp(), now, value.isoformat())
-
-
-def _epoch(value: int | float | Decimal, now: float | None) -> tuple[datetime | None, float, str]:
-    try:
-        seconds = float(value)
-    except (ArithmeticError, ValueError):
-        return None, math.inf, f"{value} is not a number of seconds"
-    if not math.isfinite(seconds):
-        return None, math.inf, f"{value} is not a time (not a finite number)"
-    if seconds > 1e11:  # after the year 5138: milliseconds or microseconds since 1970
-        return (
-            None,
-            math.inf,
-            f"{value} is not a plausible time in epoch seconds (it would be after the year 5000); "
-            "epoch milliseconds are not accepted: divide by 1000 or give ISO 8601",
-        )
-    return _plausible(seconds, now, f"{value} (epoch seconds)")
-
-
-def _plausible(seconds: float, now: float | None, shown_as: str) -> tuple[datetime | None, float, str]:
-    clock = time.time() if now is None else now
-    if seconds > clock + FUTURE_TOLERANCE:
-        return (
-            None,
-            seconds,
-            f"{shown_as} is in the future (it is now {_utc(clock)}): a decision cannot be dated later "
-            "than now; check the column's time zone and unit",
-        )
-    if seconds < EARLIEST_DECISION:
-        # A placeholder (0, 1970-01-01) or a unit mistake (a YYYYMMDD number): when the person
-        # decided is not known, so the row may be the latest.
-        return None, math.inf, f"{shown_as} is before 1990: not a plausible decision time"
-    return datetime.fromtimestamp(seconds, timezone.utc), seconds, ""
 
 
 def desired_from_mappings(

@@ -13,14 +13,15 @@ import itertools
 import os
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from .outcomes import LEDGER_COLUMNS, Outcome
+from .outcomes import EARLIER_LEDGER_COLUMNS, LEDGER_COLUMNS, Outcome
 from .private_files import make_folders, private_temp_file, sync_folder
-from .store import parse_iso_utc
+from .store import SAME_CHANGE_PREFIX, iso_utc, parse_iso_utc
 
 T = TypeVar("T")
 
@@ -100,16 +101,21 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
 
 
 def read_rows(location: Any) -> Iterator[dict[str, str]]:
-    """The rows of a ledger of this provider, streamed; ``ValueError`` for any other CSV."""
+    """The rows of a ledger of this provider, streamed; ``ValueError`` for any other CSV.
+
+    A ledger of an earlier version (without ``requested_at`` and ``confirmed_at``) reads with those
+    two empty: nothing was recorded for them.
+    """
     from .storage import open_text
 
     with open_text(location) as handle:
         reader = csv.reader(handle)
         header = tuple(next(reader, ()))
-        if header != LEDGER_COLUMNS:
+        if header not in (LEDGER_COLUMNS, EARLIER_LEDGER_COLUMNS):
             raise ValueError(f"{location} is not a ledger of this provider version (header {list(header)})")
+        missing = dict.fromkeys(LEDGER_COLUMNS[len(header) :], "")
         for row in reader:
-            yield dict(zip(LEDGER_COLUMNS, row, strict=True))  # a short row is a damaged file
+            yield {**dict(zip(header, row, strict=True)), **missing}  # a short row is a damaged file
 
 
 def summarize(location: Any) -> dict[str, Any]:
@@ -149,20 +155,29 @@ def attribute(first_sent_at: float | None, changed_at: float | None) -> bool:
 
 
 def confirm_submitted(
-    location: Any, reached_at: Mapping[str, float], applied: Outcome, unchanged: Outcome
+    location: Any,
+    reached_at: Mapping[str, float],
+    applied: Outcome,
+    unchanged: Outcome,
+    seen_at: float | None = None,
 ) -> Counter[str]:
     """Bring ``submitted`` rows whose contact HubSpot now reports in the requested state to their outcome.
 
     ``reached_at`` maps an address to the timestamp HubSpot gives that state. A state dated from this
     run's first send on was this run's change (``applied``); an older one was already so
     (``unchanged``), whatever the write's answer said. Rows not in ``reached_at`` stay submitted.
+    Confirmed rows, and the ``duplicate`` rows of the same address (the same change, sent once),
+    get ``confirmed_at``: ``seen_at`` (default now), which is no earlier than the read that saw it.
     Returns how many rows took each outcome.
     """
     changed: Counter[str] = Counter()
+    seen = iso_utc(time.time() if seen_at is None else seen_at) or ""
+    confirmed: set[str] = set()
 
     def rows() -> Iterator[dict[str, str]]:
         for row in read_rows(location):
-            when = reached_at.get(row["subscriber_id"]) if row["outcome"] == Outcome.SUBMITTED.value else None
+            address = row["subscriber_id"]
+            when = reached_at.get(address) if row["outcome"] == Outcome.SUBMITTED.value else None
             if when is not None:
                 mine = attribute(parse_iso_utc(row["first_sent_at"]), when)
                 row["outcome"] = (applied if mine else unchanged).value
@@ -172,7 +187,16 @@ def confirm_submitted(
                     else "confirmed COMPLETE; HubSpot's status dates from before this run sent it"
                 )
                 row["operation_status"] = "COMPLETE"
+                row["confirmed_at"] = seen
+                confirmed.add(address)
                 changed[row["outcome"]] += 1
+            elif (
+                address in confirmed
+                and row["outcome"] == Outcome.DUPLICATE.value
+                and row["reason"].startswith(SAME_CHANGE_PREFIX)
+                and not row["confirmed_at"]
+            ):
+                row["confirmed_at"] = seen
             yield row
 
     def write(out: IO[str]) -> None:

@@ -61,6 +61,9 @@ class InputRecord:
     decided: float | None = None
     # The input as its operator will use it, parsed once (the consent sync's normalized row).
     payload: str | None = None
+    # When the person asked for this opt-out, as the ledger's ``requested_at`` keeps it
+    # (``deadlines.requested_text``); None when the input does not say.
+    requested: str | None = None
 
 
 def _sniff_encoding(head: bytes, location: object, encoding: str | None) -> str:
@@ -218,6 +221,10 @@ def records_from_values(values: Iterable[object], start: int = 0) -> Iterator[In
         yield InputRecord(line, shown(text), address, problem)
 
 
+# The column an opt-out's request time is read from when the CSV has one.
+REQUESTED_AT_COLUMN = "requested_at"
+
+
 def _find_column(header: list[str], wanted: str) -> int:
     cleaned = [_EDGES.sub("", h) for h in header]
     if wanted in cleaned:
@@ -229,11 +236,14 @@ def _find_column(header: list[str], wanted: str) -> int:
     raise ValueError(f"{wanted!r} is not a column of the input (found: {found})")
 
 
-def records_from_text(stream: Iterable[str], csv_column: str | None = None) -> Iterator[InputRecord]:
+def records_from_text(
+    stream: Iterable[str], csv_column: str | None = None, requested_column: str | None = None
+) -> Iterator[InputRecord]:
     """One record per physical line, or per CSV record (numbered by the line it starts on).
 
     With ``csv_column`` the first line is the header (not an input); a missing column raises
-    ``ValueError`` naming the columns found.
+    ``ValueError`` naming the columns found. When the person asked is read from
+    ``requested_column`` (which must then exist), else from a ``requested_at`` column if there is one.
     """
     if csv_column is None:
         for line, raw in enumerate(stream, start=1):
@@ -245,7 +255,16 @@ def records_from_text(stream: Iterable[str], csv_column: str | None = None) -> I
     header = next(reader, None)
     if header is None:
         return
+    from .deadlines import requested_text
+
     column = _find_column(header, csv_column)
+    if requested_column:
+        asked: int | None = _find_column(header, requested_column)
+    else:
+        try:
+            asked = _find_column(header, REQUESTED_AT_COLUMN)
+        except ValueError:
+            asked = None
     previous_end = reader.line_num
     for cells in reader:
         line, previous_end = previous_end + 1, reader.line_num
@@ -254,7 +273,8 @@ def records_from_text(stream: Iterable[str], csv_column: str | None = None) -> I
             continue
         value = cells[column] if column < len(cells) else ""
         address, problem = examine(value, empty=f"empty cell in column {csv_column!r}")
-        yield InputRecord(line, shown(value), address, problem)
+        requested = requested_text(shown(cells[asked])) if asked is not None and asked < len(cells) else None
+        yield InputRecord(line, shown(value), address, problem, requested=requested)
 
 
 def read_addresses(location: Any) -> list[str]:

@@ -7,7 +7,10 @@ from enum import Enum
 
 # The ledger's columns, in file order. ``correlation_id`` is the request's (HubSpot support asks for
 # it); ``error_id`` is the id HubSpot gave one error inside a batch answer; ``first_sent_at`` is when
-# the input was first sent (UTC), which is how a change is told from "was already so".
+# the input was first sent (UTC), which is how a change is told from "was already so";
+# ``requested_at`` is when the person asked for the opt-out (from the input; the text as given when
+# it could not be read as a time), ``confirmed_at`` when HubSpot was seen to hold the state asked for
+# (its answer to the write, or a later read): together they say whether an opt-out was honoured in time.
 LEDGER_COLUMNS = (
     "line",
     "input",
@@ -19,7 +22,12 @@ LEDGER_COLUMNS = (
     "error_id",
     "operation_status",
     "first_sent_at",
+    "requested_at",
+    "confirmed_at",
 )
+# The header of ledgers written before ``requested_at`` and ``confirmed_at`` (still read: they are
+# last year's record).
+EARLIER_LEDGER_COLUMNS = LEDGER_COLUMNS[:10]
 
 
 class Outcome(str, Enum):
@@ -51,6 +59,10 @@ DONE_OUTCOMES = frozenset(
         Outcome.KEPT_NEWER_IN_HUBSPOT,
         Outcome.NEEDS_OPT_IN,
     }
+)
+# Outcomes that mean HubSpot was seen holding the state asked for (a row gets ``confirmed_at``).
+CONFIRMED_OUTCOMES = frozenset(
+    {Outcome.UNSUBSCRIBED, Outcome.ALREADY_UNSUBSCRIBED, Outcome.STATUS_SET, Outcome.ALREADY_IN_STATE}
 )
 # Outcomes a retry sends again (the writes set states, so a resend cannot apply anything twice).
 RETRIED_OUTCOMES = frozenset({Outcome.FAILED, Outcome.NOT_ATTEMPTED, Outcome.PENDING})

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .inputs import InputRecord
-from .outcomes import RETRIED_OUTCOMES, Outcome, Row
+from .outcomes import CONFIRMED_OUTCOMES, RETRIED_OUTCOMES, Outcome, Row
 from .private_files import create_private_file, private_folder
 
 _INGEST_COMMIT_EVERY = 10_000
+# How the reason of a ``duplicate`` row that is the same change as an earlier line begins (not one
+# superseded by a later decision): such a row shares its first line's confirmation.
+SAME_CHANGE_PREFIX = "same "
+# ... and of one a later decision for the same contact and subscription replaced (the consent sync).
+SUPERSEDED_PREFIX = "superseded by the latest decision"
 STALE_AFTER_DAYS = 7
 
 
@@ -106,12 +111,21 @@ class WorkStore:
             CREATE TABLE IF NOT EXISTS inputs (
                 line INTEGER PRIMARY KEY, raw TEXT, address TEXT, outcome TEXT, reason TEXT,
                 category TEXT, correlation_id TEXT, error_id TEXT, operation_status TEXT,
-                sent_at REAL, key TEXT, decided REAL, payload TEXT, plan TEXT, sent_sure INTEGER);
+                sent_at REAL, key TEXT, decided REAL, payload TEXT, plan TEXT, sent_sure INTEGER,
+                requested TEXT, confirmed_at REAL);
             """
         )
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(inputs)")}
         # A store left by an older version of this package lacks the newer columns.
-        for added in ("key TEXT", "decided REAL", "payload TEXT", "plan TEXT", "sent_sure INTEGER"):
+        for added in (
+            "key TEXT",
+            "decided REAL",
+            "payload TEXT",
+            "plan TEXT",
+            "sent_sure INTEGER",
+            "requested TEXT",
+            "confirmed_at REAL",
+        ):
             if added.split()[0] not in columns:
                 self._db.execute(f"ALTER TABLE inputs ADD COLUMN {added}")
         self._mine: int | None = None  # the try this connection records for, once it claimed the store
@@ -209,8 +223,8 @@ class WorkStore:
         invalid = Outcome.INVALID_INPUT.value
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO inputs (line, raw, address, outcome, reason, key, decided, payload) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inputs (line, raw, address, outcome, reason, key, decided, payload, requested) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     r.line,
@@ -223,6 +237,7 @@ class WorkStore:
                     r.key or r.address,
                     r.decided,
                     r.payload,
+                    r.requested,
                 )
                 for r in block
             ],
@@ -258,7 +273,7 @@ class WorkStore:
         words = {
             "duplicate": Outcome.DUPLICATE.value,
             "invalid": Outcome.INVALID_INPUT.value,
-            "why": "superseded by the latest decision for the same contact and subscription, line ",
+            "why": f"{SUPERSEDED_PREFIX} for the same contact and subscription, line ",
             "blocked": "superseded by a later decision for the same contact and subscription that "
             "cannot be used, line ",
             "tied": "superseded: lines ",
@@ -344,7 +359,7 @@ class WorkStore:
             outcome = row["outcome"] or None
             db.execute(
                 "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
-                "operation_status=?, sent_at=COALESCE(?, sent_at) WHERE line=?",
+                "operation_status=?, sent_at=COALESCE(?, sent_at), confirmed_at=? WHERE line=?",
                 (
                     outcome,
                     row.get("reason") or None,
@@ -353,6 +368,7 @@ class WorkStore:
                     row.get("error_id") or None,
                     row.get("operation_status") or None,
                     parse_iso_utc(row.get("first_sent_at")),
+                    parse_iso_utc(row.get("confirmed_at")),
                     line,
                 ),
             )
@@ -483,10 +499,11 @@ class WorkStore:
         what the current try recorded.
         """
         rows = list(rows)
+        seen = time.time()  # HubSpot's answer is in: an outcome that says it holds the state was seen now
         self._begin_owned()
         self._db.executemany(
             "UPDATE inputs SET outcome=?, reason=?, category=?, correlation_id=?, error_id=?, "
-            "operation_status=? WHERE line=?",
+            "operation_status=?, confirmed_at=? WHERE line=?",
             [
                 (
                     r.outcome.value,
@@ -495,6 +512,7 @@ class WorkStore:
                     r.correlation_id,
                     r.error_id,
                     r.operation_status,
+                    seen if r.outcome in CONFIRMED_OUTCOMES else None,
                     r.line,
                 )
                 for r in rows
@@ -585,14 +603,18 @@ class WorkStore:
 
         They are fetched ``batch`` at a time: a reader that stops early pays for little more.
         """
+        # A duplicate of the same change was confirmed when its first line was (the kept line of its
+        # key comes first); one superseded by a later decision keeps no confirmation of its own.
         cursor = self._db.execute(
             "SELECT line, raw, address, COALESCE(outcome, 'pending'), reason, category, correlation_id, "
-            "error_id, operation_status, sent_at FROM inputs WHERE line > ? ORDER BY line",
-            (after,),
+            "error_id, operation_status, iso_utc(sent_at), requested, iso_utc(CASE WHEN outcome = ? "
+            "AND reason LIKE ? THEN (SELECT kept.confirmed_at FROM inputs AS kept WHERE kept.key = "
+            "inputs.key AND kept.line < inputs.line AND kept.outcome != ? ORDER BY kept.line LIMIT 1) "
+            "ELSE confirmed_at END) FROM inputs WHERE line > ? ORDER BY line",
+            (Outcome.DUPLICATE.value, SAME_CHANGE_PREFIX + "%", Outcome.DUPLICATE.value, after),
         )
         try:
             while rows := cursor.fetchmany(batch):
-                for row in rows:
-                    yield (*row[:-1], iso_utc(row[-1]))
+                yield from rows
         finally:
             cursor.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ..client import AsyncHubSpotPreferencesClient
     from ..ledger import InputRecord
     from ..ledger.checkpoint import BatchState, TaskIdentity
+    from ..ledger.deadlines import Deadline
     from ..ledger.store import WorkStore
 
 
@@ -37,6 +39,14 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
     :param checkpoint_interval: seconds between ledger checkpoints while sending (default 60; 0
         writes the ledger only at the end, on kill and when sending stops).
     :param dry_run: validate, de-duplicate and count without sending anything.
+    :param opt_out_deadline: how long an opt-out may take from the person's request to HubSpot
+        holding it: business days (``10``, ``"10 business days"``: CAN-SPAM; 15 for CCPA) or a
+        duration (``"72h"``, ``"P3D"``, a ``timedelta``). The request time comes from the input's
+        ``requested_at`` (see the operator); the summary, the asset event and the ledger's view
+        then list the rows past or near it. Default: no deadline.
+    :param deadline_warning: how long before the deadline a row counts as near (default
+        ``"2 business days"``; same forms).
+    :param deadline_timezone: the time zone whose weekdays count as business days (default UTC).
     """
 
     # Ledger outcomes (``ledger.Outcome`` values) of a change made / already in place.
@@ -57,9 +67,15 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         fail_on_empty_input: bool = True,
         checkpoint_interval: float = 60.0,
         dry_run: bool = False,
+        opt_out_deadline: int | str | timedelta | None = None,
+        deadline_warning: int | str | timedelta = "2 business days",
+        deadline_timezone: str = "UTC",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.opt_out_deadline = opt_out_deadline
+        self.deadline_warning = deadline_warning
+        self.deadline_timezone = deadline_timezone
         self.ledger_path = ledger_path
         self.batch_size = batch_size
         self.max_in_flight = max_in_flight
@@ -100,6 +116,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         from .context import default_ledger_path, task_identity
 
         self.checked_batch_size(self.batch_size)
+        deadlines = self.deadlines()  # a deadline that cannot be read fails before anything is sent
         ledger = str(self.ledger_path or default_ledger_path(context))
         identity = task_identity(context)
         state = BatchState(
@@ -144,6 +161,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         except InputStopped as exc:
             rows = self._write_ledger_after_error(state, exc)
             state.close()
+            self.index_ledger(context, ledger, deadlines)
             why = exc.cause.reason if isinstance(exc.cause, UnreadableInputError) else exc.cause
             raise AirflowFailException(
                 f"Cannot read the input {self._input_name()} after line {exc.read_through}: {why}. "
@@ -157,7 +175,9 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 self.log.warning("The ledger lists only the lines read: %s", unread)
             self._write_ledger_after_error(state, exc)
             state.close()
+            self.index_ledger(context, ledger, deadlines)
             raise
+        summary.update(self.index_ledger(context, ledger, deadlines))
         if nothing_to_send is not None:
             raise AirflowFailException(nothing_to_send)
         if aborted is not None:
@@ -176,6 +196,61 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 context, result=summary, ledger_path=ledger, **self.completion_expectation()
             )
         return summary
+
+    def deadlines(self) -> tuple[Deadline | None, Deadline]:
+        """The opt-out deadline (None: none set) and its warning, or a failure a retry cannot fix."""
+        from ..ledger.deadlines import Deadline
+
+        try:
+            zone = str(self.deadline_timezone or "UTC")
+            warning = Deadline.parse(self.deadline_warning, zone)
+            if self.opt_out_deadline in (None, ""):
+                return None, warning
+            return Deadline.parse(self.opt_out_deadline, zone), warning
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def index_ledger(
+        self, context: Context, ledger: str, deadlines: tuple[Deadline | None, Deadline]
+    ) -> dict[str, Any]:
+        """The final ledger's deadline report and lookup-index entry (``runs.final_ledger``), for the
+        summary; never raises: the ledger is written, and it is the record."""
+        from ..runs.final_ledger import LedgerOwner, index_final_ledger, report_deadlines
+        from .context import task_identity
+
+        deadline, warning = deadlines
+        try:
+            report = report_deadlines(ledger, deadline, warning)
+        except Exception as exc:  # the ledger is final and HubSpot's writes are done: say it, go on
+            self.log.warning("The deadline report of %s could not be made: %s", ledger, exc)
+            report = {"deadlines": {"error": str(exc)}}
+        late = report.get("deadlines", {}).get("counts", {})
+        if late.get("overdue") or late.get("missed") or late.get("near") or late.get("unknown"):
+            self.log.warning(
+                "Opt-out deadline (%s): %d overdue, %d missed, %d near, %d with an unreadable "
+                "requested_at; the summary lists their lines",
+                report["deadlines"]["deadline"],
+                late.get("overdue", 0),
+                late.get("missed", 0),
+                late.get("near", 0),
+                late.get("unknown", 0),
+            )
+        try:
+            identity = task_identity(context)
+            owner = LedgerOwner(
+                dag_id=identity.dag_id,
+                run_id=identity.run_id,
+                task_id=identity.task_id,
+                map_index=identity.map_index,
+                hubspot_conn_id=self.hubspot_conn_id,
+                business_unit_id=self.resolved_business_unit(),
+                api_version=self.api_version or self.hook.api_version.value,
+            )
+            indexed = index_final_ledger(ledger, owner, deadline, warning)
+        except Exception as exc:
+            self.log.warning("The ledger %s is not in the lookup index: %s", ledger, exc)
+            indexed = {"index": {"written": False, "why": str(exc)}}
+        return {**report, **indexed}
 
     @staticmethod
     def _read_rest(state: BatchState) -> None:
@@ -291,6 +366,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         self.confirm_ledger(ledger, **self.completion_expectation())
         counted = summarize(ledger)
         result = {**done, "outcomes": counted["outcomes"], "total_inputs": counted["total_inputs"]}
+        result.update(self.index_ledger(context, ledger, self.deadlines()))
         self.publish_output(context, ledger, result)
         return result
 

@@ -18,6 +18,7 @@ def input_records(
     csv_column: str | None,
     encoding: str | None,
     input_range: Sequence[int] | None = None,
+    requested_at_column: str | None = None,
 ) -> Iterator[InputRecord]:
     """The numbered records of ``subscribers`` or of the file at ``input_path`` (see ``ledger.inputs``)."""
     from ..ledger.inputs import open_input, records_from_text, records_from_values
@@ -32,4 +33,5 @@ def input_records(
     if not input_path:
         raise AirflowFailException("Give subscribers or input_path: there is no input.")
     with open_input(input_path, encoding or None) as stream:
-        yield from islice(records_from_text(stream, csv_column or None), start, stop)
+        records = records_from_text(stream, csv_column or None, requested_at_column or None)
+        yield from islice(records, start, stop)

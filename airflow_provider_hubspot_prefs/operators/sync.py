@@ -143,6 +143,7 @@ class HubSpotSyncSubscriptionStatusesOperator(HubSpotBatchBaseOperator):
                 key=row.key,
                 decided=row.decided,
                 payload=row.payload() if valid else None,
+                requested=row.requested,
             )
 
     def _desired_rows(self) -> Iterator[DesiredStatus]:

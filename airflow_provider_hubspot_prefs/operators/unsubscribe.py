@@ -97,6 +97,9 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         byte-order mark (UTF-8 or UTF-16) is read as its mark says, whatever this is.
     :param input_range: ``[start, stop)`` of the input records (lines, or CSV records) to handle,
         for fan-out over chunks of one file (see ``utils.fanout``).
+    :param requested_at_column: the CSV column saying when each person asked to opt out (ISO 8601
+        with a time zone, or epoch seconds); default ``requested_at`` when the CSV has one. The
+        ledger keeps it as ``requested_at``; ``opt_out_deadline`` counts from it.
 
     See ``HubSpotBatchBaseOperator`` for the ledger, batching and failure policy, and
     ``HubSpotBaseOperator`` for the connection, business unit and waiting parameters.
@@ -108,6 +111,8 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         "csv_column",
         "encoding",
         "input_range",
+        "requested_at_column",
+        "opt_out_deadline",
         "ledger_path",
         "business_unit_id",
         "hubspot_conn_id",
@@ -122,9 +127,11 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         csv_column: str | None = None,
         encoding: str | None = None,
         input_range: Sequence[int] | None = None,
+        requested_at_column: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.requested_at_column = requested_at_column
         self.subscribers = subscribers
         self.input_path = input_path
         self.csv_column = csv_column
@@ -135,7 +142,12 @@ class HubSpotBatchUnsubscribeAllOperator(HubSpotBatchBaseOperator):
         from .inputs import input_records
 
         return input_records(
-            self.subscribers, self.input_path, self.csv_column, self.encoding, self.input_range
+            self.subscribers,
+            self.input_path,
+            self.csv_column,
+            self.encoding,
+            self.input_range,
+            self.requested_at_column,
         )
 
     def sender(self, client: AsyncHubSpotPreferencesClient) -> Callable[[list[tuple[int, str]]], Any]:

@@ -139,7 +139,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             )
         self._pending = result.pending
         if result.done:
-            self._confirm_ledger()
+            self._confirm_ledger(context)
             return True
         self.log.info(
             "%d contact(s) still pending (operation status %s)",
@@ -184,7 +184,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             f"Still pending: {len(pending)} contact(s), e.g. {sample_addresses(pending, self.redact_emails)}."
         )
 
-    def _confirm_ledger(self) -> None:
+    def _confirm_ledger(self, context: Context) -> None:
         if not self.ledger_path:
             return
         from ..runs.verification import Expectation
@@ -194,9 +194,31 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             str(self.ledger_path), expectation, business_unit_id=self._business_unit()
         )
         self.log.info("Ledger %s confirmed: %s", self.ledger_path, confirmed)
+        self._reindex(context, str(self.ledger_path))
+
+    def _reindex(self, context: Context, ledger: str) -> None:
+        """The confirmed ledger replaces its entry in the lookup index (its writer task, connection
+        and deadline stay those of the task that wrote it, when that task indexed it)."""
+        from ..runs.final_ledger import LedgerOwner, index_final_ledger
+
+        try:
+            ti = context["ti"]
+            map_index = getattr(ti, "map_index", None)
+            owner = LedgerOwner(
+                dag_id=str(ti.dag_id),
+                run_id=str(ti.run_id),
+                task_id=str(ti.task_id),
+                map_index=-1 if map_index is None else int(map_index),
+                hubspot_conn_id=self.hubspot_conn_id,
+                business_unit_id=self._business_unit(),
+                api_version=self.api_version or self.hook.api_version.value,
+            )
+            index_final_ledger(ledger, owner, None, None)
+        except Exception as exc:  # the ledger is confirmed and written: it stays the record
+            self.log.warning("The confirmed ledger %s is not re-indexed: %s", ledger, exc)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from ..triggers.operation_status import raise_for_event
 
         self.log.info(raise_for_event(event))
-        self._confirm_ledger()
+        self._confirm_ledger(context)

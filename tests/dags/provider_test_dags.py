@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
 from airflow_provider_hubspot_prefs.operators import (
     HubSpotBatchUnsubscribeAllOperator,
@@ -198,3 +198,22 @@ dags[dag.dag_id] = dag
 
 for _dag_id, _dag in dags.items():
     globals()[_dag_id] = _dag
+
+# Opt-out deadlines: a CSV with requested_at, failures allowed (their rows stay unconfirmed), the
+# summary announced on an asset.
+with DAG(
+    "test_opt_out_deadlines",
+    schedule=None,
+    start_date=START,
+    params={"input_path": Param("", type="string"), "ledger_path": Param("", type="string")},
+) as dag:
+    HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe",
+        input_path="{{ params.input_path }}",
+        ledger_path="{{ params.ledger_path }}",
+        csv_column="email",
+        opt_out_deadline="10 business days",
+        max_failure_ratio=1.0,
+        outlets=[Asset(name="hubspot_prefs_test_deadlines", uri="file:///tmp/hubspot_prefs_test_deadlines")],
+    )
+dags[dag.dag_id] = dag
