@@ -13,7 +13,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..ledger.inputs import examine
@@ -79,23 +79,29 @@ def _ledger_unreadable(entry: Any, exc: Exception) -> HTTPException:
     )
 
 
-@router.get("/ti", dependencies=[DAG_READ])
+@router.get("/ti", dependencies=[DAG_READ], response_model=None)
 def task_instance(
     user: User, dag_id: str, run_id: str, task_id: str, map_index: str = "-1"
-) -> dict[str, Any]:
-    """One task instance's ledger: counts, time to confirmation, deadlines, first page of failures."""
+) -> dict[str, Any] | JSONResponse:
+    """One task instance's ledger: counts, time to confirmation, deadlines, first page of failures.
+
+    A task instance without a ledger (the UI shows the tab on every task) answers 404 saying so,
+    with ``report_available``: a report task has no ledger but may have returned a report.
+    """
     index = map_index_of(map_index)
-    entry = _entry_or_error(dag_id, run_id, task_id, index)
+    report = reports.report_location(dag_id, run_id, task_id, index) is not None
+    try:
+        entry = _entry_or_error(dag_id, run_id, task_id, index)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_404_NOT_FOUND:
+            raise
+        return JSONResponse({"detail": exc.detail, "report_available": report}, status.HTTP_404_NOT_FOUND)
     addresses = may_see_addresses(user)
     try:
         summary = ledger_view.summarize_ledger(entry.ledger_path, data.deadline_reporter(entry))
         first, cursor = ledger_view.attention_page(entry.ledger_path, None, 50, addresses)
     except (OSError, ValueError) as exc:
         raise _ledger_unreadable(entry, exc) from None
-    try:
-        report = reports.report_location(dag_id, run_id, task_id, index) is not None
-    except Exception:  # the XCom table is a courtesy here: the ledger view stands without it
-        report = False
     return {
         "entry": entry_json(entry),
         "summary": asdict(summary),
@@ -159,11 +165,11 @@ def download_ledger(
 
 
 @router.get("/ti/report", dependencies=[DAG_READ])
-def task_report(
-    user: User, dag_id: str, run_id: str, task_id: str, map_index: str = "-1"
-) -> StreamingResponse:
-    """The HTML report the task returned (``report_html``), sandboxed: no scripts, nothing loaded."""
-    require_addresses(user)  # a report may list failed rows with their addresses
+def task_report(dag_id: str, run_id: str, task_id: str, map_index: str = "-1") -> StreamingResponse:
+    """The HTML report the task returned (``report_html``), sandboxed: no scripts, nothing loaded.
+
+    Readers of the DAG may open it: the report names lines, never addresses (``ledger.report``).
+    """
     location = reports.report_location(dag_id, run_id, task_id, map_index_of(map_index))
     if location is None:
         raise HTTPException(

@@ -80,7 +80,9 @@ def _deadlines(entry: LedgerEntry) -> tuple[Any, Any] | None:
     from ..ledger.deadlines import Deadline
 
     deadline = Deadline.from_json(entry.deadline)
-    warning = Deadline.from_json(entry.warning) if entry.warning else None
+    # An entry without a warning (written by hand, or by a writer that had none) warns of nothing:
+    # a zero warning makes no row "near"; the past-due rows are listed all the same.
+    warning = Deadline.from_json(entry.warning) if entry.warning else Deadline.parse(0, deadline.timezone)
     return deadline, warning
 
 

@@ -16,23 +16,12 @@ from typing import Any
 
 from ..client.redaction import redact_email, redact_text
 from ..ledger.files import read_rows
-from ..ledger.outcomes import Outcome
+from ..ledger.report import PROBLEM_OUTCOMES
 from ..ledger.store import parse_iso_utc
 
 # The rows an on-call engineer or an auditor has to look at: refused, failed, or not (yet) known
-# to have reached HubSpot. ``duplicate`` and the "already so" outcomes need nothing more.
-ATTENTION_OUTCOMES = frozenset(
-    o.value
-    for o in (
-        Outcome.FAILED,
-        Outcome.INVALID_INPUT,
-        Outcome.NOT_ATTEMPTED,
-        Outcome.NEEDS_OPT_IN,
-        Outcome.KEPT_NEWER_IN_HUBSPOT,
-        Outcome.SUBMITTED,
-        Outcome.PENDING,
-    )
-)
+# to have reached HubSpot; the same the report page lists.
+ATTENTION_OUTCOMES = frozenset(PROBLEM_OUTCOMES)
 MAX_PAGE = 500
 
 

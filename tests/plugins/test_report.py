@@ -66,13 +66,17 @@ def test_the_returned_html_report_is_served_sandboxed_and_only_an_html_file(
         not_html = client.get(
             "/hubspot-prefs/api/ti/report", params={**TI, "run_id": "run_other", "task_id": "report"}
         )
+    report_ti = {**TI, "run_id": "run_report", "task_id": "report"}
     with api_server.browser("viewer") as client:
-        redacted = client.get(
-            "/hubspot-prefs/api/ti/report", params={**TI, "run_id": "run_report", "task_id": "report"}
-        )
+        # The report names lines, never addresses: a reader of the DAG without the address
+        # permission opens it too. The task wrote no ledger, and its view says so, with the report.
+        viewer = client.get("/hubspot-prefs/api/ti/report", params=report_ti)
+        view = client.get("/hubspot-prefs/api/ti", params=report_ti)
     assert answer.status_code == 200 and answer.text == REPORT
     policy = answer.headers["content-security-policy"]
     assert policy.startswith("sandbox;") and "default-src 'none'" in policy  # the report's script never runs
     assert answer.headers["cache-control"] == "no-store"
     assert not_html.status_code == 404 and "jane" not in not_html.text
-    assert redacted.status_code == 403
+    assert viewer.status_code == 200 and viewer.text == REPORT
+    assert view.status_code == 404 and view.json()["report_available"] is True
+    assert view.json()["detail"].startswith("No ledger is indexed for this task instance")

@@ -92,6 +92,7 @@ def test_a_task_instance_without_a_ledger_says_so(api_server: ApiServer, index_r
         answer = client.get("/hubspot-prefs/api/ti", params={**TI, "task_id": "report"})
     assert answer.status_code == 404
     assert "No ledger is indexed for this task instance" in answer.json()["detail"]
+    assert answer.json()["report_available"] is False
 
 
 def test_an_index_that_cannot_be_keyed_is_named_with_the_reason(

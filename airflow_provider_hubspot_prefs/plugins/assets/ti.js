@@ -8,7 +8,14 @@
   try {
     data = await call("api/ti?" + query());
   } catch (error) {
-    return fail(view, error);
+    if (!(error.body && "report_available" in error.body)) return fail(view, error);
+    // No ledger for this task instance: said plainly (the UI shows this tab on every task). A task
+    // without a ledger (a report task, say) may still have returned a report page.
+    view.replaceChildren(el("p", { text: error.body.detail }));
+    if (error.body.report_available) {
+      view.append(el("p", {}, [el("a", { href: "api/ti/report?" + query(), target: "_blank", rel: "noopener", text: "Open the task's report" })]));
+    }
+    return;
   }
   const { entry, summary } = data;
   const parts = [];
@@ -73,11 +80,11 @@
   if (data.may_see_addresses) {
     // target=_blank: Airflow 3.2's iframe sandbox does not allow downloads from the frame itself.
     parts.push(el("p", {}, [el("a", { href: "api/ti/ledger?" + query(), target: "_blank", rel: "noopener", text: "Download the ledger (CSV)" })]));
-    if (data.report_available) {
-      parts.push(el("p", {}, [el("a", { href: "api/ti/report?" + query(), target: "_blank", rel: "noopener", text: "Open the task's report" })]));
-    }
   } else {
     parts.push(el("p", { class: "note", text: "Addresses are redacted for you; the download needs the permission to see them." }));
+  }
+  if (data.report_available) {
+    parts.push(el("p", {}, [el("a", { href: "api/ti/report?" + query(), target: "_blank", rel: "noopener", text: "Open the task's report" })]));
   }
   view.replaceChildren(...parts);
 })();

@@ -17,7 +17,9 @@ const Views = (() => {
     try { body = await response.json(); } catch (e) { body = null; }
     if (!response.ok) {
       const detail = body && body.detail ? (typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)) : response.statusText;
-      throw new Error(response.status + ": " + detail);
+      const error = new Error(response.status + ": " + detail);
+      error.body = body;
+      throw error;
     }
     return body;
   }
