@@ -24,10 +24,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .moments import moment
-from .outcomes import Outcome
-from .store import SUPERSEDED_PREFIX, iso_utc, parse_iso_utc
+from .outcomes import CONFIRMED_OUTCOMES, Outcome
+from .store import SUPERSEDED_PREFIX, iso_utc, parse_iso_utc, superseded_at
+
+CONFIRMED_VALUES = frozenset(o.value for o in CONFIRMED_OUTCOMES)
 
 _BUSINESS = re.compile(r"(\d+)\s*business\s*days?", re.IGNORECASE)
+# ISO 8601 durations of fixed length: weeks, days, hours, minutes, seconds. Months and years are no
+# fixed length (GDPR's "one month" from 1 February ends on 1 March), so they are refused, not guessed.
+_ISO = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?",
+)
+# No law gives more than a few dozen business days; a bigger number is a unit mistake (seconds?).
+MAX_BUSINESS_DAYS = 365
 _PLAIN = re.compile(r"(\d+(?:\.\d+)?)\s*(d|days?|h|hours?|m|min|minutes?)", re.IGNORECASE)
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0}
 
@@ -88,15 +98,22 @@ class Deadline:
             if found:
                 seconds = float(found.group(1)) * _UNIT_SECONDS[found.group(2)[0].lower()]
                 return cls._duration(timedelta(seconds=seconds), timezone, spec)
-            if text[:1] in ("P", "p"):
-                import pendulum
-
-                try:
-                    parsed = pendulum.parse(text.upper())
-                except (ValueError, TypeError):
-                    parsed = None
-                if isinstance(parsed, timedelta):
-                    return cls._duration(parsed, timezone, spec)
+            found = _ISO.fullmatch(text.upper())
+            if found and text.upper() not in ("P", "PT") and any(found.groupdict().values()):
+                parts = {k: float(v) for k, v in found.groupdict().items() if v}
+                seconds = (
+                    parts.get("w", 0) * 7 * 86400
+                    + parts.get("d", 0) * 86400
+                    + parts.get("h", 0) * 3600
+                    + parts.get("m", 0) * 60
+                    + parts.get("s", 0)
+                )
+                return cls._duration(timedelta(seconds=seconds), timezone, spec)
+            if re.fullmatch(r"P.*[YM].*", text.upper()) and "T" not in text.upper().split("M")[0]:
+                raise ValueError(
+                    f"deadline {spec!r}: months and years are no fixed length (a month from 1 February "
+                    "ends on 1 March); give days, weeks or business days"
+                )
         raise ValueError(
             f"deadline {spec!r} is not a number of business days ('10 business days', 10) or a "
             "duration ('36h', '15 days', 'P15D', a timedelta)"
@@ -106,6 +123,11 @@ class Deadline:
     def _days(cls, days: int, timezone: str) -> Deadline:
         if days < 0:
             raise ValueError(f"deadline of {days} business days: it cannot be negative")
+        if days > MAX_BUSINESS_DAYS:
+            raise ValueError(
+                f"deadline of {days} business days: more than {MAX_BUSINESS_DAYS} is no opt-out deadline "
+                "(a number of seconds? give '72h' or 'P3D' for a duration)"
+            )
         return cls(business_days=days, timezone=timezone)
 
     @classmethod
@@ -122,7 +144,8 @@ class Deadline:
         at = datetime.fromtimestamp(requested, zone)
         if at.weekday() >= 5:  # a weekend's request counts from the next Monday's start
             at = (at + timedelta(days=7 - at.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-        left = self.business_days or 0
+        weeks, left = divmod(self.business_days or 0, 5)
+        at += timedelta(weeks=weeks)  # five business days are a week, from any weekday
         while left:
             at += timedelta(days=1)
             if at.weekday() < 5:
@@ -190,10 +213,19 @@ def assess(
     if confirmed is not None:
         return (DeadlineState.MET if confirmed <= due else DeadlineState.MISSED), due
     outcome, reason = row.get("outcome"), row.get("reason") or ""
-    if outcome == Outcome.KEPT_NEWER_IN_HUBSPOT.value or (
-        outcome == Outcome.DUPLICATE.value and reason.startswith(SUPERSEDED_PREFIX)
-    ):
-        return DeadlineState.SUPERSEDED, due
+    if outcome in CONFIRMED_VALUES:
+        # HubSpot was seen holding it, but when was not recorded (a ledger row of version 0.2
+        # taken over by a retry): met or missed cannot be said.
+        return DeadlineState.UNKNOWN, due
+    if outcome == Outcome.KEPT_NEWER_IN_HUBSPOT.value:
+        # HubSpot holds a newer choice: whether it held the opt-out in time was not seen.
+        return DeadlineState.UNKNOWN, due
+    if outcome == Outcome.DUPLICATE.value and reason.startswith(SUPERSEDED_PREFIX):
+        later = superseded_at(reason)
+        # A later decision taken before this request was due replaces it; one taken after it
+        # does not excuse the deadline that had already passed (nor does an undated one).
+        if later is not None and later <= due:
+            return DeadlineState.SUPERSEDED, due
     if now > due:
         return DeadlineState.OVERDUE, due
     # "Near": the warning before the due time, counted back the way the deadline counts forward.
@@ -225,7 +257,13 @@ def deadline_report(
                     "line": int(row["line"]),
                     "outcome": row.get("outcome", ""),
                     "state": state.value,
-                    "requested_at": row.get("requested_at", ""),
+                    # An unreadable value stays in the ledger only: it is free text (a shifted cell
+                    # may hold an address), and this report goes to XCom, asset events and pages.
+                    "requested_at": "unreadable"
+                    if state is DeadlineState.UNKNOWN
+                    and group == "unknown"
+                    and (row.get("requested_at") or "").startswith(UNREADABLE_PREFIX)
+                    else row.get("requested_at", ""),
                     "due_at": iso_utc(due) or "",
                     "confirmed_at": row.get("confirmed_at", ""),
                 }

@@ -162,8 +162,8 @@ def desired_status(
     requested = None
     if str(_cell(row, "status") or "").upper() == "UNSUBSCRIBED":
         asked = _cell(row, "requested_at")
-        if asked in (None, "") and decided_at is not None:
-            asked = decided_at
+        if asked in (None, ""):  # the decision time, as given: unreadable stays unreadable
+            asked = decided_at if decided_at is not None else _cell(row, "decided_at")
         requested = requested_text(asked, now)
 
     def refused(problem: str) -> DesiredStatus:

@@ -246,6 +246,11 @@ def records_from_text(
     ``requested_column`` (which must then exist), else from a ``requested_at`` column if there is one.
     """
     if csv_column is None:
+        if requested_column:
+            raise ValueError(
+                f"requested_at_column {requested_column!r} needs a CSV input (csv_column): a file of one "
+                "address a line has no columns"
+            )
         for line, raw in enumerate(stream, start=1):
             value = raw.rstrip("\r\n")
             address, problem = examine(value)
@@ -255,7 +260,7 @@ def records_from_text(
     header = next(reader, None)
     if header is None:
         return
-    from .deadlines import requested_text
+    from .deadlines import UNREADABLE_PREFIX, requested_text
 
     column = _find_column(header, csv_column)
     if requested_column:
@@ -273,7 +278,12 @@ def records_from_text(
             continue
         value = cells[column] if column < len(cells) else ""
         address, problem = examine(value, empty=f"empty cell in column {csv_column!r}")
-        requested = requested_text(shown(cells[asked])) if asked is not None and asked < len(cells) else None
+        if asked is None:
+            requested = None
+        elif asked < len(cells):
+            requested = requested_text(shown(cells[asked]))
+        else:  # a record cut short before the column: its request time was not read
+            requested = f"{UNREADABLE_PREFIX}(no cell in column {header[asked]!r})"
         yield InputRecord(line, shown(value), address, problem, requested=requested)
 
 

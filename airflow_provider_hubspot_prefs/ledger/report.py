@@ -1,7 +1,8 @@
 """A ledger's report as one self-contained HTML page: counts, a chart, deadlines, failures.
 
 For people who open a file, not a CSV: the flagship example writes it beside its JSON report, and
-the provider's UI view links to it. It names lines, never addresses (it may be mailed around), and
+the provider's UI view links to it. It names lines, never addresses (it may be mailed around: an
+address inside HubSpot's error text is redacted), and
 holds no script and no external asset (it opens offline, under a strict content security policy).
 """
 
@@ -11,6 +12,7 @@ import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..client.redaction import redact_text
 from .outcomes import Outcome
 
 # Outcomes a reader looks at first: what did not end as asked.
@@ -107,7 +109,9 @@ def render_report_html(
     more = 0
     for row in problems:
         if len(shown) < problem_limit:
-            shown.append((row["line"], row["outcome"], row["reason"], row["category"], row["correlation_id"]))
+            # HubSpot's error text is free text it may fill with the contact's address.
+            reason = redact_text(row["reason"])
+            shown.append((row["line"], row["outcome"], reason, row["category"], row["correlation_id"]))
         else:
             more += 1
     parts.append("<h2>Rows that did not end as asked</h2>")

@@ -10,6 +10,7 @@ the current one notices and stops. The durable copy of this state lives next to 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -26,8 +27,23 @@ _INGEST_COMMIT_EVERY = 10_000
 # How the reason of a ``duplicate`` row that is the same change as an earlier line begins (not one
 # superseded by a later decision): such a row shares its first line's confirmation.
 SAME_CHANGE_PREFIX = "same "
-# ... and of one a later decision for the same contact and subscription replaced (the consent sync).
+# ... and of one a later decision for the same contact and subscription replaced (the consent sync),
+# which ends with that decision's time (``superseded_at`` reads it back).
 SUPERSEDED_PREFIX = "superseded by the latest decision"
+_SUPERSEDED_AT = re.compile(r"^" + SUPERSEDED_PREFIX + r".*\(decided at (\S+)\)$")
+
+
+def superseded_at(reason: str) -> float | None:
+    """When the decision that superseded a row was taken (epoch seconds), from the row's reason."""
+    found = _SUPERSEDED_AT.match(reason)
+    if found is None:
+        return None
+    try:
+        return parse_iso_utc(found.group(1))
+    except ValueError:
+        return None
+
+
 STALE_AFTER_DAYS = 7
 
 

@@ -19,6 +19,7 @@ from airflow_provider_hubspot_prefs.ledger.deadlines import (
 )
 from airflow_provider_hubspot_prefs.ledger.files import read_rows
 from airflow_provider_hubspot_prefs.ledger.outcomes import EARLIER_LEDGER_COLUMNS
+from airflow_provider_hubspot_prefs.ledger.store import SUPERSEDED_PREFIX as SUPERSEDED
 from airflow_provider_hubspot_prefs.ledger.store import iso_utc, parse_iso_utc
 
 from ..dag_support import ledger_rows, provider_dag, states, xcom
@@ -45,6 +46,11 @@ def due(spec: object, requested: str, zone: str = "UTC") -> str:
         ("P3D", "2026-11-27T16:30:00Z", "2026-11-30T16:30:00.000Z"),
         (timedelta(hours=36), "2026-11-27T16:30:00Z", "2026-11-29T04:30:00.000Z"),
         ("15 days", "2026-11-27T16:30:00Z", "2026-12-12T16:30:00.000Z"),
+        ("P1W", "2026-11-27T16:30:00Z", "2026-12-04T16:30:00.000Z"),
+        ("PT1.5H", "2026-11-27T16:30:00Z", "2026-11-27T18:00:00.000Z"),
+        ("P1DT12H", "2026-11-27T16:30:00Z", "2026-11-29T04:30:00.000Z"),
+        # 21 business days from a Wednesday: four whole weeks and one day.
+        (21, "2026-12-02T08:00:00Z", "2026-12-31T08:00:00.000Z"),
     ],
 )
 def test_when_a_request_is_due(spec, requested, expected):
@@ -57,7 +63,9 @@ def test_business_days_are_the_deadline_time_zone_s_weekdays():
     assert due(1, "2026-11-27T23:30:00Z") == "2026-11-30T23:30:00.000Z"
 
 
-@pytest.mark.parametrize("spec", ["ten days", "-1", -1, True, "10 fortnights", "P", "", None])
+@pytest.mark.parametrize(
+    "spec", ["ten days", "-1", -1, True, "10 fortnights", "P", "PT", "P2DT", "P1Y", "", None, 366, "864000"]
+)
 def test_a_deadline_that_says_nothing_readable_is_refused_by_name(spec):
     with pytest.raises(ValueError, match="deadline"):
         Deadline.parse(spec)
@@ -109,7 +117,24 @@ def test_each_row_s_state_against_the_deadline():
         row(6, "submitted", "2026-11-24T13:00:00.000Z"),
         row(7, "failed", "unreadable: 2026-11-24 13:00 (no time zone)"),
         row(8, "unsubscribed"),
+        # HubSpot holds a newer choice: whether it held the opt-out in time was not seen.
         row(9, "kept_newer_in_hubspot", "2026-11-01T09:00:00.000Z"),
+        # A consent row the person replaced by a later decision before it was due.
+        row(
+            10,
+            "duplicate",
+            "2026-11-30T09:00:00.000Z",
+            reason=f"{SUPERSEDED} line 11 (decided at 2026-12-01T10:00:00.000Z)",
+        ),
+        # ... and one replaced only after it was due: its deadline had passed (overdue).
+        row(
+            11,
+            "duplicate",
+            "2026-11-02T09:00:00.000Z",
+            reason=f"{SUPERSEDED} line 12 (decided at 2026-12-01T10:00:00.000Z)",
+        ),
+        # A row a 0.2 try confirmed (no confirmed_at recorded): when is not known.
+        row(12, "unsubscribed", "2026-11-02T09:00:00.000Z"),
     ]
     states_ = [assess(r, deadline, warning, NOW)[0] for r in rows]
     assert states_ == [
@@ -121,21 +146,24 @@ def test_each_row_s_state_against_the_deadline():
         DeadlineState.NEAR,
         DeadlineState.UNKNOWN,
         DeadlineState.NONE,
+        DeadlineState.UNKNOWN,
         DeadlineState.SUPERSEDED,
+        DeadlineState.OVERDUE,
+        DeadlineState.UNKNOWN,
     ]
     report = deadline_report(rows, deadline, warning, NOW)
-    assert [r["line"] for r in report["past"]] == [2, 3]
-    assert [r["line"] for r in report["near"]] == [6] and report["near"][0][
-        "due_at"
-    ] == "2026-12-08T13:00:00.000Z"
-    assert [r["line"] for r in report["unknown"]] == [7]
+    assert [r["line"] for r in report["past"]] == [2, 3, 11]
+    assert [r["line"] for r in report["near"]] == [6]
+    assert report["near"][0]["due_at"] == "2026-12-08T13:00:00.000Z"
+    assert [r["line"] for r in report["unknown"]] == [7, 9, 12]
+    assert report["unknown"][0]["requested_at"] == "unreadable"  # the text stays in the ledger only
     assert report["counts"] == {
         "met": 1,
         "missed": 1,
-        "overdue": 1,
+        "overdue": 2,
         "open": 2,
         "near": 1,
-        "unknown": 1,
+        "unknown": 3,
         "none": 1,
         "superseded": 1,
     }
