@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 CONN_TYPE = "hubspot_prefs"
 HOOK_CLASS = "airflow_provider_hubspot_prefs.hooks.hubspot_prefs.HubSpotPreferencesHook"
@@ -164,4 +164,32 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        # The lookup index of the compliance views (``ledger.index``): tasks write it, the api-server
+        # reads it, so every component needs the same two settings.
+        "config": {
+            "hubspot_prefs": {
+                "description": "The ledgers' lookup index, read by the compliance views in the Airflow UI.",
+                "options": {
+                    "index_path": {
+                        "description": "Folder of the lookup index (local path or object-storage URI), "
+                        "shared by the workers and the api-server. Default: "
+                        "$AIRFLOW_HOME/hubspot_prefs/index.",
+                        "version_added": "0.3.0",
+                        "type": "string",
+                        "example": "s3://compliance-bucket/hubspot-prefs/index",
+                        "default": None,
+                    },
+                    "index_key": {
+                        "description": "Secret that keys the index's hashes of addresses (any long random "
+                        "string; index_key_cmd and index_key_secret work too). Required when index_path "
+                        "is not local; else a key file is made in $AIRFLOW_HOME/hubspot_prefs.",
+                        "version_added": "0.3.0",
+                        "type": "string",
+                        "sensitive": True,
+                        "example": None,
+                        "default": None,
+                    },
+                },
+            }
+        },
     }
