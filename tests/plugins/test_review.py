@@ -219,3 +219,46 @@ def test_head_and_options_are_refused_without_login(api_server: ApiServer, index
                 answer = client.request(method, path, params=TI)
                 assert answer.status_code in (401, 403, 405), (method, path, answer.status_code)
                 assert answer.headers.get("cache-control") == "no-store", (method, path)
+
+
+def test_the_lookup_asks_for_the_same_access_as_the_task_instance_views(
+    api_server: ApiServer, tmp_path: Path, index_ledger, monkeypatch
+):
+    # An auth manager (FAB, a custom one) may let a user read a DAG but not its task instances. The
+    # task-instance and run views then refuse (requires_access_dag(GET, TASK_INSTANCE)); the lookup
+    # judges DAGs by get_authorized_dag_ids(method=GET), the DAG itself, and shows the ledger rows.
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    manager = get_auth_manager()
+    original = manager.is_authorized_dag
+
+    def no_task_instances(*, method: Any, user: Any, access_entity: Any = None, details: Any = None) -> bool:
+        if user.get_name() == "analyst" and access_entity is DagAccessEntity.TASK_INSTANCE:
+            return False
+        return bool(original(method=method, user=user, access_entity=access_entity, details=details))
+
+    monkeypatch.setattr(manager, "is_authorized_dag", no_task_instances)
+    ledger = _one_row_ledger(tmp_path / "ledger.csv")
+    index_ledger(ledger, "nightly", RUN_ID, "unsubscribe")
+    with api_server.browser("analyst") as client:
+        view = client.get("/hubspot-prefs/api/ti", params=TI)
+        found = client.post("/hubspot-prefs/api/lookup", json={"address": ADDRESS})
+    assert view.status_code == 403, view.text
+    assert found.status_code == 200 and found.json()["rows"] == [], found.text
+
+
+def test_a_row_with_a_request_time_in_a_ledger_indexed_without_deadline_is_not_state_none(
+    api_server: ApiServer, tmp_path: Path, index_ledger
+):
+    # DeadlineState "none" means "no requested_at" (spec 2). data.deadline_state answers "none" too
+    # when the index entry has no deadline, which happens although the task had one: the batch
+    # task's index write failed and the sensor after it indexed the ledger (sensors/_reindex passes
+    # deadline None). The lookup then says this row had no request time; it had one.
+    ledger = _one_row_ledger(tmp_path / "ledger.csv", requested_at="2026-03-01T09:00:00.000Z")
+    index_ledger(ledger, "nightly", RUN_ID, "wait_complete")
+    with api_server.browser("auditor") as client:
+        found = client.post("/hubspot-prefs/api/lookup", json={"address": ADDRESS})
+    [row] = found.json()["rows"]
+    assert row["requested_at"] == "2026-03-01T09:00:00.000Z"
+    assert row["deadline"]["state"] != "none", row["deadline"]
