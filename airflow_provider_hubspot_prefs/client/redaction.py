@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+\-!#$&'*/=?^`{|}~])[A-Za-z0-9._%+\-!#$&'*/=?^`{|}~]*@([A-Za-z0-9.\-]+)")
+# Any characters an address may hold, in any script (``用户@例子.广告``, ``ürsula@example.de``): what
+# separates an address from the text around it is white space, quotes, brackets and punctuation.
+_LOCAL = r"[^\s@<>()\[\],;:\"`|]"
+_DOMAIN = r"[^\s@<>()\[\],;:\"'`|/?#]"
+_EMAIL = re.compile(rf"({_LOCAL}){_LOCAL}*@({_DOMAIN}+)")
 # The same address URL-encoded, as it appears in request paths.
 _ENCODED_EMAIL = re.compile(r"([A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]*%40([A-Za-z0-9.\-]+)")
 

@@ -57,6 +57,9 @@ class LedgerOwnedElsewhereError(CheckpointError):
     """The ledger path already holds the state of another task instance: it is not this run's."""
 
 
+CHECKPOINT_SUFFIX = ".checkpoint.json"
+
+
 @dataclass(frozen=True)
 class TaskIdentity:
     """What makes a task instance unique, kept whole (hashed for file names, never lossy)."""
@@ -110,7 +113,7 @@ class BatchState:
     ) -> None:
         self.identity = identity
         self.ledger = ledger
-        self.checkpoint_path = ledger + ".checkpoint.json"
+        self.checkpoint_path = ledger + CHECKPOINT_SUFFIX
         self.work_dir = work_dir or default_work_dir()
         name = hashlib.sha256(f"{identity.key}\n{ledger}".encode()).hexdigest()[:40]
         self.work_path = self.work_dir / f"{name}.sqlite"
@@ -269,6 +272,14 @@ class BatchState:
             "format": FORMAT,
             "owner": self.identity.key,
             "task": self.identity.describe(),
+            # Whose ledger this is, whole (``ledger_writer``): a sensor that confirms it re-indexes
+            # it for its writer, not for itself.
+            "writer": {
+                "dag_id": self.identity.dag_id,
+                "run_id": self.identity.run_id,
+                "task_id": self.identity.task_id,
+                "map_index": self.identity.map_index,
+            },
             "windows": [],
             "sent_through": 0,
             "ledger": None,
@@ -425,6 +436,24 @@ class BatchState:
         if self.store is not None:
             self.store.remove() if remove else self.store.close()
             self.store = None
+
+
+def ledger_writer(ledger: str) -> dict[str, Any] | None:
+    """The task instance that writes ``ledger`` (``dag_id``, ``run_id``, ``task_id``, ``map_index``),
+    as its checkpoint says; None when there is no checkpoint or it does not say (written by 0.2)."""
+    from .storage import open_text
+
+    try:
+        with open_text(f"{ledger}{CHECKPOINT_SUFFIX}") as handle:
+            state = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    writer = state.get("writer") if isinstance(state, dict) else None
+    if not isinstance(writer, dict) or not all(
+        isinstance(writer.get(k), str) for k in ("dag_id", "run_id", "task_id")
+    ):
+        return None
+    return {**writer, "map_index": int(writer.get("map_index", -1))}
 
 
 def write_ledger_on_kill(identity: TaskIdentity, ledger: str, work_dir: Path | None = None) -> str:

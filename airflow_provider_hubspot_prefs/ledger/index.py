@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .checkpoint import default_work_dir
 from .files import write_atomically
@@ -193,7 +193,13 @@ def index_secret(root: Any = None) -> bytes:
             "workers and the api-server alike, e.g. to the output of `python -c 'import secrets; "
             "print(secrets.token_hex(32))'`."
         )
-    return _local_key(key_file())
+    keys = key_file()
+    if keys.resolve().is_relative_to(where.resolve()):
+        raise IndexUnavailable(
+            f"The key file {keys} would be inside the index {where} it keys (a copy of the index would "
+            f"carry its key): set [{SECTION}] index_key, or give index_path a folder that does not hold it"
+        )
+    return _local_key(keys)
 
 
 def _local_key(path: Path) -> bytes:
@@ -459,6 +465,42 @@ def write_segment(entry: LedgerEntry, secret: bytes, root: Any = None) -> Ledger
     return written
 
 
+# ``ledger_size`` of a placeholder: the ledger is not final yet, its rows are not indexed.
+NOT_FINAL = -1
+
+
+def write_placeholder(entry: LedgerEntry, root: Any = None) -> LedgerEntry:
+    """Announce a ledger before it is final: a segment without records (``ledger_size`` NOT_FINAL).
+
+    A batch task writes one before it sends anything, so that a ledger whose task is killed, or whose
+    index cannot be written at its end, is still known: a lookup scans it (reported stale) instead
+    of passing over it, and the task's view finds it. It needs no key. The final ``write_segment``
+    replaces it.
+    """
+    location = segment_location(
+        index_root() if root is None else root, entry.dag_id, entry.run_id, entry.ledger_path
+    )
+    written = replace(entry, written_at=time.time(), rows=0, outcomes={}, ledger_size=NOT_FINAL)
+    existing = _existing_entry(location)
+    if existing is not None:
+        written = _keep_writer(existing, written)
+    head = json.dumps(
+        {"format": FORMAT, "key_check": "", "entry": asdict(written)},
+        ensure_ascii=True,
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode("ascii")
+    padding = -(_PREFIX.size + len(head)) % RECORD_SIZE
+
+    def write(out: IO[str]) -> None:
+        binary = _binary(out)
+        binary.write(_PREFIX.pack(MAGIC, len(head), 0))
+        binary.write(head + b"\0" * padding)
+
+    write_atomically(location, write)
+    return written
+
+
 def _existing_entry(location: Any) -> LedgerEntry | None:
     try:
         return _read_head(location)[0]
@@ -470,14 +512,15 @@ def _existing_entry(location: Any) -> LedgerEntry | None:
 
 
 def _keep_writer(existing: LedgerEntry, new: LedgerEntry) -> LedgerEntry:
-    """``new`` with ``existing``'s writer (task and map index) and its fields that ``new`` leaves unset."""
-    if (existing.task_id, existing.map_index) == (new.task_id, new.map_index):
-        return new
+    """``new`` with ``existing``'s fields that ``new`` leaves unset, and ``existing``'s writer (task
+    and map index) when another task of the run re-indexes its ledger."""
     unset = {
         name: getattr(existing, name)
         for name in ("hubspot_conn_id", "business_unit_id", "api_version", "deadline", "warning")
         if getattr(new, name) is None
     }
+    if (existing.task_id, existing.map_index) == (new.task_id, new.map_index):
+        return replace(new, **unset)
     return replace(
         new,
         task_id=existing.task_id,
@@ -605,6 +648,38 @@ def entries(
             yield entry
 
 
+def dag_ids(root: Any = None) -> set[str]:
+    """The DAG ids that have a folder in the index (from the folder names: a DAG whose segments
+    cannot be read is still named, so that who may read it is asked, and its segments reported)."""
+    base = storage_path(index_root() if root is None else root)
+    return {unquote(name) for name, is_dir in _children(base) if is_dir and not name.startswith(".")}
+
+
+def run_segments(root: Any, dag_id: str, run_id: str) -> tuple[list[LedgerEntry], list[tuple[str, str]]]:
+    """The entries of one DAG run's segments, and ``(segment, why)`` for those that cannot be read."""
+    found: list[LedgerEntry] = []
+    unreadable: list[tuple[str, str]] = []
+    for location in _segment_locations(root, None, run_id, dag_id):
+        try:
+            entry = _read_head(location)[0]
+        except (OSError, ValueError) as exc:
+            unreadable.append((str(location), f"index segment unreadable: {exc}"))
+            continue
+        if _wanted(entry, None, run_id, dag_id):
+            found.append(entry)
+    return found, unreadable
+
+
+def ledger_size(location: Any) -> int:
+    """The ledger's size in bytes now: a view compares it with the entry's ``ledger_size``."""
+    return _size(location)
+
+
+def scan_ledger(location: Any, address: str) -> list[dict[str, str]]:
+    """The rows of ``address`` (normalized) in a ledger read whole: for a ledger that is not indexed."""
+    return [row for _, row in _scan(location, address)]
+
+
 def _wanted(entry: LedgerEntry, dag_ids: set[str] | None, run_id: str | None, dag_id: str | None) -> bool:
     # The header decides, not the folder it was found in.
     return (
@@ -646,7 +721,12 @@ def _search(location: Any, address: str, key: bytes, check: str, dag_ids: set[st
     try:
         size = _size(entry.ledger_path)
     except FileNotFoundError:
-        result.unreadable = (entry.ledger_path, "the ledger file is missing (moved or deleted since indexed)")
+        result.unreadable = (
+            entry.ledger_path,
+            "the ledger is not written yet (its task is running, or stopped before writing it)"
+            if entry.ledger_size == NOT_FINAL
+            else "the ledger file is missing (moved or deleted since indexed)",
+        )
         return result
     except OSError as exc:
         result.unreadable = (entry.ledger_path, f"the ledger cannot be read: {exc}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.models.dag import DagModel
 from airflow.utils.session import create_session
@@ -63,7 +63,18 @@ def readable_dag_ids(user: Any, dag_ids: set[str]) -> set[str]:
     allowed = (dag_ids & known) | (
         manager.filter_authorized_dag_ids(dag_ids=gone, user=user, method="GET") if gone else set()
     )
-    return set(allowed)
+    # The same access the task-instance views ask (DAG_READ): reading a DAG does not always mean
+    # reading its task instances, whose ledgers these are.
+    return {
+        dag_id
+        for dag_id in allowed
+        if manager.is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=dag_id),
+            user=user,
+        )
+    }
 
 
 def _existing_dag_ids(dag_ids: set[str]) -> set[str]:

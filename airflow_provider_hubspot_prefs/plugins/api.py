@@ -46,12 +46,51 @@ def _entry_or_error(dag_id: str, run_id: str, task_id: str, map_index: int) -> A
     except data.IndexUnavailableError as exc:
         raise _unavailable(exc) from None
     if entry is None:
+        entry = _unindexed_entry(dag_id, run_id, task_id, map_index)
+    if entry is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             "No ledger is indexed for this task instance: it wrote none (not a batch, sync or export "
             "task of this provider), or it has not finished yet.",
         )
     return entry
+
+
+def _unindexed_entry(dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """An entry for a ledger its task wrote but could not index (its summary says so and where):
+    the view reads that file, and says it is not in the index."""
+    from ..ledger.index import LedgerEntry
+
+    summary = reports.returned(dag_id, run_id, task_id, map_index)
+    index = summary.get("index") if summary else None
+    if not summary or not isinstance(index, dict) or index.get("written") is not False:
+        return None
+    if not summary.get("ledger_path"):
+        return None
+    return LedgerEntry(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        map_index=map_index,
+        ledger_path=str(summary["ledger_path"]),
+        ledger_size=-1,
+        extra={"not_indexed": str(index.get("why", ""))},
+    )
+
+
+def _ledger_folders(dag_id: str, run_id: str) -> list[str]:
+    """The folders of the run's indexed ledgers: where its report may be."""
+    import posixpath
+
+    try:
+        entries, _ = data.run_entries(dag_id, run_id)
+    except data.IndexUnavailableError:
+        return []
+    return [posixpath.dirname(str(e.ledger_path).removeprefix("file://")) for e in entries]
+
+
+def _report_location(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
+    return reports.report_location(dag_id, run_id, task_id, map_index, _ledger_folders(dag_id, run_id))
 
 
 def entry_json(entry: Any) -> dict[str, Any]:
@@ -69,6 +108,8 @@ def entry_json(entry: Any) -> dict[str, Any]:
         "rows": entry.rows,
         "outcomes": entry.outcomes,
         "ledger_size": entry.ledger_size,
+        # Why the ledger is not in the lookup index, when its task said so (read from its summary).
+        "not_indexed": entry.extra.get("not_indexed") if isinstance(entry.extra, dict) else None,
     }
 
 
@@ -89,7 +130,7 @@ def task_instance(
     with ``report_available``: a report task has no ledger but may have returned a report.
     """
     index = map_index_of(map_index)
-    report = reports.report_location(dag_id, run_id, task_id, index) is not None
+    report = _report_location(dag_id, run_id, task_id, index) is not None
     try:
         entry = _entry_or_error(dag_id, run_id, task_id, index)
     except HTTPException as exc:
@@ -170,7 +211,7 @@ def task_report(dag_id: str, run_id: str, task_id: str, map_index: str = "-1") -
 
     Readers of the DAG may open it: the report names lines, never addresses (``ledger.report``).
     """
-    location = reports.report_location(dag_id, run_id, task_id, map_index_of(map_index))
+    location = _report_location(dag_id, run_id, task_id, map_index_of(map_index))
     if location is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, "This task instance returned no report_html .html file."
@@ -192,12 +233,20 @@ def task_report(dag_id: str, run_id: str, task_id: str, map_index: str = "-1") -
 
 @router.get("/run", dependencies=[DAG_READ])
 def dag_run(dag_id: str, run_id: str) -> dict[str, Any]:
-    """Every ledger indexed for one DAG run, with its counts and deadline counts."""
+    """Every ledger indexed for one DAG run, with its counts and deadline counts, and the run's
+    segments that cannot be read. ``index_matches_file`` false: the ledger changed since it was
+    indexed (its counts here are the index's; the task's view counts the file)."""
     try:
-        entries = data.run_entries(dag_id, run_id)
+        entries, unreadable = data.run_entries(dag_id, run_id)
     except data.IndexUnavailableError as exc:
         raise _unavailable(exc) from None
-    return {"ledgers": [{**entry_json(e), "deadlines": _deadline_counts(e)} for e in entries]}
+    return {
+        "ledgers": [
+            {**entry_json(e), "index_matches_file": data.matches_file(e), "deadlines": _deadline_counts(e)}
+            for e in entries
+        ],
+        "unreadable": [{"path": path, "reason": reason} for path, reason in unreadable],
+    }
 
 
 def _deadline_counts(entry: Any) -> dict[str, Any] | None:
@@ -227,10 +276,37 @@ def lookup(request: Request, user: User, body: LookupBody) -> dict[str, Any]:
     address, problem = examine(body.address)
     if address is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"This is no address to look up: {problem}")
+    asked: set[str] = set()
+
+    def readable(dag_ids: set[str]) -> set[str]:
+        asked.update(readable_dag_ids(user, dag_ids))
+        return asked
+
     try:
-        result = data.lookup(address, lambda dag_ids: readable_dag_ids(user, dag_ids))
+        result = data.lookup(address, readable)
     except data.IndexUnavailableError as exc:
         raise _unavailable(exc) from None
+    # Ledgers whose task could not index them (its summary says so): read whole, not passed over.
+    from ..ledger.index import Hit
+
+    missing_all = reports.unindexed_ledgers(None)
+    allowed = readable_dag_ids(user, {m["dag_id"] for m in missing_all}) if missing_all else set()
+    known = {e.ledger_path for e in result.stale} | {h.entry.ledger_path for h in result.hits}
+    for missing in missing_all:
+        if missing["dag_id"] not in allowed or missing["ledger_path"] in known:
+            continue
+        ids = (missing["dag_id"], missing["run_id"], missing["task_id"], missing["map_index"])
+        entry = _unindexed_entry(*ids)
+        if entry is None:
+            continue
+        known.add(entry.ledger_path)
+        result.searched += 1
+        try:
+            result.hits.extend(Hit(entry, row) for row in data.scan_ledger(entry.ledger_path, address))
+            result.stale.append(entry)
+        except (OSError, ValueError) as exc:
+            why = f"not indexed ({missing['why']}), and unreadable: {exc}"
+            result.unreadable.append((entry.ledger_path, why))
     hits = sorted(result.hits, key=lambda h: (h.entry.written_at, h.entry.dag_id, h.entry.run_id))
     rows = [
         {

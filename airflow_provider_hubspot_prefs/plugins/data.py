@@ -43,16 +43,34 @@ def find_entry(dag_id: str, run_id: str, task_id: str, map_index: int) -> Ledger
         raise IndexUnavailableError(f"the index storage cannot be read: {exc}") from None
 
 
-def run_entries(dag_id: str, run_id: str) -> list[LedgerEntry]:
-    """Every ledger indexed for one DAG run, by task and map index."""
+def run_entries(dag_id: str, run_id: str) -> tuple[list[LedgerEntry], list[tuple[str, str]]]:
+    """Every ledger indexed for one DAG run, by task and map index, and ``(segment, why)`` of the
+    segments of the run that cannot be read (said, not passed over)."""
     from ..ledger import index
 
     root, _ = _root_and_secret(need_secret=False)
     try:
-        found = list(index.entries(root, dag_id=dag_id, run_id=run_id))
+        found, unreadable = index.run_segments(root, dag_id, run_id)
     except OSError as exc:
         raise IndexUnavailableError(f"the index storage cannot be read: {exc}") from None
-    return sorted(found, key=lambda e: (e.task_id, e.map_index))
+    return sorted(found, key=lambda e: (e.task_id, e.map_index)), unreadable
+
+
+def matches_file(entry: LedgerEntry) -> bool | None:
+    """Whether the ledger is still the file the entry counted (its size); None when it cannot be read."""
+    from ..ledger import index
+
+    try:
+        return index.ledger_size(entry.ledger_path) == entry.ledger_size
+    except OSError:
+        return None
+
+
+def scan_ledger(location: str, address: str) -> list[dict[str, str]]:
+    """The rows of ``address`` in a ledger the index does not hold, read whole."""
+    from ..ledger import index
+
+    return index.scan_ledger(location, address)
 
 
 def lookup(address: str, readable: Callable[[set[str]], set[str]]) -> LookupResult:
@@ -67,7 +85,9 @@ def lookup(address: str, readable: Callable[[set[str]], set[str]]) -> LookupResu
     root, secret = _root_and_secret(need_secret=True)
     assert secret is not None
     try:
-        dag_ids = readable({entry.dag_id for entry in index.entries(root)})
+        # The DAG folders decide what is asked, not the headers that could be read: a DAG whose
+        # only segment is damaged is still searched, and the damage reported.
+        dag_ids = readable(index.dag_ids(root))
         return index.lookup(address, secret, root=root, dag_ids=dag_ids)
     except OSError as exc:
         raise IndexUnavailableError(f"the index storage cannot be read: {exc}") from None
@@ -106,8 +126,8 @@ def deadline_reporter(entry: LedgerEntry, now: float | None = None) -> Any:
 def deadline_state(entry: LedgerEntry, row: Mapping[str, str], now: float | None = None) -> dict[str, Any]:
     """One row's deadline state (``ledger.deadlines.assess``) and its due time; ``none`` without one."""
     judged = _deadlines(entry)
-    if judged is None:
-        return {"state": "none", "due_at": None}
+    if judged is None:  # not "none", which says the row has no requested_at
+        return {"state": "no_deadline", "due_at": None}
     from ..ledger.deadlines import assess
 
     deadline, warning = judged

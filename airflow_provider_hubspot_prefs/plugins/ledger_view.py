@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client.redaction import redact_email, redact_text
+from ..ledger.deadlines import UNREADABLE_PREFIX
 from ..ledger.files import read_rows
 from ..ledger.report import PROBLEM_OUTCOMES
 from ..ledger.store import parse_iso_utc
@@ -37,9 +38,12 @@ def shown_row(row: Mapping[str, str], addresses: bool) -> dict[str, str]:
     """
     shown = dict(row)
     if not addresses:
+        # Every column, not a list of the ones that may hold an address: a shifted spreadsheet cell
+        # puts one in requested_at, HubSpot's message one in reason.
+        shown = {column: redact_text(value or "") for column, value in row.items()}
         shown["subscriber_id"] = redact_email(row["subscriber_id"]) if row.get("subscriber_id") else ""
-        shown["input"] = redact_text(row.get("input", ""))
-        shown["reason"] = redact_text(row.get("reason", ""))
+        if (row.get("requested_at") or "").startswith(UNREADABLE_PREFIX):
+            shown["requested_at"] = "unreadable"
     return shown
 
 

@@ -1,13 +1,20 @@
 """The HTML report a task wrote (its XCom return value's ``report_html``), found and opened.
 
 A report task (the flagship example's) returns ``{"report_html": <path or URI>, ...}``; the
-task-instance view links to it. Only a file whose name ends in ``.html`` is served, so that an XCom
-naming some other file (a ledger, a key) cannot make the view hand it out.
+task-instance view links to it. XCom is written by DAG code, so the path is checked before anything
+is served: an ``.html`` file, no ``..``, no symbolic link, in the folder of a ledger indexed for the
+same DAG run (the flagship writes its report beside its ledger), and not itself a ledger.
+
+A batch task's summary (its return value) also says when its ledger could not be indexed
+(``index.written`` false): ``unindexed_ledgers`` finds those, so that a lookup reads them instead of
+passing over them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import posixpath
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow.models.xcom import XComModel
@@ -18,18 +25,82 @@ from ..ledger.storage import storage_path
 CHUNK = 64 * 1024
 
 
-def report_location(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    """``report_html`` of the task instance's return value, when it names an ``.html`` file."""
+def returned(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str, Any] | None:
+    """The task instance's return value, when it is a mapping (a batch task's summary)."""
     query = XComModel.get_many(
         run_id=run_id, key="return_value", task_ids=task_id, dag_ids=dag_id, map_indexes=map_index, limit=1
     )
     with create_session() as session:
         row = session.scalars(query).first()
         value: Any = XComModel.deserialize_value(row) if row is not None else None
-    location = value.get("report_html") if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def report_location(
+    dag_id: str, run_id: str, task_id: str, map_index: int, ledger_folders: Iterable[str] = ()
+) -> str | None:
+    """``report_html`` of the task instance's return value, when it is a file the view may serve:
+    an ``.html`` file, named without ``..``, no symbolic link, inside one of ``ledger_folders`` (the
+    folders of the run's indexed ledgers), and no ledger."""
+    value = returned(dag_id, run_id, task_id, map_index)
+    location = value.get("report_html") if value else None
     if not isinstance(location, str) or not location.lower().endswith(".html"):
         return None
+    where = storage_path(location)
+    if ".." in PurePosixPath(str(where)).parts or ".." in location.split("/"):
+        return None
+    folder = posixpath.dirname(str(where).rstrip("/"))
+    if folder not in {posixpath.normpath(str(storage_path(f))) for f in ledger_folders}:
+        return None
+    if isinstance(where, Path):
+        try:
+            if where.is_symlink() or any(p.is_symlink() for p in where.parents):
+                return None
+        except OSError:
+            return None
+    try:
+        with storage_path(location).open("rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return location  # named as it must be; the view says it cannot be read
+    if head.lstrip(b"\xef\xbb\xbf").startswith(b"line,input,subscriber_id"):
+        return None  # a ledger under another name: addresses, not a report
     return location
+
+
+def unindexed_ledgers(dag_ids: set[str] | None) -> list[dict[str, Any]]:
+    """Ledgers (of ``dag_ids``; None: of every DAG) whose task said it could not index them
+    (``index.written`` false in its summary), with the task instance and why."""
+    from sqlalchemy import String, cast, select
+
+    if dag_ids is not None and not dag_ids:
+        return []
+    found: list[dict[str, Any]] = []
+    query = select(XComModel).where(
+        XComModel.key == "return_value",
+        # A prefilter the database can run on the summary's JSON text (stored as an object, or as a
+        # string holding one: its quotes escaped); each match is checked below.
+        cast(XComModel.value, String).like("%written%false%"),
+    )
+    if dag_ids is not None:
+        query = query.where(XComModel.dag_id.in_(sorted(dag_ids)))
+    with create_session() as session:
+        rows = session.scalars(query).all()
+        for row in rows:
+            value: Any = XComModel.deserialize_value(row)
+            index = value.get("index") if isinstance(value, dict) else None
+            if isinstance(index, dict) and index.get("written") is False and value.get("ledger_path"):
+                found.append(
+                    {
+                        "dag_id": row.dag_id,
+                        "run_id": row.run_id,
+                        "task_id": row.task_id,
+                        "map_index": row.map_index,
+                        "ledger_path": str(value["ledger_path"]),
+                        "why": str(index.get("why", "")),
+                    }
+                )
+    return found
 
 
 def stream_file(location: str) -> Iterator[bytes]:

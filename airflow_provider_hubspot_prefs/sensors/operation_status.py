@@ -197,18 +197,25 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         self._reindex(context, str(self.ledger_path))
 
     def _reindex(self, context: Context, ledger: str) -> None:
-        """The confirmed ledger replaces its entry in the lookup index (its writer task, connection
-        and deadline stay those of the task that wrote it, when that task indexed it)."""
+        """The confirmed ledger replaces its entry in the lookup index, as its writer's (the task the
+        ledger's checkpoint names; its connection and deadline stay those it indexed)."""
+        from ..ledger.checkpoint import ledger_writer
         from ..runs.final_ledger import LedgerOwner, index_final_ledger
 
         try:
-            ti = context["ti"]
-            map_index = getattr(ti, "map_index", None)
+            writer = ledger_writer(ledger)
+            if writer is None:
+                self.log.warning(
+                    "The confirmed ledger %s is not re-indexed: its checkpoint does not say which task "
+                    "wrote it; a lookup reads it whole (it is stale in the index)",
+                    ledger,
+                )
+                return
             owner = LedgerOwner(
-                dag_id=str(ti.dag_id),
-                run_id=str(ti.run_id),
-                task_id=str(ti.task_id),
-                map_index=-1 if map_index is None else int(map_index),
+                dag_id=writer["dag_id"],
+                run_id=writer["run_id"],
+                task_id=writer["task_id"],
+                map_index=writer["map_index"],
                 hubspot_conn_id=self.hubspot_conn_id,
                 business_unit_id=self._business_unit(),
                 api_version=self.api_version or self.hook.api_version.value,

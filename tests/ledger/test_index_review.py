@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_hubspot_prefs.ledger import Outcome, confirm_submitted
+from airflow_provider_hubspot_prefs.ledger import Outcome
 from airflow_provider_hubspot_prefs.ledger.index import (
+    index_root,
     index_secret,
     key_file,
     lookup,
@@ -33,38 +34,52 @@ def _submitted_ledger(tmp_path: Path) -> str:
     )
 
 
-def test_a_sensor_of_a_later_run_reindexing_a_ledger_does_not_list_its_rows_twice(tmp_path):
-    # The batch task of run 1 indexes its ledger; a sensor of run 2 of the same DAG (a "confirm
-    # yesterday's submissions" run) confirms that ledger and re-indexes it (sensors/_reindex passes
-    # its own run id). The ledger holds one row for jane.
-    root = tmp_path / "index"
-    ledger = _submitted_ledger(tmp_path)
-    write_segment(entry(ledger, run_id=RUN_1, task_id="unsubscribe_all"), SECRET, root)
-    confirm_submitted(ledger, {"jane@example.com": 1772442000.0}, Outcome.UNSUBSCRIBED, Outcome.ALREADY_UNSUBSCRIBED)
-    write_segment(entry(ledger, run_id=RUN_2, task_id="wait_complete"), SECRET, root)
+def _written_by_a_batch_task(tmp_path: Path, dag_id: str) -> str:
+    """A ledger with its checkpoint, written as a batch task writes them (``BatchState``), and indexed."""
+    from airflow_provider_hubspot_prefs.ledger import InputRecord
+    from airflow_provider_hubspot_prefs.ledger.checkpoint import BatchState, TaskIdentity
 
-    found = lookup("jane@example.com", SECRET, root)
+    ledger = str(tmp_path / "ledgers" / RUN_1 / "ledger.csv")
+    identity = TaskIdentity("http://airflow", dag_id, RUN_1, "unsubscribe_all", -1, 1)
+    state = BatchState(identity, ledger, work_dir=tmp_path / "work")
+    store = state.open(lambda: [InputRecord(1, "jane@example.com", "jane@example.com")])
+    store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
+    state.finish()
+    state.close()
+    write_segment(entry(ledger, dag_id=dag_id, run_id=RUN_1, task_id="unsubscribe_all"), SECRET, index_root())
+    return ledger
 
-    where = [(h.entry.run_id, h.entry.task_id, h.row["line"]) for h in found.hits]
-    # One ledger row, one hit: not one per segment that happens to point at the ledger.
-    assert len(found.hits) == 1, where
 
+@pytest.mark.parametrize(
+    ("sensor_dag", "sensor_run"),
+    [("gdpr_requests", RUN_2), ("confirmations", RUN_1)],
+    ids=["a later run of the same DAG", "another DAG"],
+)
+def test_a_sensor_elsewhere_reindexes_a_ledger_for_the_task_that_wrote_it(
+    tmp_path, monkeypatch, sensor_dag, sensor_run
+):
+    # The batch task of gdpr_requests/RUN_1 wrote and indexed its ledger; a sensor of a later run,
+    # or of another DAG (other owners, other readers), confirms that ledger and re-indexes it. The
+    # ledger holds one row for jane: one hit, the writer's, and none for readers of the sensor's DAG.
+    from types import SimpleNamespace
 
-def test_a_sensor_in_another_dag_does_not_hand_the_ledger_to_readers_of_that_dag(tmp_path):
-    # DAG "gdpr_requests" writes the ledger; DAG "confirmations" (other owners, other readers)
-    # waits for it and re-indexes it: the ledger's rows then answer a lookup limited to
-    # "confirmations", attributed to that DAG, although its readers may not read "gdpr_requests".
-    root = tmp_path / "index"
-    ledger = _submitted_ledger(tmp_path)
-    write_segment(entry(ledger, dag_id="gdpr_requests", task_id="unsubscribe_all"), SECRET, root)
-    confirm_submitted(ledger, {"jane@example.com": 1772442000.0}, Outcome.UNSUBSCRIBED, Outcome.ALREADY_UNSUBSCRIBED)
-    write_segment(entry(ledger, dag_id="confirmations", task_id="wait_complete"), SECRET, root)
+    from airflow_provider_hubspot_prefs.sensors import HubSpotOperationStatusSensor
 
-    only_confirmations = lookup("jane@example.com", SECRET, root, dag_ids={"confirmations"})
-    everything = lookup("jane@example.com", SECRET, root)
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_PREFS__INDEX_PATH", str(tmp_path / "index"))
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_PREFS__INDEX_KEY", SECRET.decode())
+    ledger = _written_by_a_batch_task(tmp_path, "gdpr_requests")
+    sensor = HubSpotOperationStatusSensor(
+        task_id="wait_complete", ledger_path=ledger, api_version="v4", business_unit_id=0
+    )
+    ti = SimpleNamespace(dag_id=sensor_dag, run_id=sensor_run, task_id="wait_complete", map_index=-1)
+    sensor._reindex({"ti": ti}, ledger)  # what it does once HubSpot confirmed the ledger's rows
 
-    assert [h.entry.dag_id for h in everything.hits] == ["gdpr_requests"]
-    assert only_confirmations.hits == []
+    everything = lookup("jane@example.com", SECRET, index_root())
+    assert [(h.entry.dag_id, h.entry.run_id, h.entry.task_id) for h in everything.hits] == [
+        ("gdpr_requests", RUN_1, "unsubscribe_all")
+    ]
+    assert not everything.stale  # re-indexed, not left to be scanned
+    assert lookup("jane@example.com", SECRET, index_root(), dag_ids={"confirmations"}).hits == []
 
 
 def test_the_key_file_never_lands_inside_the_index_it_keys(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ApiServer
+from .conftest import ApiServer, write_ledger
 from .test_views import TI
 
 REPORT = "<!doctype html><title>Night report</title><h1>Counts</h1><script>alert(1)</script>"
@@ -51,12 +51,14 @@ def returned(airflow_db: str) -> Any:
 
 
 def test_the_returned_html_report_is_served_sandboxed_and_only_an_html_file(
-    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any
+    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any, index_ledger: Any
 ):
-    report = tmp_path / "report.html"
+    # The flagship's report sits beside the ledger of its run's batch task: only there is it served.
+    for run in ("run_report", "run_other"):
+        index_ledger(write_ledger(tmp_path / run / "ledger.csv", []), "nightly", run, "unsubscribe")
+    report = tmp_path / "run_report" / "report.html"
     report.write_text(REPORT)
-    secret = tmp_path / "ledger.csv"
-    secret.write_text("line,input\n1,jane@example.com\n")
+    secret = tmp_path / "run_other" / "ledger.csv"
     returned("nightly", "run_report", "report", {"report_html": str(report), "ok": 3})
     returned("nightly", "run_other", "report", {"report_html": str(secret)})
     with api_server.browser("auditor") as client:

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .conftest import INDEX_KEY, ApiServer, write_ledger
+from .conftest import ApiServer, write_ledger
 from .test_report import returned  # noqa: F401 - the fixture recording a task's return value
 from .test_views import RUN_ID, TI, file_counts, ledger_rows
 
@@ -93,11 +93,17 @@ def test_the_run_view_counts_are_the_files_or_say_they_are_not(
         answer = client.get("/hubspot-prefs/api/run", params={"dag_id": "nightly", "run_id": RUN_ID})
     [shown] = answer.json()["ledgers"]
     current = dict(file_counts(ledger))
-    assert shown["outcomes"] == current or shown.get("index_matches_file") is False, (shown["outcomes"], current)
+    assert shown["outcomes"] == current or shown.get("index_matches_file") is False, (
+        shown["outcomes"],
+        current,
+    )
 
 
 def test_a_task_whose_ledger_was_not_indexed_is_not_said_to_have_written_none(
-    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any  # noqa: F811
+    api_server: ApiServer,
+    tmp_path: Path,
+    index_root: Path,
+    returned: Any,  # noqa: F811
 ):
     # The batch task wrote its ledger; the index write failed (storage full, no key yet...), which
     # its summary records (runs.final_ledger: index.written false, with why). The view answers
@@ -114,7 +120,10 @@ def test_a_task_whose_ledger_was_not_indexed_is_not_said_to_have_written_none(
 
 
 def test_a_lookup_says_which_ledgers_of_readable_dags_it_could_not_search(
-    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any  # noqa: F811
+    api_server: ApiServer,
+    tmp_path: Path,
+    index_root: Path,
+    returned: Any,  # noqa: F811
 ):
     # Same unindexed ledger, holding jane's row: the lookup answers no rows and nothing unsearched;
     # the page says "No ledger of a DAG you may read holds this address." The auditor is told a
@@ -178,7 +187,10 @@ def test_a_viewer_sees_no_address_with_non_ascii_characters(
 
 
 def test_a_report_html_that_is_a_link_to_a_ledger_is_not_served(
-    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any  # noqa: F811
+    api_server: ApiServer,
+    tmp_path: Path,
+    index_root: Path,
+    returned: Any,  # noqa: F811
 ):
     # report_html comes from XCom (any task's code, or a user allowed to write XCom entries): only
     # its name is checked. A link named .html to a ledger hands the ledger's addresses, as HTML, to
@@ -188,12 +200,16 @@ def test_a_report_html_that_is_a_link_to_a_ledger_is_not_served(
     os.symlink(ledger, link)
     returned("nightly", "run_link", "report", {"report_html": str(link)})
     with api_server.browser("viewer") as client:
-        answer = client.get("/hubspot-prefs/api/ti/report", params={**TI, "run_id": "run_link", "task_id": "report"})
+        params = {**TI, "run_id": "run_link", "task_id": "report"}
+        answer = client.get("/hubspot-prefs/api/ti/report", params=params)
     assert ADDRESS not in answer.text, (answer.status_code, answer.headers.get("content-type"))
 
 
 def test_a_report_html_outside_the_dags_files_is_not_served(
-    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any  # noqa: F811
+    api_server: ApiServer,
+    tmp_path: Path,
+    index_root: Path,
+    returned: Any,  # noqa: F811
 ):
     # The same with "..": the report of secret_dag, which viewer may not read, opened through a
     # nightly task's XCom.
@@ -204,7 +220,8 @@ def test_a_report_html_outside_the_dags_files_is_not_served(
     sneaky = f"{tmp_path}/nightly/../secret_dag/run1/report.html"
     returned("nightly", "run_dotdot", "report", {"report_html": sneaky})
     with api_server.browser("viewer") as client:
-        answer = client.get("/hubspot-prefs/api/ti/report", params={**TI, "run_id": "run_dotdot", "task_id": "report"})
+        params = {**TI, "run_id": "run_dotdot", "task_id": "report"}
+        answer = client.get("/hubspot-prefs/api/ti/report", params=params)
     assert "secret_dag: 3 failed" not in answer.text, answer.status_code
 
 
@@ -212,7 +229,12 @@ def test_a_report_html_outside_the_dags_files_is_not_served(
 
 
 def test_head_and_options_are_refused_without_login(api_server: ApiServer, index_root: Path):
-    paths = ["/hubspot-prefs/ti", "/hubspot-prefs/api/ti", "/hubspot-prefs/api/ti/ledger", "/hubspot-prefs/api/lookup"]
+    paths = [
+        "/hubspot-prefs/ti",
+        "/hubspot-prefs/api/ti",
+        "/hubspot-prefs/api/ti/ledger",
+        "/hubspot-prefs/api/lookup",
+    ]
     with api_server.browser(None) as client:
         for method in ("HEAD", "OPTIONS"):
             for path in paths:

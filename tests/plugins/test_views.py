@@ -255,7 +255,7 @@ def test_the_lookup_finds_the_rows_of_every_run_in_readable_dags_and_reads_hubsp
         ("nightly", "scheduled__2026-03-04", "8", "unsubscribed"),
     ]
     assert found["rows"][0]["correlation_id"] == "corr-run0" and found["rows"][0]["reason"] == "rate limited"
-    assert found["rows"][0]["deadline"] == {"state": "none", "due_at": None}
+    assert found["rows"][0]["deadline"] == {"state": "no_deadline", "due_at": None}
     assert {r["dag_id"] for r in auditor.json()["rows"]} == {"nightly", "secret_dag"}
     assert len(auditor.json()["rows"]) == 4
     # HubSpot's state now, read once for the one connection the four ledgers share.

@@ -25,7 +25,10 @@
           ["line", "Line"], ["outcome", "Outcome"], ["reason", "Reason"], ["requested_at", "Requested"],
           ["first_sent_at", "First sent"], ["confirmed_at", "Confirmed"], ["correlation_id", "Correlation id"],
           [(r) => stateCell(r.deadline.state), "Deadline"]], data.rows, ["line"])
-      : el("p", { text: "No ledger of a DAG you may read holds this address." }));
+      : el("p", { text: `No row for this address in the ${data.searched_ledgers} ledger(s) searched: those of the DAGs you may read, indexed or said by their task to be unindexed.` }));
+    if (data.stale_ledgers.length) {
+      parts.push(el("p", { class: "note", text: `${data.stale_ledgers.length} ledger(s) were read whole: not final when indexed, changed since, or not indexed.` }));
+    }
     if (data.unreadable.length) {
       parts.push(el("p", { class: "error", text: "Ledgers that could not be searched:" }));
       parts.push(table([["path", "Ledger"], ["reason", "Why"]], data.unreadable));

@@ -10,8 +10,12 @@
   } catch (error) {
     return fail(view, error);
   }
+  const problems = data.unreadable.length
+    ? [el("p", { class: "error", text: "Index entries of this run that could not be read (their ledgers are not listed):" }),
+       table([["path", "Segment"], ["reason", "Why"]], data.unreadable)]
+    : [];
   if (!data.ledgers.length) {
-    view.replaceChildren(el("p", { text: "No ledger is indexed for this run: none of its tasks wrote one, or they have not finished." }));
+    view.replaceChildren(el("p", { text: "No ledger is indexed for this run: none of its tasks wrote one, or they could not index it (a task's own view says so)." }), ...problems);
     return;
   }
   const link = (e) => {
@@ -22,7 +26,7 @@
   view.replaceChildren(table([
     [link, "Task"],
     ["rows", "Rows"],
-    [(e) => counts(e.outcomes), "Outcomes"],
+    [(e) => counts(e.outcomes) + (e.index_matches_file === false ? " (as indexed; the file changed since: see the task's view)" : e.index_matches_file === null ? " (the file cannot be read)" : ""), "Outcomes"],
     [(e) => (e.deadlines ? (e.deadlines.error || `${e.deadlines.deadline}: ${counts(e.deadlines.counts)}`) : "no deadline"), "Deadline"],
-  ], data.ledgers, ["rows"]));
+  ], data.ledgers, ["rows"]), ...problems);
 })();

@@ -20,7 +20,11 @@
   const { entry, summary } = data;
   const parts = [];
   parts.push(el("p", { text: `Ledger ${entry.ledger_path}: ${summary.rows} rows.` }));
-  if (!data.index_matches_file) {
+  if (entry.not_indexed) {
+    parts.push(el("p", { class: "error", text: `This ledger is not in the lookup index (${entry.not_indexed}): a lookup reads it whole. The counts below are the file's.` }));
+  } else if (entry.ledger_size === -1) {
+    parts.push(el("p", { class: "note", text: "The ledger was not final when last indexed (its task is running, or stopped before the end): a lookup reads it whole. The counts below are the file's." }));
+  } else if (!data.index_matches_file) {
     parts.push(el("p", { class: "note", text: "The file changed since it was indexed (a later confirmation): the counts below are the file's." }));
   }
   parts.push(el("h2", { text: "Outcomes" }), chart(summary.outcomes));
