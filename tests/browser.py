@@ -21,8 +21,9 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 
 
 @contextlib.contextmanager
-def chromium(profile: Path) -> Iterator[Any]:
-    """A Chromium WebDriver with its own profile folder, quit on leaving the block."""
+def chromium(profile: Path, downloads: Path) -> Iterator[Any]:
+    """A Chromium WebDriver with its own profile folder, saving downloads in ``downloads`` without
+    asking; quit on leaving the block."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -44,6 +45,9 @@ def chromium(profile: Path) -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     # The DevTools network events, so that a test can list every URL the browser asked for, those
     # of frames, scripts and fetches included (``requested_urls``).
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})

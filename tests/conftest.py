@@ -101,10 +101,11 @@ def api_requests(server: EmulatorServer) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    """Headless Chromium (``tests.browser``); fails when it is not installed."""
+    """Headless Chromium (``tests.browser``), saving downloads in ``tmp_path / "downloads"``; fails
+    when it is not installed."""
     from .browser import chromium
 
-    with chromium(tmp_path / "chromium-profile") as driver:
+    with chromium(tmp_path / "chromium-profile", tmp_path / "downloads") as driver:
         yield driver
 
 

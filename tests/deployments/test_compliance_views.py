@@ -143,7 +143,7 @@ def _api_server_log(airflow: AirflowDeployment) -> str:
     return (airflow.home / "api-server.out").read_text(errors="replace")
 
 
-def test_the_task_instance_tab_shows_the_counts_of_the_ledger_file(airflow, runs, browser):
+def test_the_task_instance_tab_shows_the_counts_of_the_ledger_file(airflow, runs, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     first = runs[0]
@@ -168,6 +168,49 @@ def test_the_task_instance_tab_shows_the_counts_of_the_ledger_file(airflow, runs
     browser.switch_to.default_content()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "compliance-ti-view.png"))
+
+    # The ledger downloads from the view, as the file itself (Airflow 3.3's frame allows downloads).
+    _into_the_view(browser)
+    browser.find_element(By.LINK_TEXT, "Download the ledger (CSV)").click()
+    saved = tmp_path / "downloads"
+    deadline = time.monotonic() + 30
+    while not (done := list(saved.glob("*.csv"))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p.read_bytes() for p in done] == [first["ledger"].read_bytes()], browser.window_handles
+
+
+def test_the_run_tab_lists_its_ledger_and_the_report_task_opens_its_report_page(airflow, runs, browser):
+    from selenium.webdriver.common.by import By
+
+    run = runs[1]
+    file_rows = _ledger_rows(run["ledger"])
+    counts = Counter(row["outcome"] for row in file_rows)
+    _log_in(browser, airflow)
+    run_page = f"{airflow.url}/dags/{DAG_ID}/runs/{quote(run['run_id'], safe='')}"
+    browser.get(run_page)
+    browser.find_element(By.XPATH, "//a[normalize-space()='HubSpot ledgers']").click()
+    _into_the_view(browser)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#view table tbody tr")
+    shown = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    # One ledger: the sensor that confirmed it kept it the batch task's, rather than indexing its own.
+    assert [row[:2] for row in shown] == [[TASK_ID, str(len(file_rows))]]
+    assert dict(pair.split(": ") for pair in shown[0][2].split(", ")) == {
+        k: str(n) for k, n in counts.items()
+    }
+
+    # The report task has no ledger, says so, and links the HTML page it wrote beside the ledger.
+    browser.switch_to.default_content()
+    browser.get(f"{run_page}/tasks/report")
+    browser.find_element(By.XPATH, "//a[normalize-space()='HubSpot ledger']").click()
+    _into_the_view(browser)
+    assert "No ledger is indexed for this task instance" in browser.find_element(By.ID, "view").text
+    browser.find_element(By.LINK_TEXT, "Open the task's report").click()
+    browser.switch_to.window(browser.window_handles[-1])
+    assert browser.find_element(By.TAG_NAME, "h1").text == "HubSpot unsubscribe report"
+    assert str(run["ledger"]) in browser.find_element(By.TAG_NAME, "body").text
+    late = next(row for row in file_rows if row["subscriber_id"] == run["late"])
+    listed = browser.find_elements(By.XPATH, "//h3[@class='past']/following::table[1]/tbody/tr/td[1]")
+    assert late["line"] in [cell.text for cell in listed]
 
 
 def test_the_lookup_finds_the_three_runs_and_hubspots_state_and_leaks_the_address_nowhere(
