@@ -204,8 +204,7 @@ def test_the_run_tab_lists_its_ledger_and_the_report_task_opens_its_report_page(
     browser.find_element(By.XPATH, "//a[normalize-space()='HubSpot ledger']").click()
     _into_the_view(browser)
     assert "No ledger is indexed for this task instance" in browser.find_element(By.ID, "view").text
-    browser.find_element(By.LINK_TEXT, "Open the task's report").click()
-    browser.switch_to.window(browser.window_handles[-1])
+    browser.find_element(By.LINK_TEXT, "Open the task's report").click()  # in the frame: no popups
     assert browser.find_element(By.TAG_NAME, "h1").text == "HubSpot unsubscribe report"
     assert str(run["ledger"]) in browser.find_element(By.TAG_NAME, "body").text
     late = next(row for row in file_rows if row["subscriber_id"] == run["late"])
