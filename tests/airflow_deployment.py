@@ -43,11 +43,13 @@ class CeleryMachines:
 
 
 class AirflowDeployment:
-    """Airflow's components as subprocesses; ``api`` calls the REST API (auth disabled: all admins).
+    """Airflow's components as subprocesses; ``api`` calls the REST API.
 
     :param database_url: SQLAlchemy URL of the metadata database (default: SQLite in ``home``).
     :param celery: run the CeleryExecutor with these workers (``database_url`` required).
     :param extra_env: more environment for every component (configuration, DAG settings).
+    :param users: ``{name: (role, password)}`` turns the login on (SimpleAuthManager with these
+        users; the REST calls then log in as the first admin). Without it, auth is off: all admins.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class AirflowDeployment:
         database_url: str | None = None,
         celery: CeleryMachines | None = None,
         extra_env: dict[str, str] | None = None,
+        users: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         if celery is not None and database_url is None:
             raise ValueError("the CeleryExecutor needs a database server (database_url)")
@@ -115,6 +118,22 @@ class AirflowDeployment:
             )
             # A task's work store goes to its worker's own temp dir, as on separate machines.
             del env["HUBSPOT_PREFS_WORK_DIR"]
+        self.users = dict(users or {})
+        if self.users:
+            # The passwords file is written before the api-server starts, so that it uses these
+            # passwords rather than generating its own.
+            passwords = home / "simple_auth_manager_passwords.json"
+            home.mkdir(parents=True, exist_ok=True)
+            passwords.write_text(json.dumps({name: pw for name, (_, pw) in self.users.items()}))
+            env.update(
+                {
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                        f"{name}:{role}" for name, (role, _) in self.users.items()
+                    ),
+                    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                }
+            )
         self.env = {**env, **(extra_env or {})}
         self.http = httpx.Client(base_url=f"{self.url}/api/v2", timeout=30)
         self._below: set[int] = set()  # processes below the components when ``stop`` began
@@ -134,6 +153,9 @@ class AirflowDeployment:
         for machine in self.celery.temp_dirs if self.celery else ():
             self._start_component(f"worker-{machine}")
         self.wait_healthy(timeout)
+        admin = next((name for name, (role, _) in self.users.items() if role == "admin"), None)
+        if admin is not None:
+            self.http.headers["Authorization"] = f"Bearer {self.token(admin)}"
         return self
 
     def _start_component(self, name: str) -> None:
@@ -261,6 +283,15 @@ class AirflowDeployment:
         raise RuntimeError(f"Airflow did not become healthy in {timeout:.0f} s: {last}")
 
     # -- REST API ------------------------------------------------------------------------------------
+
+    def token(self, user: str) -> str:
+        """A fresh access token of ``user`` (one of ``users``), as the login form gets it."""
+        answer = httpx.post(
+            f"{self.url}/auth/token", json={"username": user, "password": self.users[user][1]}, timeout=30
+        )
+        if answer.status_code != 201:
+            raise AssertionError(f"login of {user} -> {answer.status_code}: {answer.text}")
+        return str(answer.json()["access_token"])
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)

@@ -99,6 +99,16 @@ def api_requests(server: EmulatorServer) -> list[dict[str, Any]]:
     return list(server.control("GET", "requests")["requests"])
 
 
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium (``tests.browser``), saving downloads in ``tmp_path / "downloads"``; fails
+    when it is not installed."""
+    from .browser import chromium
+
+    with chromium(tmp_path / "chromium-profile", tmp_path / "downloads") as driver:
+        yield driver
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
     """The session's Airflow metadata database, migrated once (dag.test() needs it)."""

@@ -24,6 +24,7 @@ import pytest
 from airflow_provider_hubspot_prefs.emulator import EmulatorConfig, EmulatorServer
 
 from ..airflow_deployment import AirflowDeployment
+from ..browser import ARTIFACTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -327,44 +328,6 @@ def test_cli_tests_connections_stored_in_the_deployment(airflow, hubspot):
     output = bad.stdout + bad.stderr
     assert "Connection failed" in output and "HTTP 401 INVALID_AUTHENTICATION" in output
     assert bad_token not in output and OAUTH_CLIENT_SECRET not in good.stdout + good.stderr
-
-
-ARTIFACTS = Path(
-    os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
-)
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-@pytest.fixture
-def browser(tmp_path) -> Any:
-    """Headless Debian Chromium driven by Selenium; scripts/install-browser puts it in place."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), "Chromium missing: run scripts/install-browser"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        # This machine has no internet: without these, Chromium keeps dialling Google's services.
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(15)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_connection_form_in_the_ui_offers_our_fields_and_saves_a_working_connection(

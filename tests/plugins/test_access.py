@@ -20,21 +20,28 @@ TI = {
 SECRET_TI = {**TI, "dag_id": "secret_dag"}
 RUN = {"dag_id": TI["dag_id"], "run_id": TI["run_id"]}
 LOOKUP = {"address": "jane@example.com"}
+Endpoint = tuple[str, str, dict[str, str] | None, dict[str, str] | None]
 
-# Every route of the plugin: (method, path, query, JSON body).
-ENDPOINTS = [
-    ("GET", "/hubspot-prefs/ti", TI, None),
-    ("GET", "/hubspot-prefs/run", RUN, None),
-    ("GET", "/hubspot-prefs/lookup", None, None),
-    ("POST", "/hubspot-prefs/lookup/no-script", None, None),
-    ("GET", "/hubspot-prefs/assets/views.js", None, None),
-    ("GET", "/hubspot-prefs/api/ti", TI, None),
-    ("GET", "/hubspot-prefs/api/ti/failures", TI, None),
-    ("GET", "/hubspot-prefs/api/ti/ledger", TI, None),
-    ("GET", "/hubspot-prefs/api/ti/report", TI, None),
-    ("GET", "/hubspot-prefs/api/run", RUN, None),
-    ("POST", "/hubspot-prefs/api/lookup", None, LOOKUP),
-]
+
+def plugin_endpoints(ti: dict[str, str], run: dict[str, str], lookup: dict[str, str]) -> list[Endpoint]:
+    """Every route of the plugin, for task instance ``ti``, run ``run`` and lookup body ``lookup``:
+    (method, path, query, JSON body). The real-deployment test asks them too."""
+    return [
+        ("GET", "/hubspot-prefs/ti", ti, None),
+        ("GET", "/hubspot-prefs/run", run, None),
+        ("GET", "/hubspot-prefs/lookup", None, None),
+        ("POST", "/hubspot-prefs/lookup/no-script", None, None),
+        ("GET", "/hubspot-prefs/assets/views.js", None, None),
+        ("GET", "/hubspot-prefs/api/ti", ti, None),
+        ("GET", "/hubspot-prefs/api/ti/failures", ti, None),
+        ("GET", "/hubspot-prefs/api/ti/ledger", ti, None),
+        ("GET", "/hubspot-prefs/api/ti/report", ti, None),
+        ("GET", "/hubspot-prefs/api/run", run, None),
+        ("POST", "/hubspot-prefs/api/lookup", None, lookup),
+    ]
+
+
+ENDPOINTS = plugin_endpoints(TI, RUN, LOOKUP)
 
 
 def _call(

@@ -8,7 +8,6 @@ the whole UI around them is the real-deployment test's part.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +15,12 @@ import pytest
 
 from airflow_provider_hubspot_prefs.emulator.server import EmulatorServer
 
+from ..browser import ARTIFACTS, requested_urls
 from ..conftest import connect_to_emulator
 from .conftest import ApiServer, write_ledger
 from .test_views import RUN_ID, TI, file_counts, ledger_rows
 
-ARTIFACTS = Path(
-    os.environ.get("HUBSPOT_PREFS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
-)
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 ADDRESS = "jane.doe@example.com"
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Any:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Chromium missing: run scripts/install-browser")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1200,1600",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.implicitly_wait(15)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _log_in(driver: Any, server: ApiServer, user: str) -> None:
@@ -68,7 +34,7 @@ def test_the_pages_show_the_ledger_and_the_lookup_in_chromium(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     index_ledger: Any,
-    chromium: Any,
+    browser: Any,
 ):
     from selenium.webdriver.common.by import By
 
@@ -81,35 +47,35 @@ def test_the_pages_show_the_ledger_and_the_lookup_in_chromium(
     ledger = write_ledger(tmp_path / "ledger.csv", rows)
     index_ledger(ledger, "nightly", RUN_ID, "unsubscribe", hubspot_conn_id=conn_id)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    _log_in(chromium, api_server, "auditor")
+    _log_in(browser, api_server, "auditor")
 
     query = "&".join(f"{k}={v}" for k, v in {**TI, "run_id": RUN_ID.replace("+", "%2B")}.items())
-    chromium.get(f"{api_server.url}/hubspot-prefs/ti?{query}")
-    chromium.find_element(By.CSS_SELECTOR, "svg.chart")
+    browser.get(f"{api_server.url}/hubspot-prefs/ti?{query}")
+    browser.find_element(By.CSS_SELECTOR, "svg.chart")
     shown = {
         cells[0].text: int(cells[1].text)
-        for row in chromium.find_elements(By.CSS_SELECTOR, "#view table:first-of-type tbody tr")
+        for row in browser.find_elements(By.CSS_SELECTOR, "#view table:first-of-type tbody tr")
         if len(cells := row.find_elements(By.TAG_NAME, "td")) == 2
     }
     assert shown == dict(file_counts(ledger))
-    failed_rows = chromium.find_elements(
+    failed_rows = browser.find_elements(
         By.XPATH, "//h2[starts-with(., 'Rows that failed')]/following::table[1]/tbody/tr"
     )
     assert len(failed_rows) == 50
-    chromium.find_element(By.XPATH, "//button[. = 'More rows']").click()
-    chromium.find_element(
+    browser.find_element(By.XPATH, "//button[. = 'More rows']").click()
+    browser.find_element(
         By.XPATH, "//h2[starts-with(., 'Rows that failed')]/following::table[1]/tbody/tr[51]"
     )
-    chromium.save_screenshot(str(ARTIFACTS / "plugin-task-instance-view.png"))
+    browser.save_screenshot(str(ARTIFACTS / "plugin-task-instance-view.png"))
 
-    chromium.get(f"{api_server.url}/hubspot-prefs/lookup")
-    chromium.find_element(By.ID, "address").send_keys(ADDRESS)
-    chromium.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    cell = chromium.find_element(By.XPATH, "//table[1]/tbody/tr[1]/td[5]")
+    browser.get(f"{api_server.url}/hubspot-prefs/lookup")
+    browser.find_element(By.ID, "address").send_keys(ADDRESS)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    cell = browser.find_element(By.XPATH, "//table[1]/tbody/tr[1]/td[5]")
     assert cell.text == "failed"
-    chromium.find_element(By.XPATH, "//td[. = 'UNSUBSCRIBED']")
-    chromium.save_screenshot(str(ARTIFACTS / "plugin-lookup.png"))
-    # Every URL the page fetched or loaded, and the page's own, is free of the address.
-    urls = chromium.execute_script("return performance.getEntries().map(e => e.name)")
+    browser.find_element(By.XPATH, "//td[. = 'UNSUBSCRIBED']")
+    browser.save_screenshot(str(ARTIFACTS / "plugin-lookup.png"))
+    # Every URL the browser asked for (pages, scripts, fetches), and the page's own, is free of the address.
+    urls = requested_urls(browser)
     assert any(url.endswith("/hubspot-prefs/api/lookup") for url in urls), urls
-    assert not [url for url in [*urls, chromium.current_url] if "jane" in url.lower()], json.dumps(urls)
+    assert not [url for url in [*urls, browser.current_url] if "jane" in url.lower()], json.dumps(urls)

@@ -13,7 +13,7 @@
     // without a ledger (a report task, say) may still have returned a report page.
     view.replaceChildren(el("p", { text: error.body.detail }));
     if (error.body.report_available) {
-      view.append(el("p", {}, [el("a", { href: "api/ti/report?" + query(), target: "_blank", rel: "noopener", text: "Open the task's report" })]));
+      view.append(el("p", {}, [el("a", { href: "api/ti/report?" + query(), text: "Open the task's report" })]));
     }
     return;
   }
@@ -82,13 +82,14 @@
 
   parts.push(el("h2", { text: "Files" }));
   if (data.may_see_addresses) {
-    // target=_blank: Airflow 3.2's iframe sandbox does not allow downloads from the frame itself.
-    parts.push(el("p", {}, [el("a", { href: "api/ti/ledger?" + query(), target: "_blank", rel: "noopener", text: "Download the ledger (CSV)" })]));
+    // Links open in the frame itself: the UI's iframe sandbox allows no popups, so a target=_blank
+    // link does nothing. It allows downloads from Airflow 3.3 on (3.2.0's sandbox blocks them).
+    parts.push(el("p", {}, [el("a", { href: "api/ti/ledger?" + query(), text: "Download the ledger (CSV)" })]));
   } else {
     parts.push(el("p", { class: "note", text: "Addresses are redacted for you; the download needs the permission to see them." }));
   }
   if (data.report_available) {
-    parts.push(el("p", {}, [el("a", { href: "api/ti/report?" + query(), target: "_blank", rel: "noopener", text: "Open the task's report" })]));
+    parts.push(el("p", {}, [el("a", { href: "api/ti/report?" + query(), text: "Open the task's report" })]));
   }
   view.replaceChildren(...parts);
 })();
