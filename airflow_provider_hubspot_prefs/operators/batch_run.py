@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..ledger.checkpoint import BatchState, TaskIdentity
     from ..ledger.deadlines import Deadline
     from ..ledger.store import WorkStore
+    from ..runs.final_ledger import LedgerOwner
 
 
 class HubSpotBatchBaseOperator(HubSpotBaseOperator):
@@ -138,6 +139,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         except ValueError as exc:  # a CSV column that is not there, an input changed since a checkpoint
             state.close()
             raise AirflowFailException(f"Cannot use the input {self._input_name()}: {exc}") from exc
+        self._announce(context, ledger, deadlines)
         if state.resumed == "local":
             self.log.info("Resuming from this worker's work store (%d inputs)", store.total)
         elif state.resumed == "checkpoint":
@@ -210,13 +212,36 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
 
+    def _owner(self, context: Context) -> LedgerOwner:
+        from ..runs.final_ledger import LedgerOwner
+        from .context import task_identity
+
+        identity = task_identity(context)
+        return LedgerOwner(
+            dag_id=identity.dag_id,
+            run_id=identity.run_id,
+            task_id=identity.task_id,
+            map_index=identity.map_index,
+            hubspot_conn_id=self.hubspot_conn_id,
+            business_unit_id=self.resolved_business_unit(),
+            api_version=self.api_version or self.hook.api_version.value,
+        )
+
+    def _announce(self, context: Context, ledger: str, deadlines: tuple[Deadline | None, Deadline]) -> None:
+        """The ledger's placeholder in the lookup index, before anything is sent (never fails the task)."""
+        from ..runs.final_ledger import announce_ledger
+
+        try:
+            announce_ledger(ledger, self._owner(context), *deadlines)
+        except Exception as exc:  # the index serves the views; the opt-outs must go out regardless
+            self.log.warning("The ledger %s is not announced in the lookup index: %s", ledger, exc)
+
     def index_ledger(
         self, context: Context, ledger: str, deadlines: tuple[Deadline | None, Deadline]
     ) -> dict[str, Any]:
         """The final ledger's deadline report and lookup-index entry (``runs.final_ledger``), for the
         summary; never raises: the ledger is written, and it is the record."""
-        from ..runs.final_ledger import LedgerOwner, index_final_ledger, report_deadlines
-        from .context import task_identity
+        from ..runs.final_ledger import index_final_ledger, report_deadlines
 
         deadline, warning = deadlines
         try:
@@ -236,17 +261,7 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
                 late.get("unknown", 0),
             )
         try:
-            identity = task_identity(context)
-            owner = LedgerOwner(
-                dag_id=identity.dag_id,
-                run_id=identity.run_id,
-                task_id=identity.task_id,
-                map_index=identity.map_index,
-                hubspot_conn_id=self.hubspot_conn_id,
-                business_unit_id=self.resolved_business_unit(),
-                api_version=self.api_version or self.hook.api_version.value,
-            )
-            indexed = index_final_ledger(ledger, owner, deadline, warning)
+            indexed = index_final_ledger(ledger, self._owner(context), deadline, warning)
         except Exception as exc:
             self.log.warning("The ledger %s is not in the lookup index: %s", ledger, exc)
             indexed = {"index": {"written": False, "why": str(exc)}}

@@ -43,6 +43,39 @@ def report_deadlines(
     return {"deadlines": deadline_report(read_rows(ledger), deadline, warning, at)}
 
 
+def _entry(owner: LedgerOwner, ledger: str, deadline: Deadline | None, warning: Deadline | None) -> Any:
+    from ..ledger.index import LedgerEntry
+
+    return LedgerEntry(
+        dag_id=owner.dag_id,
+        run_id=owner.run_id,
+        task_id=owner.task_id,
+        map_index=owner.map_index,
+        ledger_path=ledger,
+        hubspot_conn_id=owner.hubspot_conn_id,
+        business_unit_id=owner.business_unit_id,
+        api_version=owner.api_version,
+        deadline=None if deadline is None else deadline.to_json(),
+        warning=None if warning is None else warning.to_json(),
+    )
+
+
+def announce_ledger(
+    ledger: str, owner: LedgerOwner, deadline: Deadline | None, warning: Deadline | None
+) -> str | None:
+    """Before anything is sent: the ledger's placeholder in the index (``ledger.index.write_placeholder``),
+    so that a task killed before its end, or unable to index its final ledger, leaves a ledger the
+    lookup still reads. Returns why it could not be written, None when it was."""
+    from ..ledger.index import IndexUnavailable, index_root, write_placeholder
+
+    try:
+        write_placeholder(_entry(owner, ledger, deadline, warning), index_root())
+    except (IndexUnavailable, OSError, ValueError) as exc:
+        log.warning("The ledger %s is not announced in the lookup index: %s", ledger, exc)
+        return str(exc)
+    return None
+
+
 def index_final_ledger(
     ledger: str,
     owner: LedgerOwner,
@@ -51,28 +84,14 @@ def index_final_ledger(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write (or replace) the ledger's segment of the lookup index; ``{"index": {...}}`` says how it went."""
-    from ..ledger.index import IndexUnavailable, LedgerEntry, index_root, index_secret, write_segment
+    from dataclasses import replace
+
+    from ..ledger.index import IndexUnavailable, index_root, index_secret, write_segment
 
     try:
         root = index_root()
         entry = write_segment(
-            LedgerEntry(
-                dag_id=owner.dag_id,
-                run_id=owner.run_id,
-                task_id=owner.task_id,
-                map_index=owner.map_index,
-                ledger_path=ledger,
-                hubspot_conn_id=owner.hubspot_conn_id,
-                business_unit_id=owner.business_unit_id,
-                api_version=owner.api_version,
-                deadline=None if deadline is None else deadline.to_json(),
-                warning=None if warning is None else warning.to_json(),
-                written_at=time.time(),
-                rows=0,
-                outcomes={},
-                ledger_size=0,
-                extra=dict(extra or {}),
-            ),
+            replace(_entry(owner, ledger, deadline, warning), extra=dict(extra or {})),
             index_secret(root),
             root,
         )

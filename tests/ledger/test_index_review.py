@@ -95,3 +95,34 @@ def test_the_key_file_never_lands_inside_the_index_it_keys(tmp_path, monkeypatch
         return
     key = key_file().resolve()
     assert root.resolve() not in key.parents, f"the key file {key} is inside the index root {root}"
+
+
+@pytest.mark.usefixtures("hubspot_connection")
+def test_a_batch_whose_final_index_write_fails_is_still_found_by_a_lookup(tmp_path, monkeypatch):
+    # The task announced its ledger before sending (a placeholder segment); its final index write
+    # then fails (the disk is full). The lookup reads that ledger whole instead of passing over it.
+    from airflow_provider_hubspot_prefs.ledger import index as index_module
+    from airflow_provider_hubspot_prefs.operators import HubSpotBatchUnsubscribeAllOperator
+
+    from ..batch_try import context
+
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_PREFS__INDEX_PATH", str(tmp_path / "index"))
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_PREFS__INDEX_KEY", SECRET.decode())
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_module, "write_segment", disk_full)
+    operator = HubSpotBatchUnsubscribeAllOperator(
+        task_id="batch",
+        subscribers=["jane@example.com", "john@example.com"],
+        ledger_path=str(tmp_path / "l.csv"),
+    )
+    summary = operator.execute(context("manual__1", 1, "batch-index-full"))
+    assert summary["index"] == {"written": False, "why": "[Errno 28] No space left on device"}
+
+    found = lookup("jane@example.com", SECRET, index_root())
+    assert [(h.entry.task_id, h.row["line"], h.row["outcome"]) for h in found.hits] == [
+        ("batch-index-full", "1", "unsubscribed")
+    ]
+    assert [e.ledger_path for e in found.stale] == [str(tmp_path / "l.csv")]  # read whole, and said so
