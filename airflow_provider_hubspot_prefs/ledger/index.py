@@ -438,31 +438,8 @@ def write_segment(entry: LedgerEntry, secret: bytes, root: Any = None) -> Ledger
     ``ValueError`` if the file is no ledger of this provider or a row is damaged.
     """
     records, counts, size = _read_ledger(entry.ledger_path, secret)
-    location = segment_location(
-        index_root() if root is None else root, entry.dag_id, entry.run_id, entry.ledger_path
-    )
-    written = replace(
-        entry, written_at=time.time(), rows=sum(counts.values()), outcomes=dict(counts), ledger_size=size
-    )
-    existing = _existing_entry(location)
-    if existing is not None:
-        written = _keep_writer(existing, written)
-    head = json.dumps(
-        {"format": FORMAT, "key_check": key_check(secret), "entry": asdict(written)},
-        ensure_ascii=True,
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode("ascii")
-    padding = -(_PREFIX.size + len(head)) % RECORD_SIZE
-
-    def write(out: IO[str]) -> None:
-        binary = _binary(out)
-        binary.write(_PREFIX.pack(MAGIC, len(head), len(records)))
-        binary.write(head + b"\0" * padding)
-        binary.write(b"".join(records))
-
-    write_atomically(location, write)
-    return written
+    counted = replace(entry, rows=sum(counts.values()), outcomes=dict(counts), ledger_size=size)
+    return _write(counted, key_check(secret), records, root)
 
 
 # ``ledger_size`` of a placeholder: the ledger is not final yet, its rows are not indexed.
@@ -477,15 +454,21 @@ def write_placeholder(entry: LedgerEntry, root: Any = None) -> LedgerEntry:
     of passing over it, and the task's view finds it. It needs no key. The final ``write_segment``
     replaces it.
     """
+    return _write(replace(entry, rows=0, outcomes={}, ledger_size=NOT_FINAL), "", [], root)
+
+
+def _write(entry: LedgerEntry, check: str, records: list[bytes], root: Any) -> LedgerEntry:
+    """Write ``entry``'s segment (header and sorted ``records``) in place of any, keeping the writer
+    and the fields ``entry`` leaves unset of the segment it replaces (``_keep_writer``)."""
     location = segment_location(
         index_root() if root is None else root, entry.dag_id, entry.run_id, entry.ledger_path
     )
-    written = replace(entry, written_at=time.time(), rows=0, outcomes={}, ledger_size=NOT_FINAL)
+    written = replace(entry, written_at=time.time())
     existing = _existing_entry(location)
     if existing is not None:
         written = _keep_writer(existing, written)
     head = json.dumps(
-        {"format": FORMAT, "key_check": "", "entry": asdict(written)},
+        {"format": FORMAT, "key_check": check, "entry": asdict(written)},
         ensure_ascii=True,
         sort_keys=True,
         separators=(",", ":"),
@@ -494,8 +477,9 @@ def write_placeholder(entry: LedgerEntry, root: Any = None) -> LedgerEntry:
 
     def write(out: IO[str]) -> None:
         binary = _binary(out)
-        binary.write(_PREFIX.pack(MAGIC, len(head), 0))
+        binary.write(_PREFIX.pack(MAGIC, len(head), len(records)))
         binary.write(head + b"\0" * padding)
+        binary.write(b"".join(records))
 
     write_atomically(location, write)
     return written
