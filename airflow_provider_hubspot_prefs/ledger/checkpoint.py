@@ -273,8 +273,8 @@ class BatchState:
             "owner": self.identity.key,
             "task": self.identity.describe(),
             # Whose ledger this is, whole (``ledger_writer``): a sensor that confirms it re-indexes
-            # it for its writer, not for itself.
-            "writer": {
+            # it for that task, not for itself. ("writer" is the work store that wrote the file.)
+            "task_instance": {
                 "dag_id": self.identity.dag_id,
                 "run_id": self.identity.run_id,
                 "task_id": self.identity.task_id,
@@ -448,7 +448,7 @@ def ledger_writer(ledger: str) -> dict[str, Any] | None:
             state = json.load(handle)
     except (OSError, ValueError):
         return None
-    writer = state.get("writer") if isinstance(state, dict) else None
+    writer = state.get("task_instance") if isinstance(state, dict) else None
     if not isinstance(writer, dict) or not all(
         isinstance(writer.get(k), str) for k in ("dag_id", "run_id", "task_id")
     ):

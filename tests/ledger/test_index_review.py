@@ -5,11 +5,12 @@ Each test fails on 4e98175; see the review report for root causes and suggested 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_hubspot_prefs.ledger import Outcome
+from airflow_provider_hubspot_prefs.ledger import Outcome, Row, confirm_submitted
 from airflow_provider_hubspot_prefs.ledger.index import (
     index_root,
     index_secret,
@@ -43,7 +44,7 @@ def _written_by_a_batch_task(tmp_path: Path, dag_id: str) -> str:
     identity = TaskIdentity("http://airflow", dag_id, RUN_1, "unsubscribe_all", -1, 1)
     state = BatchState(identity, ledger, work_dir=tmp_path / "work")
     store = state.open(lambda: [InputRecord(1, "jane@example.com", "jane@example.com")])
-    store.mark_remaining(Outcome.NOT_ATTEMPTED, "dry run: not sent")
+    store.record([Row(1, Outcome.SUBMITTED, "PENDING", operation_status="PENDING")])
     state.finish()
     state.close()
     write_segment(entry(ledger, dag_id=dag_id, run_id=RUN_1, task_id="unsubscribe_all"), SECRET, index_root())
@@ -72,13 +73,19 @@ def test_a_sensor_elsewhere_reindexes_a_ledger_for_the_task_that_wrote_it(
         task_id="wait_complete", ledger_path=ledger, api_version="v4", business_unit_id=0
     )
     ti = SimpleNamespace(dag_id=sensor_dag, run_id=sensor_run, task_id="wait_complete", map_index=-1)
-    sensor._reindex({"ti": ti}, ledger)  # what it does once HubSpot confirmed the ledger's rows
+    # What the sensor does once HubSpot reports the rows done: the ledger is rewritten (its indexed
+    # offsets and size no longer hold), then re-indexed.
+    confirm_submitted(
+        ledger, {"jane@example.com": time.time()}, Outcome.UNSUBSCRIBED, Outcome.ALREADY_UNSUBSCRIBED
+    )
+    sensor._reindex({"ti": ti}, ledger)
 
     everything = lookup("jane@example.com", SECRET, index_root())
     assert [(h.entry.dag_id, h.entry.run_id, h.entry.task_id) for h in everything.hits] == [
         ("gdpr_requests", RUN_1, "unsubscribe_all")
     ]
     assert not everything.stale  # re-indexed, not left to be scanned
+    assert [h.row["outcome"] for h in everything.hits] == ["unsubscribed"]
     assert lookup("jane@example.com", SECRET, index_root(), dag_ids={"confirmations"}).hits == []
 
 
