@@ -223,8 +223,10 @@ class HubSpotBatchBaseOperator(HubSpotBaseOperator):
             task_id=identity.task_id,
             map_index=identity.map_index,
             hubspot_conn_id=self.hubspot_conn_id,
-            business_unit_id=self.resolved_business_unit(),
-            api_version=self.api_version or self.hook.api_version.value,
+            # As given to the task; None: the connection's (the views' live read asks it then). Not
+            # resolved here: a dry run, or an input with nothing to send, needs no connection.
+            business_unit_id=None if self.business_unit_id in (None, "") else int(self.business_unit_id),
+            api_version=self.api_version or None,
         )
 
     def _announce(self, context: Context, ledger: str, deadlines: tuple[Deadline | None, Deadline]) -> None:

@@ -63,11 +63,19 @@ def read_now(address: str, source: Source) -> dict[str, Any]:
         return answer
     from ..hooks.hubspot_prefs import HubSpotPreferencesHook
 
-    hook = HubSpotPreferencesHook(source.conn_id, api_version=source.api_version, redact_emails=True)
+    try:
+        # Inside the try: a connection that cannot be loaded is a failed read, said as such.
+        hook = HubSpotPreferencesHook(source.conn_id, api_version=source.api_version, redact_emails=True)
+    except Exception as exc:
+        answer["error"] = redact_text(f"{type(exc).__name__}: {exc}")
+        return answer
     try:
         client = hook.get_conn()
-        statuses = client.batch_read_statuses([address], business_unit_id=source.business_unit_id)
-        wide = client.batch_read_unsubscribe_all([address], business_unit_id=source.business_unit_id)
+        # The task's own business unit, else the connection's, as the task itself wrote with.
+        unit = source.business_unit_id if source.business_unit_id is not None else hook.business_unit_id
+        answer["business_unit_id"] = unit
+        statuses = client.batch_read_statuses([address], business_unit_id=unit)
+        wide = client.batch_read_unsubscribe_all([address], business_unit_id=unit)
     except Exception as exc:  # any failure is shown, named; the view never guesses a state
         answer["error"] = redact_text(f"{type(exc).__name__}: {exc}")
         return answer

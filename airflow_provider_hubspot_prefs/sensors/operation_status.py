@@ -217,8 +217,8 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
                 task_id=writer["task_id"],
                 map_index=writer["map_index"],
                 hubspot_conn_id=self.hubspot_conn_id,
-                business_unit_id=self._business_unit(),
-                api_version=self.api_version or self.hook.api_version.value,
+                business_unit_id=None if self.business_unit_id is None else int(self.business_unit_id),
+                api_version=self.api_version or None,
             )
             index_final_ledger(ledger, owner, None, None)
         except Exception as exc:  # the ledger is confirmed and written: it stays the record
