@@ -184,6 +184,12 @@ class Deadline:
 UNREADABLE_PREFIX = "unreadable: "
 
 
+def shown_requested_at(value: str) -> str:
+    """``requested_at`` as shown outside the ledger (XCom, asset events, pages): an unreadable value
+    is free text (a shifted spreadsheet cell may hold an address), so only ``unreadable`` is shown."""
+    return "unreadable" if value.startswith(UNREADABLE_PREFIX) else value
+
+
 def requested_text(value: Any, now: float | None = None) -> str | None:
     """``requested_at`` as the ledger keeps it: ISO UTC for a readable instant, else
     ``unreadable: <the value> (<why>)`` (a deadline report then says ``unknown``); None for none."""
@@ -257,13 +263,7 @@ def deadline_report(
                     "line": int(row["line"]),
                     "outcome": row.get("outcome", ""),
                     "state": state.value,
-                    # An unreadable value stays in the ledger only: it is free text (a shifted cell
-                    # may hold an address), and this report goes to XCom, asset events and pages.
-                    "requested_at": "unreadable"
-                    if state is DeadlineState.UNKNOWN
-                    and group == "unknown"
-                    and (row.get("requested_at") or "").startswith(UNREADABLE_PREFIX)
-                    else row.get("requested_at", ""),
+                    "requested_at": shown_requested_at(row.get("requested_at") or ""),
                     "due_at": iso_utc(due) or "",
                     "confirmed_at": row.get("confirmed_at", ""),
                 }

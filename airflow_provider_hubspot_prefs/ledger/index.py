@@ -351,7 +351,8 @@ def _open_ledger(location: Any) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _size(location: Any) -> int:
+def ledger_size(location: Any) -> int:
+    """The ledger's size in bytes now (an entry's ``ledger_size`` says what it was when indexed)."""
     path = storage_path(location)
     return os.stat(path).st_size if isinstance(path, Path) else int(path.fs.size(path.path))
 
@@ -622,11 +623,25 @@ def entries(
 
     ``dag_ids`` limits which DAG folders are opened at all. Unreadable segments are logged and skipped.
     """
+    return _entries(root, dag_ids, run_id, dag_id, None)
+
+
+def _entries(
+    root: Any,
+    dag_ids: set[str] | None,
+    run_id: str | None,
+    dag_id: str | None,
+    unreadable: list[tuple[str, str]] | None,
+) -> Iterator[LedgerEntry]:
+    """The segments' entries; each unreadable one is added to ``unreadable`` (None: logged)."""
     for location in _segment_locations(root, dag_ids, run_id, dag_id):
         try:
             entry = _read_head(location)[0]
         except (OSError, ValueError) as exc:
-            log.warning("Skipping the unreadable index segment %s: %s", location, exc)
+            if unreadable is None:
+                log.warning("Skipping the unreadable index segment %s: %s", location, exc)
+            else:
+                unreadable.append((str(location), f"index segment unreadable: {exc}"))
             continue
         if _wanted(entry, dag_ids, run_id, dag_id):
             yield entry
@@ -641,22 +656,8 @@ def dag_ids(root: Any = None) -> set[str]:
 
 def run_segments(root: Any, dag_id: str, run_id: str) -> tuple[list[LedgerEntry], list[tuple[str, str]]]:
     """The entries of one DAG run's segments, and ``(segment, why)`` for those that cannot be read."""
-    found: list[LedgerEntry] = []
     unreadable: list[tuple[str, str]] = []
-    for location in _segment_locations(root, None, run_id, dag_id):
-        try:
-            entry = _read_head(location)[0]
-        except (OSError, ValueError) as exc:
-            unreadable.append((str(location), f"index segment unreadable: {exc}"))
-            continue
-        if _wanted(entry, None, run_id, dag_id):
-            found.append(entry)
-    return found, unreadable
-
-
-def ledger_size(location: Any) -> int:
-    """The ledger's size in bytes now: a view compares it with the entry's ``ledger_size``."""
-    return _size(location)
+    return list(_entries(root, None, run_id, dag_id, unreadable)), unreadable
 
 
 def scan_ledger(location: Any, address: str) -> list[dict[str, str]]:
@@ -703,7 +704,7 @@ def _search(location: Any, address: str, key: bytes, check: str, dag_ids: set[st
         return _Searched(skipped=True)
     result = _Searched(entry=entry)
     try:
-        size = _size(entry.ledger_path)
+        size = ledger_size(entry.ledger_path)
     except FileNotFoundError:
         result.unreadable = (
             entry.ledger_path,

@@ -59,22 +59,23 @@ def _entry_or_error(dag_id: str, run_id: str, task_id: str, map_index: int) -> A
 def _unindexed_entry(dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
     """An entry for a ledger its task wrote but could not index (its summary says so and where):
     the view reads that file, and says it is not in the index."""
-    from ..ledger.index import LedgerEntry
+    found = reports.unindexed_ledger(reports.returned(dag_id, run_id, task_id, map_index))
+    return None if found is None else _entry_of_unindexed(dag_id, run_id, task_id, map_index, *found)
 
-    summary = reports.returned(dag_id, run_id, task_id, map_index)
-    index = summary.get("index") if summary else None
-    if not summary or not isinstance(index, dict) or index.get("written") is not False:
-        return None
-    if not summary.get("ledger_path"):
-        return None
+
+def _entry_of_unindexed(
+    dag_id: str, run_id: str, task_id: str, map_index: int, ledger_path: str, why: str
+) -> Any:
+    from ..ledger.index import NOT_FINAL, LedgerEntry
+
     return LedgerEntry(
         dag_id=dag_id,
         run_id=run_id,
         task_id=task_id,
         map_index=map_index,
-        ledger_path=str(summary["ledger_path"]),
-        ledger_size=-1,
-        extra={"not_indexed": str(index.get("why", ""))},
+        ledger_path=ledger_path,
+        ledger_size=NOT_FINAL,
+        extra={"not_indexed": why},
     )
 
 
@@ -109,7 +110,7 @@ def entry_json(entry: Any) -> dict[str, Any]:
         "outcomes": entry.outcomes,
         "ledger_size": entry.ledger_size,
         # Why the ledger is not in the lookup index, when its task said so (read from its summary).
-        "not_indexed": entry.extra.get("not_indexed") if isinstance(entry.extra, dict) else None,
+        "not_indexed": entry.extra.get("not_indexed"),
     }
 
 
@@ -139,8 +140,8 @@ def task_instance(
         return JSONResponse({"detail": exc.detail, "report_available": report}, status.HTTP_404_NOT_FOUND)
     addresses = may_see_addresses(user)
     try:
-        summary = ledger_view.summarize_ledger(entry.ledger_path, data.deadline_reporter(entry))
-        first, cursor = ledger_view.attention_page(entry.ledger_path, None, 50, addresses)
+        first = ledger_view.FirstPage(50, addresses)
+        summary = ledger_view.summarize_ledger(entry.ledger_path, data.deadline_reporter(entry), first)
     except (OSError, ValueError) as exc:
         raise _ledger_unreadable(entry, exc) from None
     return {
@@ -149,7 +150,7 @@ def task_instance(
         # The index counted the file when it was written; a later change (a confirmation not yet
         # re-indexed) shows here rather than silently.
         "index_matches_file": entry.outcomes == summary.outcomes,
-        "attention": {"rows": first, "next_after_line": cursor},
+        "attention": {"rows": first.rows, "next_after_line": first.cursor},
         "may_see_addresses": addresses,
         "report_available": report,
     }
@@ -276,29 +277,20 @@ def lookup(request: Request, user: User, body: LookupBody) -> dict[str, Any]:
     address, problem = examine(body.address)
     if address is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"This is no address to look up: {problem}")
-    asked: set[str] = set()
-
-    def readable(dag_ids: set[str]) -> set[str]:
-        asked.update(readable_dag_ids(user, dag_ids))
-        return asked
-
     try:
-        result = data.lookup(address, readable)
+        result = data.lookup(address, lambda dag_ids: readable_dag_ids(user, dag_ids))
     except data.IndexUnavailableError as exc:
         raise _unavailable(exc) from None
     # Ledgers whose task could not index them (its summary says so): read whole, not passed over.
     from ..ledger.index import Hit
 
-    missing_all = reports.unindexed_ledgers(None)
+    missing_all = reports.unindexed_ledgers()
     allowed = readable_dag_ids(user, {m["dag_id"] for m in missing_all}) if missing_all else set()
     known = {e.ledger_path for e in result.stale} | {h.entry.ledger_path for h in result.hits}
     for missing in missing_all:
         if missing["dag_id"] not in allowed or missing["ledger_path"] in known:
             continue
-        ids = (missing["dag_id"], missing["run_id"], missing["task_id"], missing["map_index"])
-        entry = _unindexed_entry(*ids)
-        if entry is None:
-            continue
+        entry = _entry_of_unindexed(**missing)
         known.add(entry.ledger_path)
         result.searched += 1
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client.redaction import redact_email, redact_text
-from ..ledger.deadlines import UNREADABLE_PREFIX
+from ..ledger.deadlines import shown_requested_at
 from ..ledger.files import read_rows
 from ..ledger.report import PROBLEM_OUTCOMES
 from ..ledger.store import parse_iso_utc
@@ -42,8 +42,7 @@ def shown_row(row: Mapping[str, str], addresses: bool) -> dict[str, str]:
         # puts one in requested_at, HubSpot's message one in reason.
         shown = {column: redact_text(value or "") for column, value in row.items()}
         shown["subscriber_id"] = redact_email(row["subscriber_id"]) if row.get("subscriber_id") else ""
-        if (row.get("requested_at") or "").startswith(UNREADABLE_PREFIX):
-            shown["requested_at"] = "unreadable"
+        shown["requested_at"] = shown_requested_at(shown.get("requested_at", ""))
     return shown
 
 
@@ -85,11 +84,12 @@ def confirmation_stats(durations: list[float]) -> dict[str, Any]:
 def summarize_ledger(
     location: str,
     deadline_report: Callable[[Iterable[Mapping[str, str]]], dict[str, Any]] | None = None,
+    each_row: Callable[[dict[str, str]], None] | None = None,
 ) -> LedgerSummary:
     """One pass over the ledger: outcome counts, attention rows, time to confirmation, deadlines.
 
-    ``deadline_report`` (the entry's deadline bound in) consumes the same stream of rows, so that
-    the file is read once however large it is.
+    ``deadline_report`` (the entry's deadline bound in) consumes the same stream of rows, and
+    ``each_row`` sees every row too (``FirstPage``), so that the file is read once however large it is.
     """
     counts: Counter[str] = Counter()
     durations: list[float] = []
@@ -100,6 +100,8 @@ def summarize_ledger(
             seconds = _seconds(row)
             if seconds is not None:
                 durations.append(seconds)
+            if each_row is not None:
+                each_row(row)
             yield row
 
     report = deadline_report(observed()) if deadline_report else None
@@ -113,6 +115,30 @@ def summarize_ledger(
         confirmation=confirmation_stats(durations),
         deadlines=report,
     )
+
+
+class FirstPage:
+    """Collects the first page of attention rows while ``summarize_ledger`` reads the file: what
+    ``attention_page(location, None, limit, addresses)`` would return, without a second pass."""
+
+    def __init__(self, limit: int, addresses: bool) -> None:
+        self.limit = max(1, min(limit, MAX_PAGE))
+        self.addresses = addresses
+        self.rows: list[dict[str, str]] = []
+        self.more = False
+
+    def __call__(self, row: dict[str, str]) -> None:
+        if row["outcome"] not in ATTENTION_OUTCOMES or self.more:
+            return
+        if len(self.rows) == self.limit:
+            self.more = True
+        else:
+            self.rows.append(shown_row(row, self.addresses))
+
+    @property
+    def cursor(self) -> int | None:
+        """The line of the page's last row when more follow (``attention_page``'s cursor), else None."""
+        return int(self.rows[-1]["line"]) if self.more else None
 
 
 def attention_page(

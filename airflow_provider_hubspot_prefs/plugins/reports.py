@@ -13,13 +13,14 @@ passing over them.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from airflow.models.xcom import XComModel
 from airflow.utils.session import create_session
 
+from ..ledger.outcomes import LEDGER_COLUMNS
 from ..ledger.storage import storage_path
 
 CHUNK = 64 * 1024
@@ -63,42 +64,38 @@ def report_location(
             head = handle.read(200)
     except OSError:
         return location  # named as it must be; the view says it cannot be read
-    if head.lstrip(b"\xef\xbb\xbf").startswith(b"line,input,subscriber_id"):
+    if head.lstrip(b"\xef\xbb\xbf").startswith(",".join(LEDGER_COLUMNS[:3]).encode()):
         return None  # a ledger under another name: addresses, not a report
     return location
 
 
-def unindexed_ledgers(dag_ids: set[str] | None) -> list[dict[str, Any]]:
-    """Ledgers (of ``dag_ids``; None: of every DAG) whose task said it could not index them
-    (``index.written`` false in its summary), with the task instance and why."""
+def unindexed_ledger(summary: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """``(ledger_path, why)`` when a task's summary says its ledger could not be indexed, else None."""
+    index = summary.get("index") if summary else None
+    if summary and isinstance(index, dict) and index.get("written") is False and summary.get("ledger_path"):
+        return str(summary["ledger_path"]), str(index.get("why", ""))
+    return None
+
+
+def unindexed_ledgers() -> list[dict[str, Any]]:
+    """Every ledger whose task said it could not index it (``unindexed_ledger`` of its summary),
+    with the task instance: ``dag_id``, ``run_id``, ``task_id``, ``map_index``, ``ledger_path``, ``why``."""
     from sqlalchemy import String, cast, select
 
-    if dag_ids is not None and not dag_ids:
-        return []
-    found: list[dict[str, Any]] = []
     query = select(XComModel).where(
         XComModel.key == "return_value",
         # A prefilter the database can run on the summary's JSON text (stored as an object, or as a
         # string holding one: its quotes escaped); each match is checked below.
         cast(XComModel.value, String).like("%written%false%"),
     )
-    if dag_ids is not None:
-        query = query.where(XComModel.dag_id.in_(sorted(dag_ids)))
+    found: list[dict[str, Any]] = []
     with create_session() as session:
-        rows = session.scalars(query).all()
-        for row in rows:
-            value: Any = XComModel.deserialize_value(row)
-            index = value.get("index") if isinstance(value, dict) else None
-            if isinstance(index, dict) and index.get("written") is False and value.get("ledger_path"):
+        for row in session.scalars(query).all():
+            missing = unindexed_ledger(XComModel.deserialize_value(row))
+            if missing is not None:
+                ids = {"dag_id": row.dag_id, "run_id": row.run_id, "task_id": row.task_id}
                 found.append(
-                    {
-                        "dag_id": row.dag_id,
-                        "run_id": row.run_id,
-                        "task_id": row.task_id,
-                        "map_index": row.map_index,
-                        "ledger_path": str(value["ledger_path"]),
-                        "why": str(index.get("why", "")),
-                    }
+                    {**ids, "map_index": row.map_index, "ledger_path": missing[0], "why": missing[1]}
                 )
     return found
 

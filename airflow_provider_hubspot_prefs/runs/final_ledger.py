@@ -1,10 +1,11 @@
 """What follows a ledger once it is final: its deadline report, and its entry in the lookup index.
 
-A batch task calls this after each final write of its ledger (at its end, after an error, after a
-wait confirmed its submitted rows; the sensor after it confirmed another task's ledger). Neither step
-may fail the task: HubSpot's writes are done and recorded in the ledger, which stays the record; an
-index that could not be written is said in the summary (``index.written`` false, with why) and in
-the log, and the lookup page cannot find that ledger's rows until a later write indexes it.
+A batch task announces its ledger before it sends anything (a placeholder segment), and calls
+``index_final_ledger`` after each final write of it (at its end, after an error, after a wait
+confirmed its submitted rows; the sensor after it confirmed another task's ledger). No step may fail
+the task: HubSpot's writes are done and recorded in the ledger, which stays the record; an index that
+could not be written is said in the summary (``index.written`` false, with why) and in the log, and
+the lookup reads that ledger whole meanwhile.
 """
 
 from __future__ import annotations
@@ -62,39 +63,27 @@ def _entry(owner: LedgerOwner, ledger: str, deadline: Deadline | None, warning: 
 
 def announce_ledger(
     ledger: str, owner: LedgerOwner, deadline: Deadline | None, warning: Deadline | None
-) -> str | None:
+) -> None:
     """Before anything is sent: the ledger's placeholder in the index (``ledger.index.write_placeholder``),
     so that a task killed before its end, or unable to index its final ledger, leaves a ledger the
-    lookup still reads. Returns why it could not be written, None when it was."""
+    lookup still reads. A placeholder that cannot be written is logged."""
     from ..ledger.index import IndexUnavailable, index_root, write_placeholder
 
     try:
         write_placeholder(_entry(owner, ledger, deadline, warning), index_root())
     except (IndexUnavailable, OSError, ValueError) as exc:
         log.warning("The ledger %s is not announced in the lookup index: %s", ledger, exc)
-        return str(exc)
-    return None
 
 
 def index_final_ledger(
-    ledger: str,
-    owner: LedgerOwner,
-    deadline: Deadline | None,
-    warning: Deadline | None,
-    extra: dict[str, Any] | None = None,
+    ledger: str, owner: LedgerOwner, deadline: Deadline | None, warning: Deadline | None
 ) -> dict[str, Any]:
     """Write (or replace) the ledger's segment of the lookup index; ``{"index": {...}}`` says how it went."""
-    from dataclasses import replace
-
     from ..ledger.index import IndexUnavailable, index_root, index_secret, write_segment
 
     try:
         root = index_root()
-        entry = write_segment(
-            replace(_entry(owner, ledger, deadline, warning), extra=dict(extra or {})),
-            index_secret(root),
-            root,
-        )
+        entry = write_segment(_entry(owner, ledger, deadline, warning), index_secret(root), root)
     except (IndexUnavailable, OSError, ValueError) as exc:
         log.warning("The ledger %s is not in the lookup index: %s", ledger, exc)
         return {"index": {"written": False, "why": str(exc)}}

@@ -139,7 +139,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             )
         self._pending = result.pending
         if result.done:
-            self._confirm_ledger(context)
+            self._confirm_ledger()
             return True
         self.log.info(
             "%d contact(s) still pending (operation status %s)",
@@ -184,7 +184,7 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             f"Still pending: {len(pending)} contact(s), e.g. {sample_addresses(pending, self.redact_emails)}."
         )
 
-    def _confirm_ledger(self, context: Context) -> None:
+    def _confirm_ledger(self) -> None:
         if not self.ledger_path:
             return
         from ..runs.verification import Expectation
@@ -194,9 +194,9 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
             str(self.ledger_path), expectation, business_unit_id=self._business_unit()
         )
         self.log.info("Ledger %s confirmed: %s", self.ledger_path, confirmed)
-        self._reindex(context, str(self.ledger_path))
+        self._reindex(str(self.ledger_path))
 
-    def _reindex(self, context: Context, ledger: str) -> None:
+    def _reindex(self, ledger: str) -> None:
         """The confirmed ledger replaces its entry in the lookup index, as its writer's (the task the
         ledger's checkpoint names; its connection and deadline stay those it indexed)."""
         from ..ledger.checkpoint import ledger_writer
@@ -228,4 +228,4 @@ class HubSpotOperationStatusSensor(BaseSensorOperator):
         from ..triggers.operation_status import raise_for_event
 
         self.log.info(raise_for_event(event))
-        self._confirm_ledger(context)
+        self._confirm_ledger()
