@@ -70,34 +70,35 @@ def write_atomically(location: Any, write: Callable[[IO[str]], T]) -> T:
     from .storage import storage_path
 
     path = storage_path(location)
-    if not isinstance(path, Path):
-        # Object stores have no folders (a no-op there); a filesystem behind a URI needs them.
-        with contextlib.suppress(OSError, NotImplementedError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        # An object-store file publishes what was written when it is closed, even after an error:
-        # write a private local copy first and upload it once whole.
-        handle, local = private_temp_file(Path(tempfile.gettempdir()), "")
-        try:
-            with _writing(location):
+    # Registered before the temp file exists: a signal handler (``on_kill``) that sees this write's
+    # temp file also sees the write, and never starts one of its own beneath it.
+    with _writing(location):
+        if not isinstance(path, Path):
+            # Object stores have no folders (a no-op there); a filesystem behind a URI needs them.
+            with contextlib.suppress(OSError, NotImplementedError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            # An object-store file publishes what was written when it is closed, even after an
+            # error: write a private local copy first and upload it once whole.
+            handle, local = private_temp_file(Path(tempfile.gettempdir()), "")
+            try:
                 with open(handle, "w", encoding="utf-8", newline="") as out:
                     result = write(out)
                 path.fs.put_file(str(local), path.path)
-        finally:
-            os.unlink(local)
-        return result
-    make_folders(path.parent)
-    handle, aside = private_temp_file(path.parent, path.name)
-    try:
-        with _writing(location):
+            finally:
+                os.unlink(local)
+            return result
+        make_folders(path.parent)
+        handle, aside = private_temp_file(path.parent, path.name)
+        try:
             with open(handle, "w", encoding="utf-8", newline="") as out:
                 result = write(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(aside, path)
-        sync_folder(path.parent)
-    finally:
-        aside.unlink(missing_ok=True)
-    return result
+            sync_folder(path.parent)
+        finally:
+            aside.unlink(missing_ok=True)
+        return result
 
 
 def read_rows(location: Any) -> Iterator[dict[str, str]]:

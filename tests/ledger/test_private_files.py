@@ -233,6 +233,38 @@ def test_on_kill_during_the_final_ledger_write_leaves_it_whole(tmp_path, monkeyp
     ), decided
 
 
+def test_on_kill_just_after_the_ledger_s_temp_file_is_made_starts_no_write_beneath_it(tmp_path, monkeypatch):
+    """The same, with the SIGTERM landing at the first moment the final write's temp file exists
+    (the window a full run's timing found: the temp file was made, the write not yet registered)."""
+    from airflow_provider_hubspot_prefs.ledger import checkpoint, files
+
+    ledger = tmp_path / "ledger.csv"
+    operator = HubSpotBatchUnsubscribeAllOperator(
+        task_id="unsubscribe",
+        subscribers=["a@example.com", "b@example.com"],
+        ledger_path=str(ledger),
+        dry_run=True,
+    )
+    decided: list[str] = []
+    write_ledger_on_kill, make_temp = checkpoint.write_ledger_on_kill, files.private_temp_file
+
+    def on_kill_decides(*args: Any) -> str:
+        decided.append(write_ledger_on_kill(*args))
+        return decided[-1]
+
+    def temp_file_then_sigterm(folder: Path, name: str) -> Any:
+        made = make_temp(folder, name)
+        if name == ledger.name and not decided:  # the ledger's final write, not the checkpoint's
+            operator.on_kill()  # what Airflow's SIGTERM handler calls, on this same thread
+        return made
+
+    monkeypatch.setattr(checkpoint, "write_ledger_on_kill", on_kill_decides)
+    monkeypatch.setattr(files, "private_temp_file", temp_file_then_sigterm)
+    summary = operator.execute(context("manual__kill-window", 1))
+    assert len(decided) == 1 and "this try was writing its ledger or checkpoint" in decided[0], decided
+    assert summary["outcomes"] == {"not_attempted": 2} and whole(ledger, 2)
+
+
 NOBODY = 65534
 
 
