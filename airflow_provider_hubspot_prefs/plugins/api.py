@@ -79,19 +79,17 @@ def _entry_of_unindexed(
     )
 
 
-def _ledger_folders(dag_id: str, run_id: str) -> list[str]:
-    """The folders of the run's indexed ledgers: where its report may be."""
-    import posixpath
-
+def _run_ledgers(dag_id: str, run_id: str) -> list[str]:
+    """The run's indexed ledgers: its report may be beside one of them."""
     try:
         entries, _ = data.run_entries(dag_id, run_id)
     except data.IndexUnavailableError:
         return []
-    return [posixpath.dirname(str(e.ledger_path).removeprefix("file://")) for e in entries]
+    return [e.ledger_path for e in entries]
 
 
 def _report_location(dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    return reports.report_location(dag_id, run_id, task_id, map_index, _ledger_folders(dag_id, run_id))
+    return reports.report_location(dag_id, run_id, task_id, map_index, _run_ledgers(dag_id, run_id))
 
 
 def entry_json(entry: Any) -> dict[str, Any]:

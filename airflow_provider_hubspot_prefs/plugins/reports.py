@@ -37,12 +37,17 @@ def returned(dag_id: str, run_id: str, task_id: str, map_index: int) -> dict[str
     return value if isinstance(value, dict) else None
 
 
+def _folder(location: str) -> str:
+    """The folder of a file, spelled the same way for a path, a ``file://`` URI and any other URI."""
+    return posixpath.dirname(str(storage_path(location)).rstrip("/"))
+
+
 def report_location(
-    dag_id: str, run_id: str, task_id: str, map_index: int, ledger_folders: Iterable[str] = ()
+    dag_id: str, run_id: str, task_id: str, map_index: int, ledgers: Iterable[str] = ()
 ) -> str | None:
     """``report_html`` of the task instance's return value, when it is a file the view may serve:
-    an ``.html`` file, named without ``..``, no symbolic link, inside one of ``ledger_folders`` (the
-    folders of the run's indexed ledgers), and no ledger."""
+    an ``.html`` file, named without ``..``, no symbolic link, in the folder of one of ``ledgers``
+    (the run's indexed ledgers), and no ledger."""
     value = returned(dag_id, run_id, task_id, map_index)
     location = value.get("report_html") if value else None
     if not isinstance(location, str) or not location.lower().endswith(".html"):
@@ -50,8 +55,7 @@ def report_location(
     where = storage_path(location)
     if ".." in PurePosixPath(str(where)).parts or ".." in location.split("/"):
         return None
-    folder = posixpath.dirname(str(where).rstrip("/"))
-    if folder not in {posixpath.normpath(str(storage_path(f))) for f in ledger_folders}:
+    if _folder(location) not in {_folder(ledger) for ledger in ledgers}:
         return None
     if isinstance(where, Path):
         try:

@@ -82,3 +82,19 @@ def test_the_returned_html_report_is_served_sandboxed_and_only_an_html_file(
     assert viewer.status_code == 200 and viewer.text == REPORT
     assert view.status_code == 404 and view.json()["report_available"] is True
     assert view.json()["detail"].startswith("No ledger is indexed for this task instance")
+
+
+def test_a_report_beside_a_ledger_on_object_storage_is_served(
+    api_server: ApiServer, tmp_path: Path, index_root: Path, returned: Any, index_ledger: Any
+):
+    # Ledger and report on object storage (local:// stands for s3:// here): the report's folder and
+    # the ledger's are the same, spelled as URIs; the view serves it as it does a local one.
+    folder = tmp_path / "bucket" / "run_remote"
+    write_ledger(folder / "ledger.csv", [])
+    index_ledger(f"local://{folder / 'ledger.csv'}", "nightly", "run_remote", "unsubscribe")
+    (folder / "report.html").write_text(REPORT)
+    returned("nightly", "run_remote", "report", {"report_html": f"local://{folder / 'report.html'}"})
+    with api_server.browser("auditor") as client:
+        params = {**TI, "run_id": "run_remote", "task_id": "report"}
+        answer = client.get("/hubspot-prefs/api/ti/report", params=params)
+    assert answer.status_code == 200 and answer.text == REPORT
