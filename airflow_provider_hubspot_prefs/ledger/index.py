@@ -345,6 +345,14 @@ def _as_row(header: list[str], record: list[str], offset: int, location: Any) ->
     return row
 
 
+def _whole(records: _Records, header: list[str], location: Any) -> Iterator[tuple[int, list[str]]]:
+    """The records, each as wide as the header (``ValueError`` at the first damaged row)."""
+    for offset, record in records:
+        if len(record) != len(header):
+            _as_row(header, record, offset, location)  # raises: a damaged ledger
+        yield offset, record
+
+
 @contextlib.contextmanager
 def _open_ledger(location: Any) -> Iterator[BinaryIO]:
     with storage_path(location).open("rb") as handle:
@@ -363,10 +371,7 @@ def _scan(location: Any, address: str) -> list[tuple[int, dict[str, str]]]:
     with _open_ledger(location) as handle:
         header = _read_header(handle, location)
         column = header.index("subscriber_id")
-        records = _Records(handle, handle.tell())
-        for offset, record in records:
-            if len(record) != len(header):
-                _as_row(header, record, offset, location)  # raises: a damaged ledger
+        for offset, record in _whole(_Records(handle, handle.tell()), header, location):
             if record[column] == address:
                 found.append((offset, _as_row(header, record, offset, location)))
     return found
@@ -414,11 +419,9 @@ def _read_ledger(location: Any, secret: bytes) -> tuple[list[bytes], Counter[str
     try:
         with _open_ledger(location) as handle:
             header = _read_header(handle, location)
-            column, outcome, width = header.index("subscriber_id"), header.index("outcome"), len(header)
+            column, outcome = header.index("subscriber_id"), header.index("outcome")
             rows = _Records(handle, handle.tell())
-            for offset, record in rows:
-                if len(record) != width:
-                    _as_row(header, record, offset, location)  # raises: a damaged ledger
+            for offset, record in _whole(rows, header, location):
                 counts[record[outcome]] += 1
                 if record[column]:
                     key = hmac.digest(secret, record[column].encode("utf-8"), "sha256")[:KEY_SIZE]
@@ -594,7 +597,7 @@ def _search_local(path: Path, key: bytes) -> tuple[_Head, list[int]]:
 
 def _cached_copy(location: Any) -> Path:
     """A private local copy of the object-storage segment at ``location``, downloaded if changed."""
-    remote = _parse_head(_read_range(location, _HEAD_READ), location, lambda end: _read_range(location, end))
+    remote = _read_head(location)[1]
     size = remote.records_at + remote.count * RECORD_SIZE
     cache = private_folder(private_folder(default_work_dir()) / "index-cache")
     copy = cache / (hashlib.sha256(str(location).encode("utf-8")).hexdigest()[:32] + SUFFIX)
