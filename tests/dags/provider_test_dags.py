@@ -196,9 +196,6 @@ with DAG(
     )
 dags[dag.dag_id] = dag
 
-for _dag_id, _dag in dags.items():
-    globals()[_dag_id] = _dag
-
 # Opt-out deadlines: a CSV with requested_at, failures allowed (their rows stay unconfirmed), the
 # summary announced on an asset.
 with DAG(
@@ -217,3 +214,6 @@ with DAG(
         outlets=[Asset(name="hubspot_prefs_test_deadlines", uri="file:///tmp/hubspot_prefs_test_deadlines")],
     )
 dags[dag.dag_id] = dag
+
+for _dag_id, _dag in dags.items():
+    globals()[_dag_id] = _dag

@@ -42,21 +42,27 @@ def _one_row_ledger(path: Path, address: str = ADDRESS, outcome: str = "failed",
 # --- unknown is unknown: the lookup and the views ------------------------------------------------
 
 
+def _damaged_segment(tmp_path: Path, index_ledger: Any, index_root: Path) -> None:
+    """nightly's only ledger, holding jane's row, indexed; then its segment cut short (a storage
+    crash, a truncated upload)."""
+    ledger = _one_row_ledger(tmp_path / "ledger.csv")
+    index_ledger(ledger, "nightly", RUN_ID, "unsubscribe")
+    segment = _segment_of(index_root, ledger)
+    segment.write_bytes(segment.read_bytes()[:20])
+
+
 def test_a_lookup_names_a_segment_it_could_not_read_even_when_its_dag_has_no_readable_one(
     api_server: ApiServer, tmp_path: Path, index_ledger, index_root: Path
 ):
     # nightly's only ledger holds jane's row; its segment is damaged (a crash of the storage, a
     # truncated upload). The lookup must say that a ledger of a DAG the user reads was not searched.
-    ledger = _one_row_ledger(tmp_path / "ledger.csv")
-    index_ledger(ledger, "nightly", RUN_ID, "unsubscribe")
-    segment = _segment_of(index_root, ledger)
-    segment.write_bytes(segment.read_bytes()[:20])
+    _damaged_segment(tmp_path, index_ledger, index_root)
     with api_server.browser("auditor") as client:
         answer = client.post("/hubspot-prefs/api/lookup", json={"address": ADDRESS})
     assert answer.status_code == 200, answer.text
     found = answer.json()
     assert found["rows"] == []
-    # Today: {"rows": [], "searched_ledgers": 0, "unreadable": []} - the page then says
+    # Before the fix: {"rows": [], "searched_ledgers": 0, "unreadable": []} - the page then said
     # "No ledger of a DAG you may read holds this address."
     assert found["unreadable"], found
 
@@ -64,14 +70,11 @@ def test_a_lookup_names_a_segment_it_could_not_read_even_when_its_dag_has_no_rea
 def test_the_run_view_names_a_segment_it_could_not_read(
     api_server: ApiServer, tmp_path: Path, index_ledger, index_root: Path
 ):
-    ledger = _one_row_ledger(tmp_path / "ledger.csv")
-    index_ledger(ledger, "nightly", RUN_ID, "unsubscribe")
-    segment = _segment_of(index_root, ledger)
-    segment.write_bytes(segment.read_bytes()[:20])
+    _damaged_segment(tmp_path, index_ledger, index_root)
     with api_server.browser("auditor") as client:
         answer = client.get("/hubspot-prefs/api/run", params={"dag_id": "nightly", "run_id": RUN_ID})
     assert answer.status_code == 200, answer.text
-    # Today {"ledgers": []}: the page says "No ledger is indexed for this run: none of its tasks
+    # Before the fix {"ledgers": []}: the page said "No ledger is indexed for this run: none of its tasks
     # wrote one, or they have not finished", while one did and its index entry is unreadable.
     assert answer.json() != {"ledgers": []}, answer.json()
 
